@@ -1,0 +1,216 @@
+"""The storage contract every queue backend implements.
+
+A backend owns the SQL for one database engine. Everything above it (the queue
+client, the worker loop, the supervisor, the web app) talks to this interface
+only, so SQLite and PostgreSQL stay interchangeable.
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+UNFINISHED = ("queued", "running", "waiting")
+FINISHED = ("succeeded", "failed", "cancelled")
+STATUSES = UNFINISHED + FINISHED
+
+TASK_COLUMNS = (
+    "id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
+    "max_attempts", "timeout", "unique_key", "parent_id", "continuation",
+    "progress_done", "progress_total", "result", "error", "worker", "lease_until",
+    "created_at", "started_at", "finished_at",
+)
+
+
+class TaskConflict(Exception):
+    """The task is not in a state that allows the requested change."""
+
+
+@dataclass
+class NewTask:
+    """A task about to be inserted; every default is already resolved."""
+
+    name: str
+    args: dict
+    queue: str = "default"
+    priority: int = 0
+    run_after: float | None = None
+    max_attempts: int = 3
+    timeout: float | None = None
+    unique_key: str | None = None
+    parent_id: int | None = None
+    continuation: str | None = None
+
+
+@dataclass
+class Claimed:
+    """A task a worker has claimed and holds under its lease."""
+
+    id: int
+    name: str
+    args: str
+    attempts: int
+    max_attempts: int
+    timeout: float | None
+    parent_id: int | None
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended, reported by the worker that ran it.
+
+    ``retry_at`` is set by the caller for a failure that has attempts left;
+    the backend decides between ``queued`` and ``failed`` from the row itself.
+    """
+
+    task_id: int
+    ok: bool
+    started_at: float
+    finished_at: float
+    result: str | None = None
+    error: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass
+class WorkerRow:
+    id: str
+    host: str
+    pid: int
+    state: str
+    task_id: int | None
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    started_at: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def task_dict(row: Iterable[Any]) -> dict:
+    """The public shape of a task row (JSON fields decoded)."""
+    task = dict(zip(TASK_COLUMNS, row))
+    task["args"] = json.loads(task["args"])
+    task["result"] = json.loads(task["result"]) if task["result"] is not None else None
+    task["progress"] = {"done": task.pop("progress_done"), "total": task.pop("progress_total")}
+    task.pop("lease_until")
+    return task
+
+
+class Backend(ABC):
+    """One database engine's implementation of the queue's storage."""
+
+    url: str
+
+    @abstractmethod
+    def migrate(self) -> list[str]:
+        """Apply pending numbered migrations; return the names applied."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close this process's connections."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+
+    # -- producing ---------------------------------------------------------
+    @abstractmethod
+    def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+        """Insert tasks in one transaction; ``(id, created)`` per task.
+
+        A task whose unique_key matches an unfinished task is not inserted;
+        the existing task's id comes back with ``created=False``.
+        """
+
+    # -- consuming ---------------------------------------------------------
+    @abstractmethod
+    def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
+                         limit: int, lease_s: float) -> list[Claimed]:
+        """Record outcomes, give back unstarted tasks and claim up to ``limit``
+        ready tasks, all in one transaction (group commit)."""
+
+    @abstractmethod
+    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
+        """End the running attempt of one task as failed (timeout, lost worker)."""
+
+    @abstractmethod
+    def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
+                       retry_at: float | None, count_all: bool = False) -> int:
+        """A worker is gone: its current task (or, with ``count_all``, every
+        task it held) fails an attempt; the rest, claimed but never started,
+        go back unchanged. Returns the number of tasks touched."""
+
+    @abstractmethod
+    def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
+        """Extend the leases of every task the given workers hold."""
+
+    @abstractmethod
+    def expired_leases(self) -> list[tuple[int, str]]:
+        """``(task_id, worker)`` of running tasks whose lease has run out."""
+
+    @abstractmethod
+    def running_workers(self) -> list[str]:
+        """Distinct worker ids that hold running tasks."""
+
+    @abstractmethod
+    def cancelled_among(self, task_ids: list[int]) -> list[int]:
+        """Which of these tasks have been cancelled."""
+
+    @abstractmethod
+    def set_progress(self, task_id: int, done: int, total: int) -> None:
+        """Record a running task's own progress."""
+
+    # -- managing ----------------------------------------------------------
+    @abstractmethod
+    def get(self, task_id: int) -> dict | None:
+        """One task, with children counts by status, or None."""
+
+    @abstractmethod
+    def list(self, status: str | None = None, name: str | None = None, queue: str | None = None,
+             parent_id: int | None = None, limit: int = 50, cursor: int | None = None) -> list[dict]:
+        """Tasks newest first; ``cursor`` is the last id of the previous page."""
+
+    @abstractmethod
+    def cancel(self, task_id: int) -> dict:
+        """Cancel an unfinished task (and its unfinished children)."""
+
+    @abstractmethod
+    def retry(self, task_id: int) -> dict:
+        """Re-queue a failed or cancelled task."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{queue: {status: n}}``."""
+
+    @abstractmethod
+    def throughput(self, minutes: int) -> list[dict]:
+        """Tasks finished per minute over the last ``minutes`` minutes, by status."""
+
+    @abstractmethod
+    def recent_failures(self, limit: int) -> list[dict]:
+        """The latest failed tasks."""
+
+    @abstractmethod
+    def prune(self, succeeded_before: float, failed_before: float) -> int:
+        """Delete finished tasks older than the retention limits."""
+
+    # -- workers and daemon state -----------------------------------------
+    @abstractmethod
+    def upsert_workers(self, rows: list[WorkerRow]) -> None:
+        """Register or heartbeat workers."""
+
+    @abstractmethod
+    def remove_workers(self, worker_ids: list[str]) -> None:
+        """Forget workers that stopped."""
+
+    @abstractmethod
+    def live_workers(self, max_age_s: float) -> list[dict]:
+        """Workers whose heartbeat is younger than ``max_age_s``."""
+
+    @abstractmethod
+    def put_state(self, key: str, value: Any) -> None:
+        """Publish a JSON-able fact for other processes."""
+
+    @abstractmethod
+    def get_state(self, key: str) -> Any:
+        """Read a published fact, or None."""

@@ -1,0 +1,1 @@
+"""The inbox → library pipeline: scan, identify, deduplicate, organize, index."""

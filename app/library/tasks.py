@@ -1,0 +1,1 @@
+"""Library pipeline tasks (registered by the pipeline modules)."""

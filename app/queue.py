@@ -1,0 +1,185 @@
+"""The public Python API: ``task``, ``enqueue``, ``get_task``, ``wait`` and friends.
+
+Any process can enqueue: the client finds the database from ``HOPPER_CONFIG``
+(or the default settings.yaml), exactly as the daemon does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from app import registry, settings as settings_mod
+from app.backends import open_backend
+from app.backends.base import FINISHED, Backend, NewTask
+from app.registry import task  # noqa: F401  (re-exported: ``from app.queue import task``)
+from app.wakeup import Doorbell, doorbell_path
+
+__all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",
+           "current_task_id", "set_progress", "configure", "client"]
+
+_ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
+                 "max_attempts", "timeout", "parent_id"}
+
+
+class Client:
+    """A process's handle on the queue: settings, backend and doorbell."""
+
+    def __init__(self, settings: settings_mod.Settings, migrate: bool = True):
+        self.settings = settings
+        registry.load_modules(settings.task_modules)
+        self.backend: Backend = open_backend(settings.database, settings.durability)
+        if migrate:
+            self.backend.migrate()
+        bell = doorbell_path(settings.database)
+        self.doorbell = Doorbell(bell) if bell else None
+        self.eager = settings.eager or os.environ.get("HOPPER_EAGER", "") not in ("", "0")
+
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def configure(settings: settings_mod.Settings | None = None, migrate: bool = True) -> Client:
+    """Bind this process to a settings file (default: HOPPER_CONFIG or settings.yaml)."""
+    global _client
+    with _client_lock:
+        _client = Client(settings or settings_mod.load(), migrate)
+        return _client
+
+
+def client() -> Client:
+    """This process's client, created from the settings on first use."""
+    return _client if _client is not None else configure()
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise ValueError(f"run_after must be a Unix timestamp or an ISO 8601 time, got {value!r}")
+
+
+def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
+               priority: int | None = None, run_after: Any = None, delay: float | None = None,
+               unique_key: str | None = None, max_attempts: int | None = None,
+               timeout: float | None = None, parent_id: int | None = None) -> NewTask:
+    """Validate an enqueue request against the registry; ValueError says what is wrong."""
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a string, got {name!r}")
+    spec = registry.get(name)
+    args = {} if args is None else args
+    if not isinstance(args, dict):
+        raise ValueError(f"args must be a JSON object, got {type(args).__name__}")
+    try:
+        json.dumps(args)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"args are not JSON-serializable: {exc}") from None
+    priority = spec.priority if priority is None else priority
+    timeout = spec.timeout if timeout is None else timeout
+    max_attempts = spec.max_attempts if max_attempts is None else max_attempts
+    registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+    queue = spec.queue if queue is None else queue
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+        raise ValueError(f"unique_key must be a non-empty string, got {unique_key!r}")
+    if parent_id is not None and (isinstance(parent_id, bool) or not isinstance(parent_id, int)):
+        raise ValueError(f"parent_id must be a task id, got {parent_id!r}")
+    when = None if run_after is None else _timestamp(run_after)
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+            raise ValueError(f"delay must be a non-negative number of seconds, got {delay!r}")
+        when = time.time() + delay
+    return NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
+                   max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
+                   parent_id=parent_id, continuation=spec.continuation)
+
+
+def enqueue(name: str, args: dict | None = None, **options) -> int:
+    """Enqueue one task and return its id (an existing id for a duplicate unique_key)."""
+    return enqueue_many([{"name": name, "args": args, **options}])[0]
+
+
+def enqueue_many(requests: list[dict]) -> list[int]:
+    """Enqueue several tasks in one transaction; all or nothing."""
+    ids, _ = enqueue_requests(requests)
+    return ids
+
+
+def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
+    """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
+    tasks = []
+    for request in requests:
+        unknown = set(request) - _ENQUEUE_KEYS - {"name"}
+        if unknown:
+            raise ValueError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        options = {k: v for k, v in request.items() if k != "name"}
+        tasks.append(build_task(request.get("name"), **options))
+    c = client()
+    results = c.backend.enqueue(tasks)
+    if c.eager:
+        from worker.loop import run_eagerly
+
+        run_eagerly(c.backend)
+    elif c.doorbell is not None:
+        c.doorbell.ring(sum(created for _, created in results))
+    return [task_id for task_id, _ in results], [created for _, created in results]
+
+
+def get_task(task_id: int) -> dict | None:
+    """The task as a dict (fields as in DESIGN.md), or None."""
+    return client().backend.get(task_id)
+
+
+def wait(task_id: int, timeout: float = 30) -> dict:
+    """Block until the task finishes; return it. TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    while True:
+        found = get_task(task_id)
+        if found is None:
+            raise KeyError(f"no task {task_id}")
+        if found["status"] in FINISHED:
+            return found
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"task {task_id} is still {found['status']} after {timeout}s")
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.1)
+
+
+def cancel(task_id: int) -> dict:
+    """Cancel a queued, waiting or running task (a running one is stopped)."""
+    return client().backend.cancel(task_id)
+
+
+def retry(task_id: int) -> dict:
+    """Re-queue a failed or cancelled task."""
+    found = client().backend.retry(task_id)
+    if client().doorbell is not None:
+        client().doorbell.ring()
+    return found
+
+
+def current_task_id() -> int | None:
+    """Inside a running task: its id (use it as ``parent_id`` for children)."""
+    from worker.execute import current_task_id as var
+
+    return var.get()
+
+
+def set_progress(done: int, total: int) -> None:
+    """Inside a running task: report its own progress."""
+    task_id = current_task_id()
+    if task_id is None:
+        raise RuntimeError("set_progress() is only available inside a running task")
+    client().backend.set_progress(task_id, done, total)

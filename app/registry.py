@@ -1,0 +1,87 @@
+"""The task registry: ``@task`` records a function under a name.
+
+Workers and enqueuers load the same modules (built-ins plus ``tasks.modules``
+from settings), so a name means the same function in every process.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+BUILTIN_MODULES = ("app.builtin_tasks", "app.library.tasks")
+
+
+class UnknownTask(ValueError):
+    """No task is registered under this name."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task and its defaults."""
+
+    name: str
+    fn: Callable[..., Any]
+    queue: str = "default"
+    max_attempts: int = 3
+    timeout: float | None = None
+    priority: int = 0
+    backoff: float = 1.0
+    continuation: str | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def task(fn: Callable | None = None, *, name: str | None = None, queue: str = "default",
+         max_attempts: int = 3, timeout: float | None = None, priority: int = 0,
+         backoff: float = 1.0, continuation: str | None = None):
+    """Register a function as a task; usable as ``@task`` or ``@task(...)``.
+
+    ``backoff`` is the first retry delay in seconds (it doubles per attempt);
+    ``continuation`` names a task enqueued once when this task's children
+    have all finished.
+    """
+    def register(func: Callable) -> Callable:
+        spec = TaskSpec(name or func.__name__, func, queue, max_attempts, timeout, priority,
+                        backoff, continuation)
+        validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+        _REGISTRY[spec.name] = spec
+        return func
+
+    return register(fn) if fn is not None else register
+
+
+def validate_options(priority: Any = 0, timeout: Any = None, max_attempts: Any = 1) -> None:
+    """Raise ValueError for option values a task cannot run with."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValueError(f"priority must be an integer, got {priority!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an integer of at least 1, got {max_attempts!r}")
+
+
+def get(name: str) -> TaskSpec:
+    """The spec registered under ``name``; UnknownTask if there is none."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownTask(f"unknown task name {name!r}") from None
+
+
+def names() -> list[str]:
+    """All registered task names."""
+    return sorted(_REGISTRY)
+
+
+def load_modules(extra: tuple[str, ...] | list[str] = ()) -> None:
+    """Import the built-in task modules and the user's ``tasks.modules``."""
+    for module in (*BUILTIN_MODULES, *extra):
+        importlib.import_module(module)

@@ -1,0 +1,219 @@
+"""Loading and validating settings.yaml.
+
+The settings file is the daemon's single source of configuration. Loading it
+either returns a fully validated :class:`Settings` or raises
+:class:`SettingsError` with a message a person can act on; callers that reload
+live keep the last good settings when that happens.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "settings.yaml"
+MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class SettingsError(ValueError):
+    """The settings file cannot be used; the message says why."""
+
+
+def parse_duration(value: Any, key: str = "duration") -> float:
+    """Seconds from a number or a string such as ``500ms``, ``30s``, ``7d``."""
+    if isinstance(value, bool):
+        raise SettingsError(f"{key}: expected a duration, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise SettingsError(f"{key}: {value!r} is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise SettingsError(f"{key}: must not be negative")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings; paths are absolute."""
+
+    path: Path
+    database: str
+    durability: str = "full"
+    workers: int = 2
+    bind: str = "127.0.0.1:8000"
+    threads: int = 4
+    token: str | None = None
+    inbox: Path = Path("data/inbox")
+    library_root: Path = Path("data/library")
+    quarantine: Path = Path("data/quarantine")
+    layout: str = "{kind}/{year}/{month}/{name}"
+    rescan_interval: float = 3600.0
+    settle_time: float = 1.0
+    retention_succeeded: float = 7 * 86400.0
+    retention_failed: float = 30 * 86400.0
+    task_modules: tuple[str, ...] = ()
+    schedules: tuple[dict, ...] = ()
+    eager: bool = False
+    lease: float = 30.0
+    shutdown_grace: float = 30.0
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder task artifacts are served from: the database's folder for SQLite."""
+        if self.database.startswith("sqlite:///"):
+            return sqlite_path(self.database).parent
+        return self.path.parent / "data"
+
+    @property
+    def bind_is_loopback(self) -> bool:
+        host = self.bind.rsplit(":", 1)[0].strip("[]")
+        return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def sqlite_path(url: str) -> Path:
+    """The file path in a ``sqlite:///path`` URL."""
+    return Path(url[len("sqlite:///"):])
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The settings file in force: ``--config``, else ``HOPPER_CONFIG``, else the default."""
+    chosen = explicit or os.environ.get("HOPPER_CONFIG") or DEFAULT_CONFIG
+    return Path(chosen).resolve()
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Read, parse and validate a settings file."""
+    path = config_path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected a mapping of keys at the top level")
+    return validate(raw, path)
+
+
+def _section(raw: dict, key: str) -> dict:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"{key}: expected a mapping")
+    return value
+
+
+def _int(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{key}: expected a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise SettingsError(f"{key}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _resolve(base: Path, value: Any, key: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise SettingsError(f"{key}: expected a path")
+    candidate = Path(value)
+    return candidate if candidate.is_absolute() else (base / candidate).resolve()
+
+
+def _database(raw: dict, base: Path) -> str:
+    url = os.environ.get("HOPPER_DATABASE_URL") or raw.get("database", "sqlite:///data/hopper.db")
+    if not isinstance(url, str):
+        raise SettingsError("database: expected a URL such as sqlite:///data/hopper.db")
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + str(_resolve(base, str(sqlite_path(url)), "database"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    raise SettingsError(f"database: unsupported URL {url!r} (use sqlite:///PATH or postgresql://...)")
+
+
+def _schedules(raw: Any) -> tuple[dict, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise SettingsError("schedules: expected a list")
+    out = []
+    for i, entry in enumerate(raw):
+        key = f"schedules[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise SettingsError(f"{key}: expected a mapping with a task name")
+        if ("cron" in entry) == ("every" in entry):
+            raise SettingsError(f"{key}: give exactly one of cron or every")
+        if "every" in entry and parse_duration(entry["every"], f"{key}.every") <= 0:
+            raise SettingsError(f"{key}.every: must be positive")
+        if "cron" in entry:
+            from croniter import croniter
+
+            if not croniter.is_valid(str(entry["cron"])):
+                raise SettingsError(f"{key}.cron: {entry['cron']!r} is not a cron expression")
+        if not isinstance(entry.get("args", {}), dict):
+            raise SettingsError(f"{key}.args: expected a mapping")
+        out.append(dict(entry))
+    return tuple(out)
+
+
+def validate(raw: dict, path: Path) -> Settings:
+    """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
+    base = path.parent
+    server, auth = _section(raw, "server"), _section(raw, "auth")
+    library, retention, tasks = _section(raw, "library"), _section(raw, "retention"), _section(raw, "tasks")
+    durability = raw.get("durability", "full")
+    if durability not in ("full", "normal"):
+        raise SettingsError(f"durability: must be full or normal, got {durability!r}")
+    bind = server.get("bind", "127.0.0.1:8000")
+    if not isinstance(bind, str) or ":" not in bind:
+        raise SettingsError(f"server.bind: expected HOST:PORT, got {bind!r}")
+    token = auth.get("token")
+    if token is not None and (not isinstance(token, str) or not token):
+        raise SettingsError("auth.token: expected a non-empty string or null")
+    layout = library.get("layout", "{kind}/{year}/{month}/{name}")
+    if not isinstance(layout, str) or "{name}" not in layout:
+        raise SettingsError("library.layout: must be a string containing {name}")
+    modules = tasks.get("modules") or []
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise SettingsError("tasks.modules: expected a list of module names")
+    settings = Settings(
+        path=path,
+        database=_database(raw, base),
+        durability=durability,
+        workers=_int(raw.get("workers", 2), "workers", 1, MAX_WORKERS),
+        bind=bind,
+        threads=_int(server.get("threads", 4), "server.threads", 1, 256),
+        token=token,
+        inbox=_resolve(base, library.get("inbox", "data/inbox"), "library.inbox"),
+        library_root=_resolve(base, library.get("root", "data/library"), "library.root"),
+        quarantine=_resolve(base, library.get("quarantine", "data/quarantine"), "library.quarantine"),
+        layout=layout,
+        rescan_interval=parse_duration(library.get("rescan_interval", "1h"), "library.rescan_interval"),
+        settle_time=parse_duration(library.get("settle_time", "1s"), "library.settle_time"),
+        retention_succeeded=parse_duration(retention.get("succeeded", "7d"), "retention.succeeded"),
+        retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),
+        task_modules=tuple(modules),
+        schedules=_schedules(raw.get("schedules")),
+        eager=bool(raw.get("eager", False)),
+        lease=parse_duration(raw.get("lease", "30s"), "lease"),
+        shutdown_grace=parse_duration(raw.get("shutdown_grace", "30s"), "shutdown_grace"),
+        raw=raw,
+    )
+    if settings.lease < 1:
+        raise SettingsError("lease: must be at least 1s")
+    if not settings.bind_is_loopback and not settings.token:
+        raise SettingsError(
+            f"auth.token is required when server.bind ({bind}) is not a loopback address"
+        )
+    return settings

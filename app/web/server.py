@@ -1,0 +1,53 @@
+"""Running Gunicorn (gthread) as a child process of the supervisor.
+
+Gunicorn's arbiter reaps every child with ``waitpid(-1)``, so it gets a process
+of its own and the worker pool is never forked from inside it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from app.settings import REPO_ROOT, Settings
+
+log = logging.getLogger("hopper.web")
+
+GRACEFUL_TIMEOUT_S = 10
+
+
+class WebServer:
+    """Starts and stops ``gunicorn app.web:create_app()`` for the given settings."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+                "--workers", "1", "--threads", str(self.settings.threads),
+                "--bind", self.settings.bind, "--timeout", "60",
+                "--graceful-timeout", str(GRACEFUL_TIMEOUT_S), "--keep-alive", "5",
+                "--no-control-socket",
+                "--config", "python:app.web.gunicorn_hooks",
+                "app.web:create_app()"]
+
+    def start(self) -> None:
+        env = {**os.environ, "HOPPER_CONFIG": str(self.settings.path)}
+        self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=env)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(GRACEFUL_TIMEOUT_S + 5)
+        except subprocess.TimeoutExpired:
+            log.warning("gunicorn did not stop in time; killing it")
+            self.process.kill()
+            self.process.wait(5)

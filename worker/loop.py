@@ -1,0 +1,184 @@
+"""The worker loop: claim → run → report, in one worker process.
+
+Claims and reports are group-committed: one transaction records the outcomes
+of the tasks just run and claims the next batch. The batch grows only while
+tasks are fast, and a worker gives back what it has not started once a batch
+has held tasks for longer than ``PREFETCH_HOLD_S``, so prefetch never keeps
+work from an idle worker.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import threading
+import time
+from multiprocessing.sharedctypes import RawArray
+
+from app.backends.base import Backend, Claimed, Outcome
+from worker.execute import execute
+
+MAX_BATCH = 64
+IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
+PREFETCH_HOLD_S = 0.05      # claimed-but-unstarted tasks are given back after this
+FAST_TASK_S = 0.002         # tasks faster than this are batched
+_SLOT_TASK, _SLOT_DEADLINE, _SLOT_STOP = range(3)
+
+
+def worker_id_for(pid: int, nonce: str) -> str:
+    """The id a worker process records on the tasks it runs: ``host:pid-nonce``.
+
+    The nonce keeps a restarted daemon whose workers reuse old pids (as in a
+    container) from mistaking a dead worker's tasks for its own.
+    """
+    return f"{socket.gethostname()}:{pid}-{nonce}"
+
+
+class Slot:
+    """Shared memory between a worker and its supervisor: the current task,
+    its deadline (``time.monotonic``, 0 = none) and a stop request."""
+
+    def __init__(self):
+        self._values = RawArray(ctypes.c_double, 3)
+
+    def begin(self, task_id: int, deadline: float) -> None:
+        self._values[_SLOT_DEADLINE] = deadline
+        self._values[_SLOT_TASK] = task_id
+
+    def end(self) -> None:
+        self._values[_SLOT_TASK] = 0
+        self._values[_SLOT_DEADLINE] = 0
+
+    def current(self) -> tuple[int | None, float]:
+        task_id = int(self._values[_SLOT_TASK])
+        return (task_id or None), self._values[_SLOT_DEADLINE]
+
+    def request_stop(self) -> None:
+        self._values[_SLOT_STOP] = 1
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._values[_SLOT_STOP] == 1
+
+
+class WorkerLoop:
+    """Runs tasks until asked to stop; owns no process-level state."""
+
+    def __init__(self, backend: Backend, worker_id: str, lease_s: float, slot: Slot,
+                 listener=None, doorbell=None):
+        self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
+        self.listener, self.doorbell = listener, doorbell
+        self.durations: dict[str, float] = {}  # moving average per task name
+        self._stop = False
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def stopping(self) -> bool:
+        return self._stop or self.slot.stop_requested
+
+    def run(self) -> None:
+        pending: list[Outcome] = []
+        release: list[int] = []
+        batch = 1
+        while not self.stopping():
+            claimed = self.backend.finish_and_claim(self.worker_id, pending, release, batch,
+                                                    self.lease_s)
+            pending, release = [], []
+            if not claimed:
+                self._idle()
+                continue
+            if len(claimed) == batch > 1 and self.doorbell is not None:
+                self.doorbell.ring()  # more may be ready: let an idle peer share it
+            release = self._run_batch(claimed, pending)
+            batch = self._next_batch_size(claimed, batch)
+        self.backend.finish_and_claim(self.worker_id, pending, release, 0, self.lease_s)
+
+    def _idle(self) -> None:
+        if self.listener is not None:
+            self.listener.wait(IDLE_POLL_S)
+        else:
+            time.sleep(IDLE_POLL_S)
+
+    def _run_batch(self, claimed: list[Claimed], pending: list[Outcome]) -> list[int]:
+        """Run claimed tasks in order; return the ids given back unstarted."""
+        held_since = time.monotonic()
+        for index, task in enumerate(claimed):
+            if index and (self.stopping() or time.monotonic() - held_since > PREFETCH_HOLD_S):
+                return [t.id for t in claimed[index:]]
+            if pending and self.durations.get(task.name, 1.0) > FAST_TASK_S:
+                # Record finished work before a task that may run long.
+                self.backend.finish_and_claim(self.worker_id, pending, [], 0, self.lease_s)
+                pending.clear()
+            pending.append(self._run_one(task))
+        return []
+
+    def _run_one(self, task: Claimed) -> Outcome:
+        deadline = time.monotonic() + task.timeout if task.timeout else 0.0
+        self.slot.begin(task.id, deadline)
+        try:
+            outcome = execute(task)
+        finally:
+            self.slot.end()
+        took = outcome.finished_at - outcome.started_at
+        previous = self.durations.get(task.name, took)
+        self.durations[task.name] = previous * 0.8 + took * 0.2
+        return outcome
+
+    def _next_batch_size(self, claimed: list[Claimed], batch: int) -> int:
+        if all(self.durations.get(t.name, 1.0) <= FAST_TASK_S for t in claimed):
+            return min(MAX_BATCH, batch * 4)
+        return 1
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the idle loop's parent check still ends the worker
+
+
+def worker_main(slot: Slot, config_path: str, nonce: str) -> None:
+    """Entry point of a worker process started by the WorkerPool."""
+    worker_id = worker_id_for(os.getpid(), nonce)
+    _die_with_parent()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
+    from app import queue, settings as settings_mod
+    from app.wakeup import DoorbellListener, doorbell_path
+
+    settings = settings_mod.load(config_path)
+    client = queue.configure(settings)
+    bell = doorbell_path(settings.database)
+    listener = DoorbellListener(bell) if bell else None
+    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell)
+    parent = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent, loop), daemon=True).start()
+    loop.run()
+
+
+def _watch_parent(parent: int, loop: WorkerLoop) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    loop.stop()
+
+
+_eager = threading.local()
+
+
+def run_eagerly(backend: Backend) -> None:
+    """Run ready tasks in this process until none is left (HOPPER_EAGER mode)."""
+    if getattr(_eager, "active", False):
+        return  # a task enqueued children; the outer loop runs them
+    _eager.active = True
+    worker_id = f"eager:{socket.gethostname()}:{os.getpid()}"
+    pending: list[Outcome] = []
+    try:
+        while True:
+            claimed = backend.finish_and_claim(worker_id, pending, [], 1, 3600)
+            if not claimed:
+                return
+            pending = [execute(claimed[0])]
+    finally:
+        _eager.active = False

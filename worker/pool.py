@@ -1,0 +1,231 @@
+"""WorkerPool: N worker processes, resized live, supervised.
+
+The pool's monitor thread notices a dead worker within milliseconds (process
+sentinels), re-queues the task it held and starts a replacement. It also
+enforces task timeouts and stops workers whose task was cancelled, by killing
+the process: the only way to stop arbitrary Python code safely.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_sentinels
+
+import psutil
+
+from app import registry
+from app.backends.base import Backend, WorkerRow
+from worker.execute import backoff_delay
+from worker.loop import Slot, worker_id_for, worker_main
+
+log = logging.getLogger("hopper.pool")
+
+CANCEL_CHECK_S = 0.2
+
+
+@dataclass
+class WorkerHandle:
+    process: multiprocessing.process.BaseProcess
+    slot: Slot
+    worker_id: str
+    started_at: float
+    retiring: bool = False
+    killed_for: int | None = None   # the task already settled when we killed it
+    ps: psutil.Process | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> str:
+        if self.retiring:
+            return "stopping"
+        return "busy" if self.slot.current()[0] else "idle"
+
+
+def _context():
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["worker.forkserver_init", "worker.loop", "app.queue"])
+    return ctx
+
+
+class WorkerPool:
+    """Worker processes for one settings file, against one backend."""
+
+    def __init__(self, config_path: str, backend: Backend, lease_s: float):
+        self.config_path, self.backend, self.lease_s = str(config_path), backend, lease_s
+        self.target = 0
+        self.workers: dict[str, WorkerHandle] = {}
+        self._lock = threading.RLock()
+        self._ctx = _context()
+        self._closing = False
+        self._monitor: threading.Thread | None = None
+        self._last_cancel_check = 0.0
+
+    # -- sizing ------------------------------------------------------------
+    def start(self, n: int) -> None:
+        """Start ``n`` workers and the monitor thread."""
+        self.scale(n)
+        self._monitor = threading.Thread(target=self._monitor_loop, name="pool-monitor",
+                                         daemon=True)
+        self._monitor.start()
+
+    def scale(self, n: int) -> None:
+        """Grow or shrink to ``n`` workers. Shrinking lets running tasks finish."""
+        with self._lock:
+            self.target = n
+            active = [h for h in self.workers.values() if not h.retiring]
+            for _ in range(n - len(active)):
+                self._spawn()
+            surplus = len(active) - n
+            if surplus > 0:
+                # Idle workers go first, then the youngest.
+                order = sorted(active, key=lambda h: (h.state == "busy", -h.started_at))
+                for handle in order[:surplus]:
+                    handle.retiring = True
+                    handle.slot.request_stop()
+        if n != len(active):
+            log.info("pool resized from %d to %d workers", len(active), n)
+
+    def _spawn(self) -> None:
+        slot, nonce = Slot(), os.urandom(2).hex()
+        process = self._ctx.Process(target=worker_main, args=(slot, self.config_path, nonce),
+                                    daemon=True, name="hopper-worker")
+        process.start()
+        worker_id = worker_id_for(process.pid, nonce)
+        handle = WorkerHandle(process, slot, worker_id, time.time())
+        try:
+            handle.ps = psutil.Process(process.pid)
+            handle.ps.cpu_percent(None)
+        except psutil.Error:
+            handle.ps = None
+        self.workers[worker_id] = handle
+
+    # -- supervision -------------------------------------------------------
+    def _monitor_loop(self) -> None:
+        while not self._closing:
+            with self._lock:
+                sentinels = {h.process.sentinel: h for h in self.workers.values()}
+            ready = wait_sentinels(list(sentinels), timeout=0.05) if sentinels else time.sleep(0.05)
+            try:
+                for sentinel in ready or ():
+                    self._on_exit(sentinels[sentinel])
+                self._enforce_timeouts()
+                if time.monotonic() - self._last_cancel_check > CANCEL_CHECK_S:
+                    self._last_cancel_check = time.monotonic()
+                    self._stop_cancelled()
+            except Exception:  # the monitor must outlive a failed DB call; it retries next tick
+                log.exception("pool monitor error")
+
+    def _on_exit(self, handle: WorkerHandle) -> None:
+        handle.process.join(1)
+        code = handle.process.exitcode
+        task_id, _ = handle.slot.current()
+        if task_id == handle.killed_for:
+            task_id = None
+        touched = self.backend.requeue_worker(
+            handle.worker_id, task_id, f"worker process died (exit code {code})",
+            retry_at=time.time())
+        self.backend.remove_workers([handle.worker_id])
+        with self._lock:
+            self.workers.pop(handle.worker_id, None)
+            if not handle.retiring and not self._closing:
+                log.warning("worker %s exited with code %s; %d task(s) re-queued; replacing it",
+                            handle.worker_id, code, touched)
+                active = sum(not h.retiring for h in self.workers.values())
+                if active < self.target:
+                    self._spawn()
+
+    def _kill_for(self, handle: WorkerHandle, task_id: int) -> None:
+        handle.killed_for = task_id
+        handle.process.kill()
+
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for handle in list(self.workers.values()):
+            task_id, deadline = handle.slot.current()
+            if task_id and deadline and now > deadline and handle.killed_for != task_id:
+                task = self.backend.get(task_id)
+                spec_backoff = _backoff_for(task["name"]) if task else 1.0
+                attempts = task["attempts"] if task else 1
+                retry_at = time.time() + backoff_delay(spec_backoff, attempts)
+                timeout = task["timeout"] if task else 0
+                self.backend.fail_attempt(task_id, handle.worker_id,
+                                          f"timed out after {timeout:g}s", retry_at)
+                log.warning("task %s timed out on %s; stopping that worker", task_id,
+                            handle.worker_id)
+                self._kill_for(handle, task_id)
+
+    def _stop_cancelled(self) -> None:
+        running = {}
+        for handle in list(self.workers.values()):
+            task_id, _ = handle.slot.current()
+            if task_id and handle.killed_for != task_id:
+                running[task_id] = handle
+        for task_id in self.backend.cancelled_among(list(running)):
+            log.info("task %s was cancelled; stopping %s", task_id, running[task_id].worker_id)
+            self._kill_for(running[task_id], task_id)
+
+    # -- reporting ---------------------------------------------------------
+    def stats(self) -> list[dict]:
+        """pid, state, current task, CPU % and RSS of every worker."""
+        rows = []
+        for handle in list(self.workers.values()):
+            cpu = rss = None
+            if handle.ps is not None:
+                try:
+                    cpu = handle.ps.cpu_percent(None)
+                    rss = handle.ps.memory_info().rss
+                except psutil.Error:
+                    pass  # exited between the listing and the probe
+            rows.append({"id": handle.worker_id, "pid": handle.process.pid, "state": handle.state,
+                         "task_id": handle.slot.current()[0], "cpu_percent": cpu,
+                         "rss_bytes": rss, "started_at": handle.started_at})
+        return rows
+
+    def heartbeat(self) -> None:
+        """Publish worker rows and extend the leases of their tasks."""
+        stats = self.stats()
+        host = socket.gethostname()
+        self.backend.upsert_workers([
+            WorkerRow(s["id"], host, s["pid"], s["state"], s["task_id"], s["cpu_percent"],
+                      s["rss_bytes"], s["started_at"]) for s in stats])
+        self.backend.renew_leases([s["id"] for s in stats], self.lease_s)
+
+    def worker_ids(self) -> set[str]:
+        with self._lock:
+            return set(self.workers)
+
+    # -- shutdown ----------------------------------------------------------
+    def stop(self, grace_s: float) -> None:
+        """Stop claiming, let running tasks finish within ``grace_s``, then
+        kill what is left and put its tasks back in the queue."""
+        with self._lock:
+            self._closing = True
+            handles = list(self.workers.values())
+        for handle in handles:
+            handle.slot.request_stop()
+        deadline = time.monotonic() + grace_s
+        for handle in handles:
+            handle.process.join(max(0.0, deadline - time.monotonic()))
+        for handle in handles:
+            if handle.process.is_alive():
+                log.warning("worker %s did not finish within %.0fs; killing it",
+                            handle.worker_id, grace_s)
+                handle.process.kill()
+                handle.process.join(5)
+            # Nothing here counts as a failed attempt: the task was interrupted, not broken.
+            self.backend.requeue_worker(handle.worker_id, None, "", None)
+        if self._monitor is not None:
+            self._monitor.join(2)
+        self.backend.remove_workers([h.worker_id for h in handles])
+        self.workers.clear()
+
+
+def _backoff_for(name: str) -> float:
+    try:
+        return registry.get(name).backoff
+    except registry.UnknownTask:
+        return 1.0
