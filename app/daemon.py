@@ -80,8 +80,9 @@ class Daemon:
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Apply a changed settings file: worker count and schedules, live."""
         old, self.settings = self.settings, new
-        if new.workers != old.workers or new.workers != self.pool.target:
+        if new.workers != self.pool.target:
             self.pool.scale(new.workers)
+            self.pool.heartbeat()  # publish the new pool now, not at the next beat
         if new.schedules != old.schedules:
             self.scheduler.update(new.schedules)
         self.backend.put_state("settings_error", None)

@@ -66,6 +66,9 @@ class Daemon:
         return f"http://{self.settings['server']['bind']}"
 
     def start(self, wait_workers: int | None = None) -> "Daemon":
+        from app.settings import load
+
+        self.database = load(self.config).database
         env = {**os.environ, "HOPPER_CONFIG": str(self.config),
                "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.log = open(self.log_path, "ab")
@@ -86,10 +89,8 @@ class Daemon:
     def workers(self) -> list[dict]:
         """Live workers as the daemon publishes them in the database."""
         from app.backends import open_backend
-        from app.settings import load
 
-        settings = load(self.config)
-        backend = open_backend(settings.database)
+        backend = open_backend(self.database)
         try:
             return [w for w in backend.live_workers(3.0) if psutil.pid_exists(w["pid"])]
         except sqlite3.OperationalError:  # no tables yet: the daemon is still starting

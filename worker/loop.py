@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
 
 from app.backends.base import Backend, Claimed, Outcome
@@ -132,19 +133,27 @@ class WorkerLoop:
         return 1
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to kill this process when its parent dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: the idle loop's parent check still ends the worker
+def _die_with_fork_server() -> None:
+    """Tie this worker's life to the fork server, and the fork server's to the supervisor.
+
+    The fork server exits when the last holder of its "alive" pipe closes it.
+    multiprocessing hands every child a copy, which would keep the fork server
+    (and so this worker) running after a killed supervisor; the copy is closed
+    here, and the kernel kills this worker when the fork server exits.
+    """
+    alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        forkserver._forkserver._forkserver_alive_fd = None
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if libc.prctl(1, signal.SIGKILL) != 0:  # PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def worker_main(slot: Slot, config_path: str, nonce: str) -> None:
     """Entry point of a worker process started by the WorkerPool."""
     worker_id = worker_id_for(os.getpid(), nonce)
-    _die_with_parent()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
+    _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
     from app import queue, settings as settings_mod
     from app.wakeup import DoorbellListener, doorbell_path
 
@@ -153,15 +162,7 @@ def worker_main(slot: Slot, config_path: str, nonce: str) -> None:
     bell = doorbell_path(settings.database)
     listener = DoorbellListener(bell) if bell else None
     loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell)
-    parent = os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent, loop), daemon=True).start()
     loop.run()
-
-
-def _watch_parent(parent: int, loop: WorkerLoop) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    loop.stop()
 
 
 _eager = threading.local()

@@ -37,7 +37,7 @@ UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?
        attempts = attempts + 1
  WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= ?
               ORDER BY priority DESC, run_after, id LIMIT ?)
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after
 """
 _SUCCEED = f"""
 UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
@@ -149,7 +149,6 @@ class SqliteBackend(Backend):
     # -- consuming ---------------------------------------------------------
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
                          limit: int, lease_s: float) -> list[Claimed]:
-        now = time.time()
         with self._write() as conn:
             for outcome in outcomes:
                 self._record(conn, worker_id, outcome)
@@ -161,8 +160,11 @@ class SqliteBackend(Backend):
                     [(task_id, worker_id) for task_id in release])
             if limit <= 0:
                 return []
+            now = time.time()  # after recording: a continuation enqueued above is due
             rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
-        return [Claimed(*row) for row in rows]
+        # RETURNING yields rows in table order; run them in claim order.
+        rows.sort(key=lambda r: (-r[7], r[8], r[0]))
+        return [Claimed(*row[:7]) for row in rows]
 
     def _record(self, conn: sqlite3.Connection, worker_id: str, outcome: Outcome) -> None:
         if outcome.ok:

@@ -1,0 +1,163 @@
+"""Task semantics against a real daemon: real worker processes, a real SQLite file."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from app import queue
+from helpers import poll_until
+
+
+def _pid_of(worker_id: str) -> int:
+    return int(worker_id.split(":", 1)[1].split("-", 1)[0])
+
+
+def _running(task_id: int) -> dict | None:
+    task = queue.get_task(task_id)
+    return task if task["status"] == "running" else None
+
+
+def test_a_thousand_echo_tasks_all_succeed_once_with_their_args(make_daemon, client):
+    make_daemon(workers=2)
+    ids = queue.enqueue_many([{"name": "echo", "args": {"i": i, "s": f"v{i}"}}
+                              for i in range(1000)])
+    queue.wait(ids[-1], timeout=60)
+    poll_until(lambda: client.backend.counts()["default"] == {"succeeded": 1000}, timeout=60,
+               message=lambda: str(client.backend.counts()))
+    for i, task_id in enumerate(ids):
+        task = queue.get_task(task_id)
+        assert task["result"] == {"i": i, "s": f"v{i}"}
+        assert task["attempts"] == 1
+
+
+def test_each_task_body_runs_exactly_once(make_daemon, client, tmp_path):
+    make_daemon(workers=2)
+    log = tmp_path / "runs.log"
+    ids = queue.enqueue_many([{"name": "record", "args": {"log": str(log), "label": str(i)}}
+                              for i in range(300)])
+    poll_until(lambda: all(queue.get_task(i)["status"] == "succeeded" for i in ids[-5:]),
+               timeout=60)
+    poll_until(lambda: client.backend.counts()["default"].get("succeeded") == 300, timeout=30)
+    labels = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(labels, key=int) == [str(i) for i in range(300)]
+
+
+def test_async_task_runs_in_a_worker(make_daemon, client):
+    make_daemon(workers=1)
+    task = queue.wait(queue.enqueue("async_add", {"a": 40, "b": 2}), timeout=20)
+    assert task["status"] == "succeeded" and task["result"] == {"sum": 42}
+
+
+def test_killed_worker_loses_no_task_and_is_replaced(make_daemon, client):
+    daemon = make_daemon(workers=2)
+    task_id = queue.enqueue("sleep", {"seconds": 2})
+    running = poll_until(lambda: _running(task_id), timeout=20)
+    victim = _pid_of(running["worker"])
+    os.kill(victim, signal.SIGKILL)
+
+    done = queue.wait(task_id, timeout=30)
+    assert done["status"] == "succeeded"
+    assert done["attempts"] == 2
+    assert "worker process died" in done["error"]
+    pids = poll_until(lambda: (p := daemon.worker_pids()) and len(p) == 2 and p, timeout=10)
+    assert victim not in pids
+
+
+def test_higher_priority_runs_first_then_oldest(make_daemon, client, tmp_path):
+    make_daemon(workers=1)
+    log = tmp_path / "order.log"
+    blocker = queue.enqueue("sleep", {"seconds": 1})
+    poll_until(lambda: _running(blocker), timeout=20)
+    for label, priority in [("p0-a", 0), ("p5-a", 5), ("p1", 1), ("p5-b", 5), ("p10", 10),
+                            ("p0-b", 0)]:
+        queue.enqueue("record", {"log": str(log), "label": label}, priority=priority)
+    poll_until(lambda: log.exists() and len(log.read_text().splitlines()) == 6, timeout=20)
+    order = [line.split()[0] for line in log.read_text().splitlines()]
+    assert order == ["p10", "p5-a", "p5-b", "p1", "p0-a", "p0-b"]
+
+
+def test_delayed_task_does_not_start_before_its_run_after(make_daemon, client, tmp_path):
+    make_daemon(workers=1)
+    log = tmp_path / "delay.log"
+    not_before = time.time() + 1.5
+    delayed = queue.enqueue("record", {"log": str(log), "label": "late"}, run_after=not_before)
+    queue.enqueue("record", {"log": str(log), "label": "now"})
+    queue.wait(delayed, timeout=20)
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert [label for label, _, _ in lines] == ["now", "late"]
+    assert float(lines[1][2]) >= not_before
+
+
+def test_failing_task_retries_with_growing_backoff_then_succeeds(make_daemon, client, tmp_path):
+    make_daemon(workers=1)
+    log = tmp_path / "attempts.log"
+    task = queue.wait(queue.enqueue("flaky", {"log": str(log), "failures": 2}), timeout=30)
+    assert task["status"] == "succeeded"
+    assert task["attempts"] == 3
+    assert "planned failure 2" in task["error"]
+    times = [float(t) for t in log.read_text().split()]
+    first_gap, second_gap = times[1] - times[0], times[2] - times[1]
+    assert first_gap >= 0.2  # the task's backoff base
+    assert second_gap > first_gap
+
+
+def test_task_failing_every_attempt_ends_failed_with_its_traceback(make_daemon, client):
+    make_daemon(workers=1)
+    task = queue.wait(queue.enqueue("always_fails"), timeout=30)
+    assert task["status"] == "failed"
+    assert task["attempts"] == 2
+    assert "ValueError: this task always fails" in task["error"]
+
+
+def test_task_past_its_timeout_is_stopped_and_frees_the_worker(make_daemon, client):
+    daemon = make_daemon(workers=1)
+    task_id = queue.enqueue("sleep", {"seconds": 60}, timeout=1, max_attempts=1)
+    running = poll_until(lambda: _running(task_id), timeout=20)
+    task = queue.wait(task_id, timeout=20)
+    assert task["status"] == "failed"
+    assert "timed out after 1s" in task["error"]
+    assert task["finished_at"] - running["started_at"] < 5
+    assert queue.wait(queue.enqueue("echo", {"after": 1}), timeout=20)["status"] == "succeeded"
+    assert _pid_of(running["worker"]) not in daemon.worker_pids()
+
+
+def test_cancelling_a_running_task_stops_it_and_frees_the_worker(make_daemon, client):
+    daemon = make_daemon(workers=1)
+    task_id = queue.enqueue("sleep", {"seconds": 60})
+    running = poll_until(lambda: _running(task_id), timeout=20)
+    started = time.monotonic()
+    assert queue.cancel(task_id)["status"] == "cancelled"
+    assert queue.wait(queue.enqueue("echo", {}), timeout=20)["status"] == "succeeded"
+    assert time.monotonic() - started < 10
+    assert queue.get_task(task_id)["status"] == "cancelled"
+    poll_until(lambda: len(daemon.worker_pids()) == 1, timeout=10)
+    assert _pid_of(running["worker"]) not in daemon.worker_pids()
+
+
+def test_parent_with_200_children_settles_once_and_continues_once(make_daemon, client, tmp_path):
+    make_daemon(workers=4)
+    log = tmp_path / "fan.log"
+    parent_id = queue.enqueue("fan_out", {"children": 200, "log": str(log)})
+    parent = queue.wait(parent_id, timeout=90)
+    assert parent["status"] == "succeeded"
+    assert parent["progress"] == {"done": 200, "total": 200}
+    assert parent["children"] == {"succeeded": 200}
+    continuation = Path(f"{log}.continuation")
+    poll_until(continuation.exists, timeout=20)
+    time.sleep(0.5)  # a second, wrong run of the continuation would land now
+    assert continuation.read_text().splitlines() == [f"continuation {parent_id} succeeded"]
+    assert len(log.read_text().splitlines()) == 200
+
+
+def test_pending_and_running_parent_is_waiting_with_progress(make_daemon, client, tmp_path):
+    make_daemon(workers=1)
+    blocker = queue.enqueue("sleep", {"seconds": 1.5}, priority=1)  # runs between parent and children
+    parent_id = queue.enqueue("fan_out", {"children": 3, "log": str(tmp_path / "w.log")},
+                              priority=5)
+    waiting = poll_until(lambda: (t := queue.get_task(parent_id))["status"] == "waiting" and t,
+                         timeout=20)
+    assert waiting["progress"]["total"] == 3
+    assert queue.wait(parent_id, timeout=30)["status"] == "succeeded"
+    queue.wait(blocker, timeout=30)
