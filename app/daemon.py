@@ -29,7 +29,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.client = queue.configure(settings)
         self.backend = self.client.backend
-        self.pool = WorkerPool(str(settings.path), self.backend, settings.lease)
+        self.pool = WorkerPool(settings, self.backend)
         self.scheduler = Scheduler(settings.schedules)
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
@@ -80,6 +80,7 @@ class Daemon:
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Apply a changed settings file: worker count and schedules, live."""
         old, self.settings = self.settings, new
+        self.pool.settings = new  # workers started from now on get the new settings
         if new.workers != self.pool.target:
             self.pool.scale(new.workers)
             self.pool.heartbeat()  # publish the new pool now, not at the next beat

@@ -150,14 +150,14 @@ def _die_with_fork_server() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
-def worker_main(slot: Slot, config_path: str, nonce: str) -> None:
-    """Entry point of a worker process started by the WorkerPool."""
+def worker_main(slot: Slot, settings, nonce: str) -> None:
+    """Entry point of a worker process started by the WorkerPool with its settings."""
     worker_id = worker_id_for(os.getpid(), nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
-    from app import queue, settings as settings_mod
+    from app import queue
     from app.wakeup import DoorbellListener, doorbell_path
 
-    settings = settings_mod.load(config_path)
+    # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     client = queue.configure(settings)
     bell = doorbell_path(settings.database)
     listener = DoorbellListener(bell) if bell else None

@@ -20,12 +20,15 @@ import psutil
 
 from app import registry
 from app.backends.base import Backend, WorkerRow
+from app.settings import Settings
 from worker.execute import backoff_delay
 from worker.loop import Slot, worker_id_for, worker_main
 
 log = logging.getLogger("hopper.pool")
 
 CANCEL_CHECK_S = 0.2
+FAST_EXIT_S = 2.0
+MAX_RESPAWN_DELAY_S = 10.0
 
 
 @dataclass
@@ -54,8 +57,8 @@ def _context():
 class WorkerPool:
     """Worker processes for one settings file, against one backend."""
 
-    def __init__(self, config_path: str, backend: Backend, lease_s: float):
-        self.config_path, self.backend, self.lease_s = str(config_path), backend, lease_s
+    def __init__(self, settings: Settings, backend: Backend):
+        self.settings, self.backend, self.lease_s = settings, backend, settings.lease
         self.target = 0
         self.workers: dict[str, WorkerHandle] = {}
         self._lock = threading.RLock()
@@ -63,6 +66,8 @@ class WorkerPool:
         self._closing = False
         self._monitor: threading.Thread | None = None
         self._last_cancel_check = 0.0
+        self._respawn_delay = 0.0
+        self._respawn_at = 0.0
 
     # -- sizing ------------------------------------------------------------
     def start(self, n: int) -> None:
@@ -91,7 +96,7 @@ class WorkerPool:
 
     def _spawn(self) -> None:
         slot, nonce = Slot(), os.urandom(2).hex()
-        process = self._ctx.Process(target=worker_main, args=(slot, self.config_path, nonce),
+        process = self._ctx.Process(target=worker_main, args=(slot, self.settings, nonce),
                                     daemon=True, name="hopper-worker")
         process.start()
         worker_id = worker_id_for(process.pid, nonce)
@@ -112,6 +117,7 @@ class WorkerPool:
             try:
                 for sentinel in ready or ():
                     self._on_exit(sentinels[sentinel])
+                self._fill()
                 self._enforce_timeouts()
                 if time.monotonic() - self._last_cancel_check > CANCEL_CHECK_S:
                     self._last_cancel_check = time.monotonic()
@@ -131,12 +137,26 @@ class WorkerPool:
         self.backend.remove_workers([handle.worker_id])
         with self._lock:
             self.workers.pop(handle.worker_id, None)
-            if not handle.retiring and not self._closing:
-                log.warning("worker %s exited with code %s; %d task(s) re-queued; replacing it",
-                            handle.worker_id, code, touched)
-                active = sum(not h.retiring for h in self.workers.values())
-                if active < self.target:
-                    self._spawn()
+            if handle.retiring or self._closing:
+                return
+            log.warning("worker %s exited with code %s; %d task(s) re-queued; replacing it",
+                        handle.worker_id, code, touched)
+            if time.time() - handle.started_at < FAST_EXIT_S and handle.killed_for is None:
+                # Dying right after start (e.g. a task module that fails to import):
+                # back off instead of spinning.
+                self._respawn_delay = min(MAX_RESPAWN_DELAY_S, max(0.5, self._respawn_delay * 2))
+            else:
+                self._respawn_delay = 0.0
+            self._respawn_at = time.monotonic() + self._respawn_delay
+
+    def _fill(self) -> None:
+        """Start replacements for workers that died, once any crash-loop backoff has passed."""
+        with self._lock:
+            if self._closing or time.monotonic() < self._respawn_at:
+                return
+            active = sum(not h.retiring for h in self.workers.values())
+            for _ in range(self.target - active):
+                self._spawn()
 
     def _kill_for(self, handle: WorkerHandle, task_id: int) -> None:
         handle.killed_for = task_id
