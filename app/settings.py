@@ -178,7 +178,7 @@ def validate(raw: dict, path: Path) -> Settings:
     bind = server.get("bind", "127.0.0.1:8000")
     if not isinstance(bind, str) or ":" not in bind:
         raise SettingsError(f"server.bind: expected HOST:PORT, got {bind!r}")
-    token = auth.get("token")
+    token = os.environ.get("HOPPER_TOKEN") or auth.get("token")
     if token is not None and (not isinstance(token, str) or not token):
         raise SettingsError("auth.token: expected a non-empty string or null")
     layout = library.get("layout", "{kind}/{year}/{month}/{name}")
