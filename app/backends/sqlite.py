@@ -1,76 +1,34 @@
-"""SQLite backend: WAL mode, one writer at a time, plain SQL.
+"""SQLite backend: WAL mode, one writer at a time.
 
 Every write is a short ``BEGIN IMMEDIATE`` transaction, so two processes never
 interleave a read-then-write and a claim is atomic without row locks.
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-from app.backends.base import (
-    FINISHED, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome, TaskConflict,
-    WorkerRow, task_dict,
-)
+from app.backends.base import Claimed, NewTask
+from app.backends.sql import INSERT, SqlBackend, insert_params
 from app.migrate import apply_migrations
 from app.settings import sqlite_path
 
-_COLS = ", ".join(TASK_COLUMNS)
-_UNFINISHED_SQL = "('queued', 'running', 'waiting')"
-
-_INSERT = (
-    "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
-    " unique_key, parent_id, continuation, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_UNIQUE = _INSERT + (
-    " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
-    f" AND status IN {_UNFINISHED_SQL} DO NOTHING RETURNING id"
-)
-_CLAIM = f"""
+# The ORDER BY matches the partial index tasks_ready exactly: O(log n) per claim.
+_CLAIM = """
 UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
        attempts = attempts + 1
  WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= ?
               ORDER BY priority DESC, run_after, id LIMIT ?)
 RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after
 """
-_SUCCEED = f"""
-UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
-                          THEN 'waiting' ELSE 'succeeded' END,
-       result = ?, started_at = ?, finished_at = ?, lease_until = NULL
- WHERE id = ? AND status = 'running' AND worker = ?
-RETURNING status, parent_id
-"""
-_FAIL = """
-UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND ? IS NOT NULL
-                          THEN 'queued' ELSE 'failed' END,
-       run_after = COALESCE(?, run_after), error = ?, started_at = COALESCE(?, started_at),
-       finished_at = CASE WHEN attempts < max_attempts AND ? IS NOT NULL THEN NULL ELSE ? END,
-       lease_until = NULL
- WHERE id = ? AND status = 'running' AND worker = ?
-RETURNING status, parent_id
-"""
-_SETTLE_PARENT = f"""
-UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
-                                            AND c.status IN ('failed', 'cancelled'))
-                          THEN 'failed' ELSE 'succeeded' END,
-       error = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
-                                 AND c.status IN ('failed', 'cancelled'))
-                    THEN 'one or more children failed or were cancelled' ELSE error END,
-       finished_at = ?
- WHERE id = ? AND status = 'waiting'
-   AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
-                   AND c.status IN {_UNFINISHED_SQL})
-RETURNING status, parent_id, continuation, queue
-"""
 
 
-class SqliteBackend(Backend):
+class SqliteBackend(SqlBackend):
     """The embedded default backend."""
 
     def __init__(self, url: str, durability: str = "full"):
@@ -80,15 +38,13 @@ class SqliteBackend(Backend):
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    # -- connections -------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         local = self._local
-        if getattr(local, "pid", None) != os.getpid():
+        if getattr(local, "pid", None) != os.getpid():  # never share a connection across fork
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA foreign_keys=OFF")
             local.conn, local.pid = conn, os.getpid()
         return local.conn
 
@@ -102,6 +58,9 @@ class SqliteBackend(Backend):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _run_many(self, conn, statement: str, rows: list[tuple]) -> None:
+        conn.executemany(statement, rows)
 
     def migrate(self) -> list[str]:
         return apply_migrations(self._conn(), "sqlite")
@@ -123,278 +82,19 @@ class SqliteBackend(Backend):
         finally:
             dest.close()
 
-    # -- producing ---------------------------------------------------------
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
-        plain = all(t.unique_key is None for t in tasks)
         with self._write() as conn:
-            if plain:
-                conn.executemany(_INSERT, [_insert_params(t, now) for t in tasks])
-                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-                return [(last - len(tasks) + 1 + i, True) for i in range(len(tasks))]
-            return [self._insert_one(conn, t, now) for t in tasks]
+            if any(t.unique_key is not None for t in tasks):
+                return [self._insert_one(conn, t, now) for t in tasks]
+            # One writer at a time: the rows of one executemany get consecutive ids.
+            conn.executemany(INSERT, [insert_params(t, now) for t in tasks])
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return [(last - len(tasks) + 1 + i, True) for i in range(len(tasks))]
 
-    def _insert_one(self, conn: sqlite3.Connection, task: NewTask, now: float) -> tuple[int, bool]:
-        if task.unique_key is None:
-            conn.execute(_INSERT, _insert_params(task, now))
-            return conn.execute("SELECT last_insert_rowid()").fetchone()[0], True
-        row = conn.execute(_INSERT_UNIQUE, _insert_params(task, now)).fetchone()
-        if row:
-            return row[0], True
-        existing = conn.execute(
-            f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {_UNFINISHED_SQL}",
-            (task.unique_key,)).fetchone()
-        return existing[0], False
-
-    # -- consuming ---------------------------------------------------------
-    def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
-                         limit: int, lease_s: float) -> list[Claimed]:
-        with self._write() as conn:
-            for outcome in outcomes:
-                self._record(conn, worker_id, outcome)
-            if release:
-                conn.executemany(
-                    "UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
-                    " lease_until = NULL, started_at = NULL"
-                    " WHERE id = ? AND status = 'running' AND worker = ?",
-                    [(task_id, worker_id) for task_id in release])
-            if limit <= 0:
-                return []
-            now = time.time()  # after recording: a continuation enqueued above is due
-            rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
+    def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
+        now = time.time()  # after recording outcomes: a continuation enqueued just now is due
+        rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
         return [Claimed(*row[:7]) for row in rows]
-
-    def _record(self, conn: sqlite3.Connection, worker_id: str, outcome: Outcome) -> None:
-        if outcome.ok:
-            row = conn.execute(_SUCCEED, (outcome.result, outcome.started_at, outcome.finished_at,
-                                          outcome.task_id, worker_id)).fetchone()
-        else:
-            row = self._fail(conn, outcome.task_id, worker_id, outcome.error, outcome.retry_at,
-                             outcome.started_at, outcome.finished_at)
-        if row is None:
-            return  # cancelled or rescued meanwhile: the newer state wins
-        status, parent_id = row
-        if status == "waiting":
-            self._settle(conn, outcome.task_id)
-        elif status != "queued" and parent_id is not None:
-            self._settle(conn, parent_id)
-
-    @staticmethod
-    def _fail(conn, task_id, worker_id, error, retry_at, started_at=None, finished_at=None):
-        finished_at = finished_at or time.time()
-        return conn.execute(_FAIL, (retry_at, retry_at, error, started_at, retry_at, finished_at,
-                                    task_id, worker_id)).fetchone()
-
-    def _settle(self, conn: sqlite3.Connection, parent_id: int) -> None:
-        """Finish a waiting parent whose children are all done, exactly once."""
-        while parent_id is not None:
-            row = conn.execute(_SETTLE_PARENT, (time.time(), parent_id)).fetchone()
-            if row is None:
-                return
-            status, grandparent, continuation, queue = row
-            if continuation:
-                self._insert_one(conn, NewTask(
-                    name=continuation, queue=queue,
-                    args={"parent_id": parent_id, "parent_status": status},
-                    unique_key=f"continuation:{parent_id}"), time.time())
-            parent_id = grandparent
-
-    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
-        with self._write() as conn:
-            row = self._fail(conn, task_id, worker_id, error, retry_at)
-            if row and row[0] == "failed" and row[1] is not None:
-                self._settle(conn, row[1])
-
-    def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
-                       retry_at: float | None, count_all: bool = False) -> int:
-        with self._write() as conn:
-            touched = 0
-            counted = [current_task] if current_task is not None else []
-            if count_all:
-                counted = [r[0] for r in conn.execute(
-                    "SELECT id FROM tasks WHERE status = 'running' AND worker = ?", (worker_id,))]
-            for task_id in counted:
-                row = self._fail(conn, task_id, worker_id, error, retry_at)
-                touched += row is not None
-                if row and row[0] == "failed" and row[1] is not None:
-                    self._settle(conn, row[1])
-            touched += conn.execute(
-                "UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
-                " lease_until = NULL, started_at = NULL WHERE status = 'running' AND worker = ?",
-                (worker_id,)).rowcount
-            return touched
-
-    def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
-        if not worker_ids:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
-                [(time.time() + lease_s, w) for w in worker_ids])
-
-    def expired_leases(self) -> list[tuple[int, str]]:
-        return self._conn().execute(
-            "SELECT id, worker FROM tasks WHERE status = 'running' AND lease_until < ?",
-            (time.time(),)).fetchall()
-
-    def running_workers(self) -> list[str]:
-        rows = self._conn().execute(
-            "SELECT DISTINCT worker FROM tasks WHERE status = 'running'").fetchall()
-        return [r[0] for r in rows]
-
-    def cancelled_among(self, task_ids: list[int]) -> list[int]:
-        if not task_ids:
-            return []
-        marks = ",".join("?" * len(task_ids))
-        rows = self._conn().execute(
-            f"SELECT id FROM tasks WHERE status = 'cancelled' AND id IN ({marks})",
-            task_ids).fetchall()
-        return [r[0] for r in rows]
-
-    def set_progress(self, task_id: int, done: int, total: int) -> None:
-        with self._write() as conn:
-            conn.execute("UPDATE tasks SET progress_done = ?, progress_total = ? WHERE id = ?",
-                         (done, total, task_id))
-
-    # -- managing ----------------------------------------------------------
-    def get(self, task_id: int) -> dict | None:
-        conn = self._conn()
-        row = conn.execute(f"SELECT {_COLS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        if row is None:
-            return None
-        task = task_dict(row)
-        children = dict(conn.execute(
-            "SELECT status, count(*) FROM tasks WHERE parent_id = ? GROUP BY status",
-            (task_id,)).fetchall())
-        task["children"] = children
-        if children:
-            total = sum(children.values())
-            done = sum(n for s, n in children.items() if s in FINISHED)
-            task["progress"] = {"done": done, "total": total}
-        return task
-
-    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None):
-        clauses, params = [], []
-        for column, value in (("status", status), ("name", name), ("queue", queue),
-                              ("parent_id", parent_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if cursor is not None:
-            clauses.append("id < ?")
-            params.append(cursor)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._conn().execute(
-            f"SELECT {_COLS} FROM tasks {where} ORDER BY id DESC LIMIT ?",
-            (*params, limit)).fetchall()
-        return [task_dict(r) for r in rows]
-
-    def cancel(self, task_id: int) -> dict:
-        with self._write() as conn:
-            self._cancel_tree(conn, task_id)
-            row = conn.execute("SELECT parent_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row and row[0] is not None:
-                self._settle(conn, row[0])
-        return self.get(task_id)
-
-    def _cancel_tree(self, conn: sqlite3.Connection, task_id: int) -> None:
-        row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        if row is None:
-            raise KeyError(task_id)
-        if row[0] not in UNFINISHED:
-            raise TaskConflict(f"task {task_id} is already {row[0]}")
-        conn.execute("UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_until = NULL"
-                     " WHERE id = ?", (time.time(), task_id))
-        children = conn.execute(
-            f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {_UNFINISHED_SQL}",
-            (task_id,)).fetchall()
-        for (child_id,) in children:
-            self._cancel_tree(conn, child_id)
-
-    def retry(self, task_id: int) -> dict:
-        with self._write() as conn:
-            row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row is None:
-                raise KeyError(task_id)
-            if row[0] not in ("failed", "cancelled"):
-                raise TaskConflict(f"task {task_id} is {row[0]}; only failed or cancelled tasks can be retried")
-            try:
-                conn.execute(
-                    "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0, error = NULL,"
-                    " result = NULL, worker = NULL, started_at = NULL, finished_at = NULL"
-                    " WHERE id = ?", (time.time(), task_id))
-            except sqlite3.IntegrityError as exc:
-                raise TaskConflict(f"an unfinished task with the same unique_key exists") from exc
-        return self.get(task_id)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for queue, status, n in self._conn().execute(
-                "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
-            out.setdefault(queue, {})[status] = n
-        return out
-
-    def throughput(self, minutes: int) -> list[dict]:
-        since = time.time() - minutes * 60
-        rows = self._conn().execute(
-            "SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS minute, status, count(*)"
-            " FROM tasks WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
-            " GROUP BY minute, status ORDER BY minute", (since,)).fetchall()
-        return [{"minute": m, "status": s, "count": n} for m, s, n in rows]
-
-    def recent_failures(self, limit: int) -> list[dict]:
-        rows = self._conn().execute(
-            f"SELECT {_COLS} FROM tasks WHERE status = 'failed' ORDER BY finished_at DESC LIMIT ?",
-            (limit,)).fetchall()
-        return [task_dict(r) for r in rows]
-
-    def prune(self, succeeded_before: float, failed_before: float) -> int:
-        with self._write() as conn:
-            return conn.execute(
-                "DELETE FROM tasks WHERE (status = 'succeeded' AND finished_at < ?)"
-                " OR (status IN ('failed', 'cancelled') AND finished_at < ?)",
-                (succeeded_before, failed_before)).rowcount
-
-    # -- workers and daemon state -----------------------------------------
-    def upsert_workers(self, rows: list[WorkerRow]) -> None:
-        now = time.time()
-        with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
-                " started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, task_id = excluded.task_id,"
-                " cpu_percent = excluded.cpu_percent, rss_bytes = excluded.rss_bytes,"
-                " heartbeat_at = excluded.heartbeat_at",
-                [(r.id, r.host, r.pid, r.state, r.task_id, r.cpu_percent, r.rss_bytes,
-                  r.started_at, now) for r in rows])
-
-    def remove_workers(self, worker_ids: list[str]) -> None:
-        with self._write() as conn:
-            conn.executemany("DELETE FROM workers WHERE id = ?", [(w,) for w in worker_ids])
-
-    def live_workers(self, max_age_s: float) -> list[dict]:
-        cur = self._conn().execute(
-            "SELECT id, host, pid, state, task_id, cpu_percent, rss_bytes, started_at, heartbeat_at"
-            " FROM workers WHERE heartbeat_at >= ? ORDER BY started_at, id",
-            (time.time() - max_age_s,))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def put_state(self, key: str, value: Any) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at", (key, json.dumps(value), time.time()))
-
-    def get_state(self, key: str) -> Any:
-        row = self._conn().execute("SELECT value FROM daemon_state WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-
-def _insert_params(task: NewTask, now: float) -> tuple:
-    return (task.queue, task.name, json.dumps(task.args), task.priority,
-            task.run_after if task.run_after is not None else now, task.max_attempts,
-            task.timeout, task.unique_key, task.parent_id, task.continuation, now)

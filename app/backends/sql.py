@@ -1,0 +1,361 @@
+"""The SQL both engines share. Statements are written with ``?`` placeholders;
+an engine that uses another style translates them once (``_sql``).
+
+Engine modules keep only what differs: connections and transactions, the claim
+statement, bulk insert, migrations and row locking.
+"""
+from __future__ import annotations
+
+import json
+import time
+from abc import abstractmethod
+from functools import lru_cache
+from typing import Any, ContextManager
+
+from app.backends.base import (
+    FINISHED, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome, TaskConflict,
+    WorkerRow, task_dict,
+)
+
+COLS = ", ".join(TASK_COLUMNS)
+UNFINISHED_SQL = "('queued', 'running', 'waiting')"
+
+INSERT = (
+    "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
+    " unique_key, parent_id, continuation, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_UNIQUE = INSERT + (
+    " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+    f" AND status IN {UNFINISHED_SQL} DO NOTHING RETURNING id"
+)
+_SUCCEED = """
+UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
+                          THEN 'waiting' ELSE 'succeeded' END,
+       result = ?, started_at = ?, finished_at = ?, lease_until = NULL
+ WHERE id = ? AND status = 'running' AND worker = ?
+RETURNING status, parent_id
+"""
+# retry_at NULL means no attempt is left to give: the task fails for good.
+_FAIL = """
+UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+                          THEN 'queued' ELSE 'failed' END,
+       run_after = COALESCE(CAST(? AS DOUBLE PRECISION), run_after), error = ?,
+       started_at = COALESCE(CAST(? AS DOUBLE PRECISION), started_at),
+       finished_at = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+                     THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
+       lease_until = NULL
+ WHERE id = ? AND status = 'running' AND worker = ?
+RETURNING status, parent_id
+"""
+_RELEASE = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
+            " lease_until = NULL, started_at = NULL"
+            " WHERE id = ? AND status = 'running' AND worker = ?")
+_SETTLE_PARENT = f"""
+UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
+                                            AND c.status IN ('failed', 'cancelled'))
+                          THEN 'failed' ELSE 'succeeded' END,
+       error = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
+                                 AND c.status IN ('failed', 'cancelled'))
+                    THEN 'one or more children failed or were cancelled' ELSE error END,
+       finished_at = ?
+ WHERE id = ? AND status = 'waiting'
+   AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
+                   AND c.status IN {UNFINISHED_SQL})
+RETURNING status, parent_id, continuation, queue
+"""
+
+
+def insert_params(task: NewTask, now: float) -> tuple:
+    """The INSERT parameters of a new task."""
+    return (task.queue, task.name, json.dumps(task.args), task.priority,
+            task.run_after if task.run_after is not None else now, task.max_attempts,
+            task.timeout, task.unique_key, task.parent_id, task.continuation, now)
+
+
+class SqlBackend(Backend):
+    """Queue logic in portable SQL; subclasses provide the engine specifics."""
+
+    placeholder = "?"
+    minute_sql = "CAST(finished_at / 60 AS INTEGER) * 60"
+
+    # -- engine hooks ------------------------------------------------------
+    @abstractmethod
+    def _conn(self):
+        """This thread's connection (autocommit outside ``_write``)."""
+
+    @abstractmethod
+    def _write(self) -> ContextManager[Any]:
+        """A write transaction on this thread's connection."""
+
+    @abstractmethod
+    def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
+        """Claim up to ``limit`` ready tasks, in claim order, inside a write transaction."""
+
+    def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
+        """Serialize sibling completions; engines with row-level locking override this."""
+
+    # -- helpers -----------------------------------------------------------
+    def _sql(self, statement: str) -> str:
+        return _translate(statement, self.placeholder)
+
+    def _run(self, conn, statement: str, params: tuple | list = ()):
+        return conn.execute(self._sql(statement), params)
+
+    def _run_many(self, conn, statement: str, rows: list[tuple]) -> None:
+        conn.cursor().executemany(self._sql(statement), rows)
+
+    def _read(self, statement: str, params: tuple | list = ()) -> list[tuple]:
+        return self._run(self._conn(), statement, params).fetchall()
+
+    # -- producing ---------------------------------------------------------
+    def _insert_one(self, conn, task: NewTask, now: float) -> tuple[int, bool]:
+        if task.unique_key is None:
+            return self._run(conn, INSERT + " RETURNING id", insert_params(task, now)).fetchone()[0], True
+        row = self._run(conn, _INSERT_UNIQUE, insert_params(task, now)).fetchone()
+        if row:
+            return row[0], True
+        existing = self._run(
+            conn, f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {UNFINISHED_SQL}",
+            (task.unique_key,)).fetchone()
+        return existing[0], False
+
+    # -- consuming ---------------------------------------------------------
+    def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
+                         limit: int, lease_s: float) -> list[Claimed]:
+        with self._write() as conn:
+            if outcomes:
+                self._lock_parents_of(conn, [o.task_id for o in outcomes])
+            for outcome in outcomes:
+                self._record(conn, worker_id, outcome)
+            if release:
+                self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
+            if limit <= 0:
+                return []
+            return self._claim(conn, worker_id, limit, lease_s)
+
+    def _record(self, conn, worker_id: str, outcome: Outcome) -> None:
+        if outcome.ok:
+            row = self._run(conn, _SUCCEED, (outcome.result, outcome.started_at,
+                                             outcome.finished_at, outcome.task_id,
+                                             worker_id)).fetchone()
+        else:
+            row = self._fail(conn, outcome.task_id, worker_id, outcome.error, outcome.retry_at,
+                             outcome.started_at, outcome.finished_at)
+        if row is None:
+            return  # cancelled or rescued meanwhile: the newer state wins
+        status, parent_id = row
+        if status == "waiting":
+            self._settle(conn, outcome.task_id)
+        elif status != "queued" and parent_id is not None:
+            self._settle(conn, parent_id)
+
+    def _fail(self, conn, task_id, worker_id, error, retry_at, started_at=None,
+              finished_at=None):
+        finished_at = finished_at or time.time()
+        row = self._run(conn, _FAIL, (retry_at, retry_at, error, started_at, retry_at,
+                                      finished_at, task_id, worker_id)).fetchone()
+        return row
+
+    def _settle(self, conn, parent_id: int | None) -> None:
+        """Finish a waiting parent whose children are all done, exactly once."""
+        while parent_id is not None:
+            row = self._run(conn, _SETTLE_PARENT, (time.time(), parent_id)).fetchone()
+            if row is None:
+                return
+            status, grandparent, continuation, queue = row
+            if continuation:
+                self._insert_one(conn, NewTask(
+                    name=continuation, queue=queue,
+                    args={"parent_id": parent_id, "parent_status": status},
+                    unique_key=f"continuation:{parent_id}"), time.time())
+            parent_id = grandparent
+
+    def _fail_and_settle(self, conn, task_id, worker_id, error, retry_at) -> bool:
+        self._lock_parents_of(conn, [task_id])
+        row = self._fail(conn, task_id, worker_id, error, retry_at)
+        if row and row[0] == "failed" and row[1] is not None:
+            self._settle(conn, row[1])
+        return row is not None
+
+    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
+        with self._write() as conn:
+            self._fail_and_settle(conn, task_id, worker_id, error, retry_at)
+
+    def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
+                       retry_at: float | None, count_all: bool = False) -> int:
+        with self._write() as conn:
+            counted = [current_task] if current_task is not None else []
+            if count_all:
+                counted = [r[0] for r in self._run(
+                    conn, "SELECT id FROM tasks WHERE status = 'running' AND worker = ?",
+                    (worker_id,)).fetchall()]
+            touched = sum(self._fail_and_settle(conn, t, worker_id, error, retry_at)
+                          for t in counted)
+            touched += self._run(
+                conn, "UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
+                " lease_until = NULL, started_at = NULL WHERE status = 'running' AND worker = ?",
+                (worker_id,)).rowcount
+            return touched
+
+    def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
+        if worker_ids:
+            with self._write() as conn:
+                self._run_many(
+                    conn, "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
+                    [(time.time() + lease_s, w) for w in worker_ids])
+
+    def expired_leases(self) -> list[tuple[int, str]]:
+        return [tuple(r) for r in self._read(
+            "SELECT id, worker FROM tasks WHERE status = 'running' AND lease_until < ?",
+            (time.time(),))]
+
+    def running_workers(self) -> list[str]:
+        rows = self._read("SELECT DISTINCT worker FROM tasks WHERE status = 'running'")
+        return [r[0] for r in rows]
+
+    def cancelled_among(self, task_ids: list[int]) -> list[int]:
+        if not task_ids:
+            return []
+        marks = ",".join("?" * len(task_ids))
+        rows = self._read(f"SELECT id FROM tasks WHERE status = 'cancelled' AND id IN ({marks})",
+                          task_ids)
+        return [r[0] for r in rows]
+
+    def set_progress(self, task_id: int, done: int, total: int) -> None:
+        with self._write() as conn:
+            self._run(conn, "UPDATE tasks SET progress_done = ?, progress_total = ? WHERE id = ?",
+                      (done, total, task_id))
+
+    # -- managing ----------------------------------------------------------
+    def get(self, task_id: int) -> dict | None:
+        rows = self._read(f"SELECT {COLS} FROM tasks WHERE id = ?", (task_id,))
+        if not rows:
+            return None
+        children = dict(self._read(
+            "SELECT status, count(*) FROM tasks WHERE parent_id = ? GROUP BY status", (task_id,)))
+        task = task_dict(rows[0])
+        task["children"] = children
+        if children:
+            done = sum(n for s, n in children.items() if s in FINISHED)
+            task["progress"] = {"done": done, "total": sum(children.values())}
+        return task
+
+    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None):
+        clauses, params = [], []
+        for column, value in (("status", status), ("name", name), ("queue", queue),
+                              ("parent_id", parent_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if cursor is not None:
+            clauses.append("id < ?")
+            params.append(cursor)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"SELECT {COLS} FROM tasks {where} ORDER BY id DESC LIMIT ?",
+                          (*params, limit))
+        return [task_dict(r) for r in rows]
+
+    def cancel(self, task_id: int) -> dict:
+        with self._write() as conn:
+            self._lock_parents_of(conn, [task_id])
+            self._cancel_tree(conn, task_id)
+            row = self._run(conn, "SELECT parent_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            self._settle(conn, row[0])
+        return self.get(task_id)
+
+    def _cancel_tree(self, conn, task_id: int) -> None:
+        row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise KeyError(task_id)
+        if row[0] not in UNFINISHED:
+            raise TaskConflict(f"task {task_id} is already {row[0]}")
+        self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_until = NULL"
+                  " WHERE id = ?", (time.time(), task_id))
+        children = self._run(
+            conn, f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {UNFINISHED_SQL}",
+            (task_id,)).fetchall()
+        for (child_id,) in children:
+            self._cancel_tree(conn, child_id)
+
+    def retry(self, task_id: int) -> dict:
+        with self._write() as conn:
+            row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise KeyError(task_id)
+            if row[0] not in ("failed", "cancelled"):
+                raise TaskConflict(
+                    f"task {task_id} is {row[0]}; only failed or cancelled tasks can be retried")
+            duplicate = self._run(
+                conn, f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
+                f" WHERE t.unique_key = me.unique_key AND t.status IN {UNFINISHED_SQL}",
+                (task_id,)).fetchone()
+            if duplicate:
+                raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
+            self._run(conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
+                      " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
+                      " finished_at = NULL WHERE id = ?", (time.time(), task_id))
+        return self.get(task_id)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for queue, status, n in self._read(
+                "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
+            out.setdefault(queue, {})[status] = n
+        return out
+
+    def throughput(self, minutes: int) -> list[dict]:
+        rows = self._read(
+            f"SELECT {self.minute_sql} AS minute, status, count(*) FROM tasks"
+            " WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
+            f" GROUP BY {self.minute_sql}, status ORDER BY 1", (time.time() - minutes * 60,))
+        return [{"minute": int(m), "status": s, "count": n} for m, s, n in rows]
+
+    def recent_failures(self, limit: int) -> list[dict]:
+        rows = self._read(f"SELECT {COLS} FROM tasks WHERE status = 'failed'"
+                          " ORDER BY finished_at DESC LIMIT ?", (limit,))
+        return [task_dict(r) for r in rows]
+
+    def prune(self, succeeded_before: float, failed_before: float) -> int:
+        with self._write() as conn:
+            return self._run(conn, "DELETE FROM tasks WHERE (status = 'succeeded' AND finished_at < ?)"
+                             " OR (status IN ('failed', 'cancelled') AND finished_at < ?)",
+                             (succeeded_before, failed_before)).rowcount
+
+    # -- workers and daemon state -----------------------------------------
+    def upsert_workers(self, rows: list[WorkerRow]) -> None:
+        now = time.time()
+        with self._write() as conn:
+            self._run_many(
+                conn, "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
+                " started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, task_id = excluded.task_id,"
+                " cpu_percent = excluded.cpu_percent, rss_bytes = excluded.rss_bytes,"
+                " heartbeat_at = excluded.heartbeat_at",
+                [(r.id, r.host, r.pid, r.state, r.task_id, r.cpu_percent, r.rss_bytes,
+                  r.started_at, now) for r in rows])
+
+    def remove_workers(self, worker_ids: list[str]) -> None:
+        with self._write() as conn:
+            self._run_many(conn, "DELETE FROM workers WHERE id = ?", [(w,) for w in worker_ids])
+
+    def live_workers(self, max_age_s: float) -> list[dict]:
+        names = ("id", "host", "pid", "state", "task_id", "cpu_percent", "rss_bytes",
+                 "started_at", "heartbeat_at")
+        rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"
+                          " ORDER BY started_at, id", (time.time() - max_age_s,))
+        return [dict(zip(names, row)) for row in rows]
+
+    def put_state(self, key: str, value: Any) -> None:
+        with self._write() as conn:
+            self._run(conn, "INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)"
+                      " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                      " updated_at = excluded.updated_at", (key, json.dumps(value), time.time()))
+
+    def get_state(self, key: str) -> Any:
+        rows = self._read("SELECT value FROM daemon_state WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+
+@lru_cache(maxsize=256)
+def _translate(statement: str, placeholder: str) -> str:
+    return statement if placeholder == "?" else statement.replace("?", placeholder)
