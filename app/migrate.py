@@ -40,7 +40,7 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-def apply_migrations(conn: sqlite3.Connection, engine: str) -> list[str]:
+def apply_sqlite_migrations(conn: sqlite3.Connection) -> list[str]:
     """Apply pending SQLite migrations on an autocommit connection."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                  "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
@@ -48,7 +48,7 @@ def apply_migrations(conn: sqlite3.Connection, engine: str) -> list[str]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, path in migration_files(engine):
+        for version, path in migration_files("sqlite"):
             if version in done:
                 continue
             for statement in split_statements(path.read_text()):
@@ -60,4 +60,26 @@ def apply_migrations(conn: sqlite3.Connection, engine: str) -> list[str]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    return applied
+
+
+_PG_LOCK_KEY = 0x486F70706572  # any constant: serializes migrating processes
+
+
+def apply_postgres_migrations(conn) -> list[str]:
+    """Apply pending PostgreSQL migrations under an advisory lock, in one transaction."""
+    applied = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     "version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " applied_at DOUBLE PRECISION NOT NULL)")
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, path in migration_files("postgres"):
+            if version in done:
+                continue
+            conn.execute(path.read_text())
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                         (version, path.name, time.time()))
+            applied.append(path.name)
     return applied

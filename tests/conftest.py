@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from uuid import uuid4
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -156,3 +157,39 @@ def client(settings_path, monkeypatch):
     from app import queue, settings
 
     return queue.configure(settings.load(settings_path))
+
+
+PG_URL = os.environ.get("HOPPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test (skipped if unreachable, outside CI)."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but {PG_URL} is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL} (set HOPPER_TEST_PG_URL): {exc}")
+    name = f"hopper_test_{uuid4().hex[:12]}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
+def pg_settings(tmp_path, pg_url) -> Path:
+    return write_settings(tmp_path, database=pg_url)
+
+
+@pytest.fixture
+def pg_client(pg_settings, monkeypatch):
+    monkeypatch.setenv("HOPPER_CONFIG", str(pg_settings))
+    from app import queue, settings
+
+    return queue.configure(settings.load(pg_settings))

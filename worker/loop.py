@@ -160,7 +160,7 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     client = queue.configure(settings)
     bell = doorbell_path(settings.database)
-    listener = DoorbellListener(bell) if bell else None
+    listener = DoorbellListener(bell) if bell else client.backend.listener()
     loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell)
     loop.run()
 

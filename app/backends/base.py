@@ -113,6 +113,11 @@ class Backend(ABC):
     def ping(self) -> None:
         """Raise if the database does not answer."""
 
+    def listener(self):
+        """An object whose ``wait(timeout)`` returns when tasks may be ready, for
+        engines that notify natively (PostgreSQL); None where a local pipe does."""
+        return None
+
     # -- producing ---------------------------------------------------------
     @abstractmethod
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:

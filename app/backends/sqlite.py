@@ -15,7 +15,7 @@ from typing import Iterator
 
 from app.backends.base import Claimed, NewTask
 from app.backends.sql import INSERT, SqlBackend, insert_params
-from app.migrate import apply_migrations
+from app.migrate import apply_sqlite_migrations
 from app.settings import sqlite_path
 
 # The ORDER BY matches the partial index tasks_ready exactly: O(log n) per claim.
@@ -63,7 +63,7 @@ class SqliteBackend(SqlBackend):
         conn.executemany(statement, rows)
 
     def migrate(self) -> list[str]:
-        return apply_migrations(self._conn(), "sqlite")
+        return apply_sqlite_migrations(self._conn())
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

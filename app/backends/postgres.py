@@ -1,0 +1,115 @@
+"""PostgreSQL backend: for workers on several machines sharing one queue.
+
+Claims use ``FOR UPDATE SKIP LOCKED``; completions of siblings lock their
+parent row first, so exactly one of them settles the parent. Enqueues send a
+NOTIFY that idle workers LISTEN for, with the same slow poll as a fallback.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+
+from app.backends.base import Claimed, NewTask
+from app.backends.sql import INSERT, SqlBackend, insert_params
+from app.migrate import apply_postgres_migrations
+
+CHANNEL = "hopper_tasks"
+
+_CLAIM = """
+UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at = %s,
+       attempts = attempts + 1
+ WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= %s
+              ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after
+"""
+_LOCK_PARENTS = """
+SELECT id FROM tasks WHERE id IN (SELECT parent_id FROM tasks
+                                  WHERE id = ANY(%s) AND parent_id IS NOT NULL)
+ ORDER BY id FOR UPDATE
+"""
+
+
+class PostgresBackend(SqlBackend):
+    """The multi-machine backend."""
+
+    placeholder = "%s"
+    minute_sql = "FLOOR(finished_at / 60) * 60"
+
+    def __init__(self, url: str):
+        self.url = url
+        self._local = threading.local()
+
+    def _conn(self) -> psycopg.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid() or local.conn.closed:
+            local.conn = psycopg.connect(self.url, autocommit=True)
+            local.pid = os.getpid()
+        return local.conn
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection]:
+        conn = self._conn()
+        with conn.transaction():
+            yield conn
+
+    def migrate(self) -> list[str]:
+        return apply_postgres_migrations(self._conn())
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1 FROM tasks LIMIT 1").fetchall()
+
+    def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+        now = time.time()
+        with self._write() as conn:
+            if any(t.unique_key is not None for t in tasks):
+                results = [self._insert_one(conn, t, now) for t in tasks]
+            else:
+                cur = conn.cursor()
+                cur.executemany(self._sql(INSERT + " RETURNING id"),
+                                [insert_params(t, now) for t in tasks], returning=True)
+                results = []
+                while True:
+                    results.append((cur.fetchone()[0], True))
+                    if not cur.nextset():
+                        break
+            if any(created for _, created in results):
+                conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
+        return results
+
+    def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
+        now = time.time()
+        rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
+        rows.sort(key=lambda r: (-r[7], r[8], r[0]))
+        return [Claimed(*row[:7]) for row in rows]
+
+    def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
+        conn.execute(_LOCK_PARENTS, (task_ids,)).fetchall()
+
+    def listener(self) -> "NotifyListener":
+        return NotifyListener(self.url)
+
+
+class NotifyListener:
+    """An idle worker's wait for a NOTIFY (or the timeout)."""
+
+    def __init__(self, url: str):
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        """True if a notification arrived before ``timeout`` seconds passed."""
+        return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+
+    def close(self) -> None:
+        self._conn.close()
