@@ -7,7 +7,6 @@ import sqlite3
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil

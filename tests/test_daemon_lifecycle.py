@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -13,29 +12,11 @@ import yaml
 
 from app import queue
 from conftest import REPO
-from helpers import poll_until
-
-
-def _enqueue_with_key(config: str, barrier, results) -> None:
-    os.environ["HOPPER_CONFIG"] = config
-    from app import queue as q
-
-    q.configure()
-    barrier.wait()
-    results.put(q.enqueue("echo", {"pid": os.getpid()}, unique_key="the-one"))
+from helpers import enqueue_from_processes, poll_until
 
 
 def test_eight_processes_enqueueing_one_unique_key_get_one_task(client, settings_path):
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(8), ctx.Queue()
-    procs = [ctx.Process(target=_enqueue_with_key, args=(str(settings_path), barrier, results))
-             for _ in range(8)]
-    for p in procs:
-        p.start()
-    ids = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(10)
-    assert len(set(ids)) == 1
+    assert len(enqueue_from_processes(settings_path, "the-one")) == 1
     assert client.backend.counts() == {"default": {"queued": 1}}
 
 

@@ -1,7 +1,6 @@
 """The PostgreSQL backend: the same contract, and workers on several "machines"."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from app import queue
 from app.backends.base import TaskConflict
 from conftest import Daemon, write_settings
-from helpers import poll_until
+from helpers import enqueue_from_processes, poll_until
 
 
 def test_enqueue_get_and_unique_key(pg_client):
@@ -38,26 +37,8 @@ def test_migrations_are_safe_to_apply_twice(pg_client):
     assert pg_client.backend.migrate() == []
 
 
-def _enqueue_with_key(config: str, barrier, results) -> None:
-    os.environ["HOPPER_CONFIG"] = config
-    from app import queue as q
-
-    q.configure()
-    barrier.wait()
-    results.put(q.enqueue("echo", {}, unique_key="pg-one"))
-
-
 def test_eight_processes_enqueueing_one_unique_key_get_one_task(pg_client, pg_settings):
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(8), ctx.Queue()
-    procs = [ctx.Process(target=_enqueue_with_key, args=(str(pg_settings), barrier, results))
-             for _ in range(8)]
-    for p in procs:
-        p.start()
-    ids = {results.get(timeout=60) for _ in procs}
-    for p in procs:
-        p.join(10)
-    assert len(ids) == 1
+    assert len(enqueue_from_processes(pg_settings, "the-one")) == 1
     assert pg_client.backend.counts() == {"default": {"queued": 1}}
 
 

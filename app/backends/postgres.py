@@ -60,15 +60,6 @@ class PostgresBackend(SqlBackend):
     def migrate(self) -> list[str]:
         return apply_postgres_migrations(self._conn())
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local = threading.local()
-
-    def ping(self) -> None:
-        self._conn().execute("SELECT 1 FROM tasks LIMIT 1").fetchall()
-
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
         with self._write() as conn:

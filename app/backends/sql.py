@@ -7,6 +7,8 @@ statement, bulk insert, migrations and row locking.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from abc import abstractmethod
 from functools import lru_cache
@@ -18,6 +20,7 @@ from app.backends.base import (
 )
 
 COLS = ", ".join(TASK_COLUMNS)
+STALE_WORKER_ROW_S = 3600
 UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
 INSERT = (
@@ -93,6 +96,16 @@ class SqlBackend(Backend):
 
     def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
         """Serialize sibling completions; engines with row-level locking override this."""
+
+    def close(self) -> None:
+        """Close this process's connection of the calling thread."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+    def ping(self) -> None:
+        self._run(self._conn(), "SELECT 1 FROM tasks LIMIT 1").fetchall()
 
     # -- helpers -----------------------------------------------------------
     def _sql(self, statement: str) -> str:
@@ -317,6 +330,9 @@ class SqlBackend(Backend):
 
     def prune(self, succeeded_before: float, failed_before: float) -> int:
         with self._write() as conn:
+            # Rows of workers whose daemon was killed: long past any liveness check.
+            self._run(conn, "DELETE FROM workers WHERE heartbeat_at < ?",
+                      (time.time() - STALE_WORKER_ROW_S,))
             return self._run(conn, "DELETE FROM tasks WHERE (status = 'succeeded' AND finished_at < ?)"
                              " OR (status IN ('failed', 'cancelled') AND finished_at < ?)",
                              (succeeded_before, failed_before)).rowcount

@@ -65,15 +65,6 @@ class SqliteBackend(SqlBackend):
     def migrate(self) -> list[str]:
         return apply_sqlite_migrations(self._conn())
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local = threading.local()
-
-    def ping(self) -> None:
-        self._conn().execute("SELECT 1 FROM tasks LIMIT 1").fetchall()
-
     def backup(self, target: Path) -> None:
         """A consistent online copy of the database file."""
         dest = sqlite3.connect(target)
