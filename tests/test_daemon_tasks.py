@@ -161,3 +161,15 @@ def test_pending_and_running_parent_is_waiting_with_progress(make_daemon, client
     assert waiting["progress"]["total"] == 3
     assert queue.wait(parent_id, timeout=30)["status"] == "succeeded"
     queue.wait(blocker, timeout=30)
+
+
+def test_a_slow_task_never_holds_prefetched_work_from_an_idle_worker(make_daemon, client):
+    make_daemon(workers=2)
+    queue.wait(queue.enqueue("sleep", {"seconds": 0.01}), timeout=20)  # warm both workers up
+    fast = [{"name": "echo", "args": {"i": i}} for i in range(200)]
+    slow = [{"name": "sleep", "args": {"seconds": 1.5}, "priority": -1} for _ in range(2)]
+    ids = queue.enqueue_many(fast + slow)
+    first, second = (queue.wait(i, timeout=30) for i in ids[-2:])
+    # Run side by side by the two workers, not one after the other by one.
+    assert abs(first["started_at"] - second["started_at"]) < 1.0
+    assert first["worker"] != second["worker"]

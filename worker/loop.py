@@ -86,6 +86,8 @@ class WorkerLoop:
         while not self.stopping():
             claimed = self.backend.finish_and_claim(self.worker_id, pending, release, batch,
                                                     self.lease_s)
+            if release and self.doorbell is not None:
+                self.doorbell.ring(len(release))
             pending, release = [], []
             if not claimed:
                 self._idle()
@@ -108,12 +110,21 @@ class WorkerLoop:
         for index, task in enumerate(claimed):
             if index and (self.stopping() or time.monotonic() - held_since > PREFETCH_HOLD_S):
                 return [t.id for t in claimed[index:]]
-            if pending and self.durations.get(task.name, 1.0) > FAST_TASK_S:
-                # Record finished work before a task that may run long.
-                self.backend.finish_and_claim(self.worker_id, pending, [], 0, self.lease_s)
-                pending.clear()
+            if self.durations.get(task.name, 1.0) > FAST_TASK_S:
+                # Before a task that may run long: record finished work and give
+                # back the rest of the batch, so an idle peer can start it now.
+                self._give_back(pending, [t.id for t in claimed[index + 1:]])
+                pending.append(self._run_one(task))
+                return []
             pending.append(self._run_one(task))
         return []
+
+    def _give_back(self, pending: list[Outcome], unstarted: list[int]) -> None:
+        if pending or unstarted:
+            self.backend.finish_and_claim(self.worker_id, pending, unstarted, 0, self.lease_s)
+            pending.clear()
+        if unstarted and self.doorbell is not None:
+            self.doorbell.ring(len(unstarted))
 
     def _run_one(self, task: Claimed) -> Outcome:
         deadline = time.monotonic() + task.timeout if task.timeout else 0.0
