@@ -126,3 +126,16 @@ def test_broken_settings_file_refuses_to_start_with_a_clear_message(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "workers: must be between 1 and" in out.stderr
+
+
+def test_workers_publish_pid_state_task_cpu_and_memory(make_daemon, client):
+    daemon = make_daemon(workers=2)
+    busy = queue.enqueue("sleep", {"seconds": 3})
+    poll_until(lambda: queue.get_task(busy)["status"] == "running", timeout=20)
+    rows = poll_until(lambda: (w := daemon.workers()) and any(r["task_id"] == busy for r in w)
+                      and w, timeout=5)
+    assert sorted(r["pid"] for r in rows) == daemon.worker_pids()
+    assert {r["state"] for r in rows} == {"busy", "idle"}
+    for row in rows:
+        assert row["rss_bytes"] > 1_000_000
+        assert row["cpu_percent"] is not None and row["started_at"] <= row["heartbeat_at"]
