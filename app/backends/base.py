@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 UNFINISHED = ("queued", "running", "waiting")
@@ -83,7 +83,6 @@ class WorkerRow:
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     started_at: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def task_dict(row: Iterable[Any]) -> dict:
