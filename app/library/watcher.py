@@ -46,6 +46,7 @@ os.register_at_fork(before=_DB_LOCK.acquire, after_in_parent=_DB_LOCK.release,
 def _default_enqueue(requests: list[dict]) -> list[int]:
     from app import queue
 
+    queue.client()  # loads the task registry; enqueue validates names before doing so
     return queue.enqueue_many(requests)
 
 
