@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 import exifread
@@ -154,6 +155,13 @@ def exif_times(header: bytes) -> dict[str, dt.datetime]:
 
 def image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
     """Pixel dimensions read from the image header (no decoding of pixel data)."""
+    with warnings.catch_warnings():
+        # Pillow warns about every corrupt EXIF it meets on the way; that is data, not news.
+        warnings.simplefilter("ignore")
+        return _image_size(fd, header, size)
+
+
+def _image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
     try:
         with Image.open(io.BytesIO(header)) as img:
             return img.size
