@@ -122,7 +122,7 @@ def test_reindex_rebuilds_the_index_from_library_files(lib):
         conn.execute("UPDATE library_items SET size = 1 WHERE source_name = 'n1.txt'")
     out = subprocess.run([sys.executable, str(REPO / "run.py"), "--config", str(lib.settings.path),
                           "library", "reindex"], capture_output=True, text=True, timeout=60,
-                         cwd=REPO)
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "tests")})
     assert out.returncode == 0, out.stderr
     assert "indexed 4 file(s)" in out.stdout
     after = {r["sha256"]: r for r in index_rows(lib.settings.path)}
