@@ -212,10 +212,13 @@ def _adopt(folder: Path, name: str, st: os.stat_result, identity: Identity) -> P
 
 
 def _remove_source(source: Path, st: os.stat_result) -> None:
-    """Unlink the inbox name, unless someone dropped a new file under it meanwhile."""
+    """Unlink the inbox name, unless someone dropped a new file under it meanwhile.
+
+    No fsync of the inbox folder: an unlink lost in a power cut brings the file
+    back, and re-ingesting it finds its own index row and only unlinks again.
+    """
     if _same_entry(source, st):
         os.unlink(source)
-        organize.fsync_dir(source.parent)
 
 
 def _to_quarantine(settings: Settings, source: Path, rel: str, reason: str) -> dict:

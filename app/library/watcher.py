@@ -94,8 +94,11 @@ class InboxWatcher:
                                          daemon=True)
         self._checker.start()
         if startup_scan:
-            with _DB_LOCK:
-                self._enqueue([{"name": "library.scan", "args": {}}])
+            try:
+                with _DB_LOCK:
+                    self._enqueue([{"name": "library.scan", "args": {}}])
+            except Exception:  # keep watching; the recurring library.scan catches up later
+                log.exception("could not enqueue the startup scan of %s", self.inbox)
         log.info("watching %s (%s events, settle time %.2fs)", self.inbox, self.mode, self.settle)
 
     def stop(self) -> None:
