@@ -132,6 +132,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", help="parent folder for the temp files (default: system temp)")
     args = parser.parse_args()
+    # SIGTERM (e.g. from timeout) must still stop the daemon and remove the temp files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     top = Path(tempfile.mkdtemp(prefix="hopper-bench-library-", dir=args.dir))
     daemon = None
     try:

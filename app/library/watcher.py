@@ -58,6 +58,11 @@ class _Handler(FileSystemEventHandler):
         if event.event_type not in INPUT_EVENTS:
             self.watcher.ignored_events += 1
             return
+        if event.is_directory and event.event_type not in ("created", "moved"):
+            # A folder is "modified" whenever an entry is added or removed, e.g. by every
+            # ingest unlinking its source: its files raise their own events.
+            self.watcher.ignored_events += 1
+            return
         path = event.dest_path if event.event_type == "moved" else event.src_path
         self.watcher.saw(Path(os.fsdecode(path)), event.is_directory)
 
@@ -169,6 +174,8 @@ class InboxWatcher:
             items = list(self._pending.items())
         ready = []
         for path, (size, mtime_ns, since) in items:
+            if now - since < self.settle:
+                continue  # not due yet; a change meanwhile raises an event that resets it
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -180,7 +187,7 @@ class InboxWatcher:
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                 with self._lock:
                     self._pending[path] = (st.st_size, st.st_mtime_ns, now)
-            elif now - since >= self.settle:
+            else:
                 ready.append((path, st))
         if not ready:
             return 0
