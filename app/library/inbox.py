@@ -11,10 +11,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-from app.library.organize import TEMP_PREFIX
 from app.settings import Settings
-
-HIDDEN_PREFIX = ".hopper"   # our own temp files, lock folder and the like
 
 
 class OutsideInbox(ValueError):
@@ -50,9 +47,9 @@ def excluded_folders(settings: Settings) -> set[str]:
 
 
 def ignored(path: Path, excluded: set[str]) -> bool:
-    """True for paths the pipeline itself creates (temp names, our folders)."""
-    if path.name.startswith((TEMP_PREFIX, HIDDEN_PREFIX)):
-        return True
+    """True for paths the pipeline itself writes: the library and quarantine folders
+    when they sit inside the inbox. Nothing else is skipped, whatever its name: our
+    temp and lock files only ever live in the library folder."""
     text = os.path.normpath(path)
     return any(text == folder or text.startswith(folder + os.sep) for folder in excluded)
 

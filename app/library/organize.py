@@ -21,6 +21,7 @@ TEMP_PREFIX = ".hopper-tmp-"
 MAX_NAME_BYTES = 200          # leaves room for a suffix within NAME_MAX (255)
 MAX_COLLISIONS = 10_000
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{32}")
 
 
 class UnsafeName(ValueError):
@@ -116,6 +117,11 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def is_temp_name(name: str) -> bool:
+    """True for exactly the names :func:`temp_path` makes."""
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 def temp_path(folder: Path, sha256: str) -> Path:

@@ -20,7 +20,7 @@ from app.library import index
 from app.library.identify import identify_path
 from app.library.inbox import excluded_folders, prune_empty_folders
 from app.library.locks import LOCK_FOLDER, content_lock
-from app.library.organize import TEMP_PREFIX
+from app.library.organize import TEMP_PREFIX, is_temp_name
 from app.settings import Settings
 
 log = logging.getLogger("hopper.library")
@@ -59,7 +59,7 @@ def _sweep_temp(root: Path, path: Path) -> bool:
 def _candidates(root: Path):
     """Regular library files, after sweeping temp files; symlinks and others are reported."""
     for rel, path, st in library_files(root):
-        if path.name.startswith(TEMP_PREFIX):
+        if is_temp_name(path.name):
             _sweep_temp(root, path)
         elif not stat.S_ISREG(st.st_mode):
             log.warning("ignoring %s in the library: not a regular file", rel)

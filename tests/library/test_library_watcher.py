@@ -102,7 +102,7 @@ def test_own_outputs_and_removals_are_ignored(tmp_path):
         poll_until(lambda: recorder.paths() == ["real.txt"], timeout=10)
         drop(settings.library_root, "document/2024/01/real.txt", b"output")
         drop(settings.quarantine, "bad.txt", b"output")
-        (settings.inbox / ".hopper-tmp-abc").write_bytes(b"temp")
+        drop(settings.library_root, "document/.hopper-tmp-abc", b"temp")
         os.unlink(settings.inbox / "real.txt")
         time.sleep(3 * settings.settle_time)   # give a wrongly-noted path time to settle
         w.check()
@@ -134,3 +134,20 @@ def test_reindex_rebuilds_the_index_from_library_files(lib):
 
 def before_sha(rows: dict, source_name: str) -> str:
     return next(sha for sha, r in rows.items() if r["source_name"] == source_name)
+
+
+def test_hidden_and_temp_looking_names_in_the_inbox_are_still_input(watched):
+    w, recorder, settings = watched()
+    drop(settings.inbox, ".hopper-tmp-mine.txt", b"a user's file, whatever its name")
+    drop(settings.inbox, ".DS_Store", b"also dropped")
+    poll_until(lambda: sorted(recorder.paths()) == [".DS_Store", ".hopper-tmp-mine.txt"],
+               timeout=10)
+
+
+def test_supervisor_schedules_the_recurring_library_scan(tmp_path):
+    from app.daemon import schedules_for
+
+    hourly = settings_mod.load(write_settings(tmp_path, library={"rescan_interval": "1h"}))
+    assert {"name": "library.scan", "every": 3600.0} in schedules_for(hourly)
+    off = settings_mod.load(write_settings(tmp_path, library={"rescan_interval": 0}))
+    assert all(e["name"] != "library.scan" for e in schedules_for(off))
