@@ -35,6 +35,12 @@ def resolve_source(inbox: Path, path: str | os.PathLike) -> Path:
     return candidate
 
 
+def printable(text: str | os.PathLike) -> str:
+    """A path or message safe for logs, the database and reason files: bytes that are
+    not UTF-8 (kept by Python as surrogates) are shown as ``\\xNN`` escapes."""
+    return os.fspath(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def relative(inbox: Path, path: Path) -> str:
     """``path`` relative to the inbox, '/'-separated."""
     return path.relative_to(inbox).as_posix()
@@ -80,8 +86,7 @@ def walk(folder: Path, excluded: set[str]) -> Iterator[tuple[Path, os.stat_resul
 
 def unique_key(rel: str, st: os.stat_result) -> str:
     """``library.ingest`` unique key: the same file in the same state is queued once."""
-    printable = rel.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-    return f"library.ingest:{printable}:{st.st_size}:{st.st_mtime_ns}"
+    return f"library.ingest:{printable(rel)}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def ingest_request(inbox: Path, path: Path, st: os.stat_result,

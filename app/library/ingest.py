@@ -21,7 +21,7 @@ from pathlib import Path
 
 from app.library import index, organize
 from app.library.identify import Identity, identify_fd, sha256_fd
-from app.library.inbox import relative, resolve_source
+from app.library.inbox import printable, relative, resolve_source
 from app.library.locks import content_lock, try_lock
 from app.library.quarantine import quarantine
 from app.settings import Settings
@@ -88,7 +88,7 @@ def quarantine_after_failures(settings: Settings, path: str, error: str) -> dict
         if not try_lock(fd):
             return {"status": "busy", "path": rel}
     except OSError as exc:
-        log.info("quarantining %s without a lock (%s)", rel, exc.strerror)
+        log.info("quarantining %s without a lock (%s)", printable(rel), exc.strerror)
     try:
         return _to_quarantine(settings, source, rel, f"failed every attempt: {error}")
     finally:
@@ -175,7 +175,7 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
         library_path = final.relative_to(root).as_posix()
         item_id = index.upsert_item(backend, library_path, identity, origin)
         _remove_source(source, st)
-    log.info("ingested %s as %s", rel, library_path)
+    log.info("ingested %s as %s", printable(rel), library_path)
     return {"status": "ingested", "path": rel, "item_id": item_id, "library_path": library_path,
             "sha256": identity.sha256}
 

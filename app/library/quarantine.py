@@ -17,6 +17,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from app.library.inbox import printable
 from app.library.organize import candidates, fsync_dir
 
 log = logging.getLogger("hopper.library")
@@ -55,8 +56,9 @@ def quarantine(source: Path, folder: Path, reason: str, relative: str | None = N
         try:
             fsync_dir(source.parent)
         except OSError as exc:
-            log.warning("cannot fsync %s after quarantining: %s", source.parent, exc)
-        log.warning("quarantined %s as %s: %s", source, target, reason)
+            log.warning("cannot fsync %s after quarantining: %s", printable(source.parent), exc)
+        log.warning("quarantined %s as %s: %s", printable(source), printable(target),
+                    printable(reason))
         return target
     raise AssertionError("unreachable: candidates() raises when exhausted")
 
@@ -66,7 +68,7 @@ def _write_reason(target: Path, source: Path, relative: str | None, reason: str,
     text = (f"file: {quarantine_name(relative or source.name)}\n"
             f"quarantined at: {dt.datetime.now().isoformat(timespec='seconds')}\n"
             f"type: {_file_type(st)}, {st.st_size} bytes\n"
-            f"reason: {reason}\n")
+            f"reason: {printable(reason)}\n")
     reason_path = target.with_name(target.name + REASON_SUFFIX)
     temp = reason_path.with_name(reason_path.name + ".tmp")
     with open(temp, "w", encoding="utf-8") as f:

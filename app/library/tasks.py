@@ -6,7 +6,7 @@ import traceback
 
 from app import queue
 from app.library import ingest as ingest_mod
-from app.library.inbox import OutsideInbox, excluded_folders, ingest_request, resolve_source, walk
+from app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
 from app.library.reindex import reconcile
 from app.registry import task
 
@@ -43,9 +43,11 @@ def library_ingest(path: str) -> dict:
         raise  # not a dropped file: refuse to touch it, and say so in the task's error
     except Exception as exc:  # any failure: retried, and on the last attempt quarantined
         if not _is_last_attempt():
-            raise
-        error = "".join(traceback.format_exception_only(exc)).strip()
-        log.error("library.ingest %s failed its last attempt: %s", path, error)
+            # Re-raised with a printable text: an undecodable file name in the message
+            # could not be stored as the task's error.
+            raise RuntimeError(printable(traceback.format_exc())) from None
+        error = printable("".join(traceback.format_exception_only(exc)).strip())
+        log.error("library.ingest %s failed its last attempt: %s", printable(path), error)
         return ingest_mod.quarantine_after_failures(settings, path, error)
     if result["status"] == "folder":
         result["scan_task"] = queue.enqueue("library.scan", {"folder": result["path"]},

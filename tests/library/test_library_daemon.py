@@ -76,6 +76,9 @@ def test_mixed_drop_lands_once_under_layout_and_duplicates_are_recorded(make_dae
     assert len(stored) == 45
     assert Counter(sha(p.read_bytes()) for p in stored) == Counter(set(expected))
     assert not files_under(inbox)
+    outcomes = Counter((t["result"] or {}).get("status")
+                       for t in tasks_named(daemon.config, "library.ingest"))
+    assert (outcomes["ingested"], outcomes["duplicate"]) == (45, 5)   # each drop handled once
 
 
 def test_file_written_slowly_is_ingested_once_and_complete(make_daemon):

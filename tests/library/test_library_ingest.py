@@ -156,3 +156,15 @@ def test_deleted_library_file_is_placed_again_not_counted_as_duplicate(lib):
     second = ingest(lib.settings, lib.backend, "again.txt")
     assert second["status"] == "ingested" and second["item_id"] == first["item_id"]
     assert [sha(p.read_bytes()) for p in _library_files(lib)] == [sha(data)]
+
+
+def test_name_that_cannot_be_stored_is_quarantined_byte_for_byte(lib):
+    raw_name = os.fsdecode(b"caf\xe9 \xff.jpg")          # not UTF-8: no database can hold it
+    data = jpeg_bytes(9)
+    (lib.settings.inbox / raw_name).write_bytes(data)
+    task_id = queue.enqueue("library.ingest", {"path": raw_name})
+    found = queue.get_task(task_id)
+    assert found["result"]["status"] == "quarantined" and "UTF-8" in found["result"]["reason"]
+    stored = [p for p in files_under(lib.settings.quarantine) if not p.name.endswith(".reason.txt")]
+    assert [p.read_bytes() for p in stored] == [data]
+    assert not files_under(lib.settings.inbox) and not _library_files(lib)
