@@ -22,10 +22,29 @@ def _context():
     return c.settings, c.backend
 
 
-def _is_last_attempt() -> bool:
+# Errors the queue records when an attempt never returned: the file may be what
+# hangs or kills a worker (a decompression bomb, a parser crash).
+NO_RETURN_ERRORS = ("timed out after", "worker process died")
+
+
+def _current_row() -> dict | None:
     task_id = queue.current_task_id()
-    row = queue.client().backend.get(task_id) if task_id is not None else None
+    return queue.client().backend.get(task_id) if task_id is not None else None
+
+
+def _is_last_attempt() -> bool:
+    row = _current_row()
     return row is None or row["attempts"] >= row["max_attempts"]
+
+
+def _poison_error() -> str | None:
+    """On the last attempt, the previous attempt's error if that attempt hung or died
+    with the file in hand: such a file is quarantined instead of tried once more."""
+    row = _current_row()
+    if row is None or row["attempts"] < row["max_attempts"] or row["attempts"] < 2:
+        return None
+    error = row["error"] or ""
+    return error if any(marker in error for marker in NO_RETURN_ERRORS) else None
 
 
 @task(name="library.ingest", max_attempts=INGEST_MAX_ATTEMPTS, backoff=1.0,
@@ -34,9 +53,15 @@ def library_ingest(path: str) -> dict:
     """Identify, deduplicate, organize and index one inbox file.
 
     A failure is retried; the last failing attempt quarantines the file with the
-    error as its reason, so a file is never left failing silently.
+    error as its reason, so a file is never left failing silently. A file whose
+    earlier attempts timed out or killed their worker is quarantined by the last
+    attempt before it is read again.
     """
     settings, backend = _context()
+    poison = _poison_error()
+    if poison is not None:
+        log.error("library.ingest %s: earlier attempts never returned (%s)", printable(path), poison)
+        return ingest_mod.quarantine_after_failures(settings, path, poison)
     try:
         result = ingest_mod.ingest(settings, backend, path)
     except OutsideInbox:

@@ -168,3 +168,28 @@ def test_name_that_cannot_be_stored_is_quarantined_byte_for_byte(lib):
     stored = [p for p in files_under(lib.settings.quarantine) if not p.name.endswith(".reason.txt")]
     assert [p.read_bytes() for p in stored] == [data]
     assert not files_under(lib.settings.inbox) and not _library_files(lib)
+
+
+def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, monkeypatch):
+    from conftest import write_settings
+    from app import settings as settings_mod
+    from app.library.tasks import library_ingest
+    from worker.execute import current_task_id
+
+    config = write_settings(tmp_path)             # not eager: the task row is set up by hand
+    monkeypatch.setenv("HOPPER_CONFIG", str(config))
+    client = queue.configure(settings_mod.load(config))
+    client.settings.inbox.mkdir(parents=True)
+    drop(client.settings.inbox, "bomb.png", text_bytes(10))
+    task_id = queue.enqueue("library.ingest", {"path": "bomb.png"})
+    with client.backend._write() as conn:
+        conn.execute("UPDATE tasks SET status = 'running', attempts = max_attempts,"
+                     " error = 'timed out after 3600s' WHERE id = ?", (task_id,))
+    token = current_task_id.set(task_id)
+    try:
+        result = library_ingest("bomb.png")
+    finally:
+        current_task_id.reset(token)
+    assert result["status"] == "quarantined"
+    assert "timed out after 3600s" in (client.settings.quarantine / "bomb.png.reason.txt").read_text()
+    assert (client.settings.quarantine / "bomb.png").read_bytes() == text_bytes(10)
