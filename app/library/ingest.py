@@ -82,14 +82,14 @@ def quarantine_after_failures(settings: Settings, path: str, error: str) -> dict
     rel = relative(settings.inbox, source)
     if not os.path.lexists(source):
         return {"status": "missing", "path": rel}
-    fd = None
     try:
         fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        if not try_lock(fd):
-            return {"status": "busy", "path": rel}
-    except OSError as exc:
+    except OSError as exc:  # unreadable or not a file: nobody else can be reading it either
         log.info("quarantining %s without a lock (%s)", printable(rel), exc.strerror)
+        fd = None
     try:
+        if fd is not None and not try_lock(fd):
+            return {"status": "busy", "path": rel}
         return _to_quarantine(settings, source, rel, f"failed every attempt: {error}")
     finally:
         if fd is not None:

@@ -64,6 +64,8 @@ class _Handler(FileSystemEventHandler):
             self.watcher.ignored_events += 1
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
+        if not path:
+            return  # a move whose destination is outside the watched tree: not input
         self.watcher.saw(Path(os.fsdecode(path)), event.is_directory)
 
 
