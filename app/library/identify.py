@@ -153,6 +153,27 @@ def exif_times(header: bytes) -> dict[str, dt.datetime]:
     return found
 
 
+def pillow_exif_times(header: bytes) -> dict[str, dt.datetime]:
+    """Capture times through Pillow's EXIF reader, for containers exifread does not
+    read (e.g. WebP). Only the header bytes are parsed, never the pixel data."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(header)) as img:
+                exif = img.getexif()
+                values = {"exif:DateTimeOriginal": exif.get_ifd(0x8769).get(0x9003),
+                          "exif:DateTime": exif.get(0x0132)}
+    except Exception as exc:  # Pillow raises many types on hostile metadata; mtime still works
+        log.info("unreadable EXIF via Pillow (%s: %s)", type(exc).__name__, exc)
+        return {}
+    found = {}
+    for source, value in values.items():
+        parsed = parse_exif_time(value) if isinstance(value, str) else None
+        if parsed is not None:
+            found[source] = parsed
+    return found
+
+
 def image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
     """Pixel dimensions read from the image header (no decoding of pixel data)."""
     with warnings.catch_warnings():
@@ -209,7 +230,7 @@ def identify_fd(fd: int, mtime: float) -> Identity:
     exif: dict[str, dt.datetime] = {}
     width = height = None
     if kind == "image":
-        exif = exif_times(header)
+        exif = exif_times(header) or pillow_exif_times(header)
         width, height = image_size(fd, header, size)
     taken_at, source = capture_time(exif, mtime)
     return Identity(sha, size, mime, kind, taken_at, source, width, height)

@@ -8,6 +8,8 @@ import os
 import random
 import time
 
+import pytest
+
 from PIL import Image
 
 from app.library.identify import identify_path, kind_of
@@ -122,3 +124,13 @@ def test_kinds_from_mime():
     assert [kind_of(m) for m in ("image/heic", "video/mp4", "audio/mpeg", "application/pdf",
                                  "text/plain", "application/zip")] == \
         ["image", "video", "audio", "document", "document", "other"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF"])
+def test_exif_date_is_read_from_other_image_containers(tmp_path, fmt):
+    exif = Image.Exif()
+    exif[0x0132] = "2011:02:03 04:05:06"
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "blue").save(out, fmt, exif=exif if fmt == "TIFF" else exif.tobytes())
+    found = identify_path(_write(tmp_path, "x.img", out.getvalue()))
+    assert (found.taken_at, found.kind, found.width) == (dt.datetime(2011, 2, 3, 4, 5, 6), "image", 40)
