@@ -9,7 +9,6 @@ import random
 import time
 
 import pytest
-
 from PIL import Image
 
 from app.library.identify import identify_path, kind_of
