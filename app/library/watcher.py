@@ -34,6 +34,7 @@ log = logging.getLogger("hopper.library.watcher")
 INPUT_EVENTS = ("created", "modified", "moved", "closed")
 POLL_INTERVAL_S = 1.0
 RETRY_ENQUEUE_S = 2.0
+ENQUEUE_CHUNK = 500
 
 # The watcher lives in Gunicorn's arbiter, which forks web workers. Holding this
 # lock around every database call, and taking it before a fork, means a child is
@@ -191,22 +192,25 @@ class InboxWatcher:
                     self._pending[path] = (st.st_size, st.st_mtime_ns, now)
             else:
                 ready.append((path, st))
-        if not ready:
-            return 0
-        requests = [ingest_request(self.inbox, path, st) for path, st in ready]
-        try:
-            with _DB_LOCK:
-                self._enqueue(requests)
-        except Exception:  # database busy or down: the files stay pending and are retried
-            log.exception("could not enqueue %d settled file(s); retrying", len(requests))
-            with self._lock:
-                for path, st in ready:
-                    self._pending[path] = (st.st_size, st.st_mtime_ns, now + RETRY_ENQUEUE_S)
-            return 0
-        for path, st in ready:
-            self._forget(path, (st.st_size, st.st_mtime_ns))
-        self.enqueued += len(requests)
-        return len(requests)
+        done = 0
+        # Short transactions: a drop of thousands of files must not hold the database's
+        # write lock for long while workers are finishing and claiming tasks.
+        for start in range(0, len(ready), ENQUEUE_CHUNK):
+            chunk = ready[start:start + ENQUEUE_CHUNK]
+            try:
+                with _DB_LOCK:
+                    self._enqueue([ingest_request(self.inbox, path, st) for path, st in chunk])
+            except Exception:  # database busy or down: the files stay pending and are retried
+                log.exception("could not enqueue %d settled file(s); retrying", len(ready) - start)
+                with self._lock:
+                    for path, st in ready[start:]:
+                        self._pending[path] = (st.st_size, st.st_mtime_ns, now + RETRY_ENQUEUE_S)
+                break
+            for path, st in chunk:
+                self._forget(path, (st.st_size, st.st_mtime_ns))
+            done += len(chunk)
+        self.enqueued += done
+        return done
 
     def _forget(self, path: Path, signature: tuple[int, int] | None = None) -> None:
         with self._lock:

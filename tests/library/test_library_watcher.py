@@ -151,3 +151,24 @@ def test_supervisor_schedules_the_recurring_library_scan(tmp_path):
     assert {"name": "library.scan", "every": 3600.0} in schedules_for(hourly)
     off = settings_mod.load(write_settings(tmp_path, library={"rescan_interval": 0}))
     assert all(e["name"] != "library.scan" for e in schedules_for(off))
+
+
+def test_files_stay_pending_while_the_database_refuses_and_are_enqueued_later(tmp_path):
+    settings = settings_mod.load(write_settings(tmp_path, library={"settle_time": "100ms"}))
+    recorder, failures = Recorder(), []
+
+    def flaky_enqueue(requests):
+        if not failures:
+            failures.append(len(requests))
+            raise OSError("database is locked")
+        return recorder(requests)
+
+    w = InboxWatcher(settings, enqueue=flaky_enqueue)
+    w.start(startup_scan=False)
+    try:
+        for i in range(3):
+            drop(settings.inbox, f"f{i}.txt", text_bytes(i))
+        poll_until(lambda: sorted(recorder.paths()) == [f"f{i}.txt" for i in range(3)], timeout=15)
+        assert failures and w.pending() == 0
+    finally:
+        w.stop()
