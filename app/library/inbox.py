@@ -62,13 +62,19 @@ def ignored(path: Path, excluded: set[str]) -> bool:
 
 def walk(folder: Path, excluded: set[str]) -> Iterator[tuple[Path, os.stat_result]]:
     """Every non-folder entry below ``folder`` with its lstat; symlinks are listed,
-    never followed. Entries that vanish while walking are skipped (moved away)."""
+    never followed. Entries that vanish while walking are skipped (moved away); a
+    sub-folder that cannot be listed is itself listed, so it is quarantined, not skipped."""
     stack = [folder]
     while stack:
         current = stack.pop()
         try:
             entries = list(os.scandir(current))
         except FileNotFoundError:
+            continue
+        except PermissionError:
+            if current == folder:
+                raise
+            yield current, os.lstat(current)
             continue
         for entry in entries:
             path = Path(entry.path)

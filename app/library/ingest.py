@@ -50,6 +50,10 @@ def ingest(settings: Settings, backend, path: str) -> dict:
     except FileNotFoundError:
         return {"status": "missing", "path": rel}
     if stat.S_ISDIR(st.st_mode):
+        try:
+            os.scandir(source).close()
+        except PermissionError as exc:
+            return _to_quarantine(settings, source, rel, f"a folder that cannot be read: {exc.strerror}")
         return {"status": "folder", "path": rel}  # the caller scans it: its files are the input
     try:
         _check_entry(st, source.name)

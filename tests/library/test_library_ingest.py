@@ -193,3 +193,21 @@ def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, m
     assert result["status"] == "quarantined"
     assert "timed out after 3600s" in (client.settings.quarantine / "bomb.png.reason.txt").read_text()
     assert (client.settings.quarantine / "bomb.png").read_bytes() == text_bytes(10)
+
+
+def test_folder_that_cannot_be_listed_is_quarantined_whole(lib, monkeypatch):
+    locked = lib.settings.inbox / "locked-album"
+    drop(lib.settings.inbox, "locked-album/p.txt", text_bytes(11))
+    real_scandir = os.scandir
+
+    def denying_scandir(path="."):
+        # Tests run as root, where chmod 000 does not stop listing: refuse like the kernel would.
+        if os.fspath(path) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denying_scandir)
+    task_id = queue.enqueue("library.scan", {})
+    assert queue.get_task(task_id)["result"]["files"] == 1
+    assert (lib.settings.quarantine / "locked-album" / "p.txt").read_bytes() == text_bytes(11)
+    assert "cannot be read" in (lib.settings.quarantine / "locked-album.reason.txt").read_text()
