@@ -6,6 +6,7 @@ inbox watcher: it starts once the arbiter is ready and stops when it exits.
 from __future__ import annotations
 
 import ctypes
+import logging
 import signal
 
 _watcher = None
@@ -25,6 +26,14 @@ def when_ready(server):
     from app import settings as settings_mod
     from app.library.watcher import InboxWatcher
 
+    # The arbiter has no logging set up for our loggers: send the watcher's
+    # messages (what it watches, files it could not enqueue) to Gunicorn's log.
+    library_log = logging.getLogger("hopper.library")
+    if not library_log.handlers:
+        for handler in server.log.error_log.handlers:
+            library_log.addHandler(handler)
+        library_log.setLevel(logging.INFO)
+        library_log.propagate = False
     try:
         watcher = InboxWatcher(settings_mod.load())
         watcher.start()

@@ -200,3 +200,12 @@ def test_startup_scan_is_a_parent_whose_continuation_runs_once(make_daemon):
     assert detail["status"] == "succeeded"
     assert detail["progress"] == {"done": 6, "total": 6}
     assert len(index_tasks) == 1 and index_tasks[0]["args"]["parent_id"] == scan["id"]
+
+
+def test_polling_watcher_ingests_when_configured(make_daemon):
+    daemon = _watching(make_daemon(library={"polling": True}))
+    inbox, _, _ = _folders(daemon)
+    drop(inbox, "polled/a.txt", text_bytes(400))
+    rows = _wait_ingested(daemon, expected_items=1)
+    assert rows[0]["sha256"] == sha(text_bytes(400))
+    assert "polling events" in daemon.read_log()
