@@ -30,7 +30,7 @@ class Daemon:
         self.client = queue.configure(settings)
         self.backend = self.client.backend
         self.pool = WorkerPool(settings, self.backend)
-        self.scheduler = Scheduler(settings.schedules)
+        self.scheduler = Scheduler(schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
         self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping",
@@ -84,8 +84,8 @@ class Daemon:
         if new.workers != self.pool.target:
             self.pool.scale(new.workers)
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
-        if new.schedules != old.schedules:
-            self.scheduler.update(new.schedules)
+        if schedules_for(new) != schedules_for(old):
+            self.scheduler.update(schedules_for(new))
         self.backend.put_state("settings_error", None)
         restart_only = [k for k in ("database", "bind", "threads", "token") if
                         getattr(new, k) != getattr(old, k)]
@@ -109,6 +109,13 @@ class Daemon:
                                  self.settings.retention_failed)
             except Exception:  # keep supervising through a transient DB error
                 log.exception("housekeeping error")
+
+
+def schedules_for(settings: settings_mod.Settings) -> tuple[dict, ...]:
+    """The user's schedules plus the library's catch-up scan every rescan_interval (0: off)."""
+    if settings.rescan_interval <= 0:
+        return settings.schedules
+    return (*settings.schedules, {"name": "library.scan", "every": settings.rescan_interval})
 
 
 def configure_logging() -> None:

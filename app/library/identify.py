@@ -1,0 +1,245 @@
+"""Identify a file: sha256, size, MIME type from content, capture time, image size.
+
+Everything is read from an already-open file descriptor, so the file that is
+hashed is the file that is later moved (no re-open by path in between).
+Parsers only ever see the first ``HEADER_BYTES`` of the file: a truncated,
+huge or malformed file cannot make them read much or run long.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+
+import exifread
+import filetype
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger("hopper.library")
+
+HASH_BUFFER = 1 << 20        # 1 MiB: large reads keep sha256 near sha256sum's speed
+HEADER_BYTES = 256 * 1024    # EXIF (APP1 <= 64 KiB) and image headers live here
+FUTURE_SLACK = dt.timedelta(days=1)  # EXIF has no time zone: allow a day of skew
+EXIF_TAGS = (("EXIF DateTimeOriginal", "exif:DateTimeOriginal"),
+             ("Image DateTime", "exif:DateTime"))
+
+# exifread reports every oddity of a malformed file as a warning; we handle
+# its failures ourselves and only want real errors in the daemon's log.
+logging.getLogger("exifread").setLevel(logging.ERROR)
+
+_DOCUMENT_MIMES = {
+    "application/pdf", "application/rtf", "application/epub+zip", "application/msword",
+    "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation", "application/postscript",
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the pipeline knows about a file's content."""
+
+    sha256: str
+    size: int
+    mime: str
+    kind: str
+    taken_at: dt.datetime          # naive local wall-clock time, as cameras record it
+    taken_at_source: str           # exif:DateTimeOriginal | exif:DateTime | mtime | ingest
+    width: int | None = None
+    height: int | None = None
+
+
+def sha256_fd(fd: int, buffer_size: int = HASH_BUFFER) -> tuple[str, int]:
+    """Stream the file from offset 0 through sha256 with one reused buffer: (hex, bytes read)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(buffer_size)
+    view = memoryview(buffer)
+    size = 0
+    os.lseek(fd, 0, os.SEEK_SET)
+    with os.fdopen(os.dup(fd), "rb", buffering=0) as stream:
+        while True:
+            n = stream.readinto(buffer)
+            if not n:
+                break
+            digest.update(view[:n])
+            size += n
+    return digest.hexdigest(), size
+
+
+def read_header(fd: int, limit: int = HEADER_BYTES) -> bytes:
+    """The first ``limit`` bytes (fewer for a short file), without moving the offset."""
+    chunks, offset = [], 0
+    while offset < limit:
+        chunk = os.pread(fd, limit - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def sniff_mime(header: bytes) -> str:
+    """MIME type from magic numbers; text is recognised as UTF-8 without NUL bytes."""
+    kind = filetype.guess(header[:8192]) if header else None
+    if kind is not None:
+        return kind.mime
+    if header and _looks_like_text(header):
+        return "text/plain"
+    return "application/octet-stream"
+
+
+def _looks_like_text(header: bytes) -> bool:
+    sample = header[:65536]
+    if b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the sample's end is still text.
+        return exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data"
+    return True
+
+
+def kind_of(mime: str) -> str:
+    """The layout's ``{kind}``: image, video, audio, document or other."""
+    major = mime.split("/", 1)[0]
+    if major in ("image", "video", "audio"):
+        return major
+    if major == "text" or mime in _DOCUMENT_MIMES:
+        return "document"
+    return "other"
+
+
+def parse_exif_time(value: str) -> dt.datetime | None:
+    """An EXIF ``YYYY:MM:DD HH:MM:SS`` value, or None when it is blank or invalid."""
+    text = value.strip().strip("\x00").strip()
+    for fmt, length in (("%Y:%m:%d %H:%M:%S", 19), ("%Y-%m-%d %H:%M:%S", 19),
+                        ("%Y:%m:%d %H:%M", 16), ("%Y:%m:%d", 10)):
+        try:
+            parsed = dt.datetime.strptime(text[:length], fmt)
+        except ValueError:
+            continue
+        return parsed if parsed.year >= 1900 else None
+    return None
+
+
+def exif_times(header: bytes) -> dict[str, dt.datetime]:
+    """Capture times found in the EXIF of a file's header: {source: time}.
+
+    A malformed or truncated EXIF block yields what could be read, never an
+    exception: the file is still ingested with its mtime.
+    """
+    try:
+        tags = exifread.process_file(io.BytesIO(header), details=False, extract_thumbnail=False)
+    except Exception as exc:  # exifread raises many types on hostile input; the file still counts
+        log.info("unreadable EXIF (%s: %s); using the next capture-time source",
+                 type(exc).__name__, exc)
+        return {}
+    found = {}
+    for tag, source in EXIF_TAGS:
+        value = tags.get(tag)
+        if value is None:
+            continue
+        parsed = parse_exif_time(str(value))
+        if parsed is not None:
+            found[source] = parsed
+    return found
+
+
+def pillow_exif_times(header: bytes) -> dict[str, dt.datetime]:
+    """Capture times through Pillow's EXIF reader, for containers exifread does not
+    read (e.g. WebP). Only the header bytes are parsed, never the pixel data."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(header)) as img:
+                exif = img.getexif()
+                values = {"exif:DateTimeOriginal": exif.get_ifd(0x8769).get(0x9003),
+                          "exif:DateTime": exif.get(0x0132)}
+    except Exception as exc:  # Pillow raises many types on hostile metadata; mtime still works
+        log.info("unreadable EXIF via Pillow (%s: %s)", type(exc).__name__, exc)
+        return {}
+    found = {}
+    for source, value in values.items():
+        parsed = parse_exif_time(value) if isinstance(value, str) else None
+        if parsed is not None:
+            found[source] = parsed
+    return found
+
+
+def image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
+    """Pixel dimensions read from the image header (no decoding of pixel data)."""
+    with warnings.catch_warnings():
+        # Pillow warns about every corrupt EXIF it meets on the way; that is data, not news.
+        warnings.simplefilter("ignore")
+        return _image_size(fd, header, size)
+
+
+def _image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
+    try:
+        with Image.open(io.BytesIO(header)) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as exc:
+        if size <= len(header):
+            log.debug("no image size: %s", exc)
+            return None, None
+    # The header did not hold the size (e.g. a long metadata block first):
+    # let Pillow seek in the real file; it still reads headers only.
+    try:
+        with os.fdopen(os.dup(fd), "rb") as stream, Image.open(stream) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as exc:
+        log.debug("no image size: %s", exc)
+        return None, None
+
+
+def capture_time(exif: dict[str, dt.datetime], mtime: float,
+                 now: dt.datetime | None = None) -> tuple[dt.datetime, str]:
+    """The first trustworthy of EXIF DateTimeOriginal, EXIF DateTime, mtime.
+
+    A time in the future is a wrong camera clock or a bad copy, not a capture
+    time; if every source is in the future the ingest time is used.
+    """
+    now = now or dt.datetime.now()
+    limit = now + FUTURE_SLACK
+    for _, source in EXIF_TAGS:
+        when = exif.get(source)
+        if when is not None and when <= limit:
+            return when, source
+    modified = dt.datetime.fromtimestamp(mtime)
+    if modified <= limit:
+        return modified.replace(microsecond=0), "mtime"
+    return now.replace(microsecond=0), "ingest"
+
+
+def identify_fd(fd: int, mtime: float) -> Identity:
+    """Identify an open regular file (the caller has checked it is one)."""
+    sha, size = sha256_fd(fd)
+    header = read_header(fd)
+    mime = sniff_mime(header)
+    kind = kind_of(mime)
+    exif: dict[str, dt.datetime] = {}
+    width = height = None
+    if kind == "image":
+        exif = exif_times(header) or pillow_exif_times(header)
+        width, height = image_size(fd, header, size)
+    taken_at, source = capture_time(exif, mtime)
+    return Identity(sha, size, mime, kind, taken_at, source, width, height)
+
+
+def identify_path(path: str | os.PathLike) -> Identity:
+    """Identify a file by path (reindex, tests); symlinks are not followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return identify_fd(fd, os.fstat(fd).st_mtime)
+    finally:
+        os.close(fd)

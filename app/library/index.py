@@ -1,0 +1,166 @@
+"""The library index: ``library_items`` and ``library_duplicates`` (migration 0002).
+
+The web API reads it through :func:`search_items` and :func:`get_item`; the
+pipeline writes it through the other functions. Each write is one short
+transaction on the backend's connection.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from app.library.identify import Identity
+
+ITEM_COLUMNS = ("id", "path", "name", "sha256", "mime", "kind", "size", "taken_at",
+                "taken_at_source", "width", "height", "source_name", "source_path",
+                "source_mtime_ns", "created_at", "updated_at")
+_COLS = ", ".join(ITEM_COLUMNS)
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a file came from: its name and path relative to the inbox, and its mtime."""
+
+    name: str
+    path: str
+    mtime_ns: int
+
+
+def _item(row: Iterable[Any]) -> dict:
+    return dict(zip(ITEM_COLUMNS, row))
+
+
+def _duplicates(conn, shas: list[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {sha: [] for sha in shas}
+    if not shas:
+        return out
+    marks = ",".join("?" * len(shas))
+    for sha, name, path, size, created in conn.execute(
+            "SELECT sha256, source_name, source_path, size, created_at FROM library_duplicates"
+            f" WHERE sha256 IN ({marks}) ORDER BY id", shas):
+        out[sha].append({"source_name": name, "source_path": path, "size": size,
+                         "created_at": created})
+    return out
+
+
+def search_items(backend, q: str | None = None, kind: str | None = None, limit: int = 50,
+                 cursor: int | None = None) -> list[dict]:
+    """Indexed items, newest first. ``q`` matches the name, source name or path
+    (case-insensitive substring); ``kind`` filters exactly; ``cursor`` is the
+    smallest id of the previous page."""
+    clauses, params = [], []
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(name LIKE ? ESCAPE '\\' OR source_name LIKE ? ESCAPE '\\'"
+                       " OR path LIKE ? ESCAPE '\\')")
+        params += [pattern] * 3
+    if kind:
+        clauses.append("kind = ?")
+        params.append(kind)
+    if cursor is not None:
+        clauses.append("id < ?")
+        params.append(int(cursor))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    conn = backend._conn()
+    items = [_item(r) for r in conn.execute(
+        f"SELECT {_COLS} FROM library_items {where} ORDER BY id DESC LIMIT ?", (*params, limit))]
+    dups = _duplicates(conn, [i["sha256"] for i in items])
+    for item in items:
+        item["duplicates"] = dups[item["sha256"]]
+    return items
+
+
+def get_item(backend, item_id: int) -> dict | None:
+    """One indexed item with its duplicate sources, or None."""
+    conn = backend._conn()
+    row = conn.execute(f"SELECT {_COLS} FROM library_items WHERE id = ?", (item_id,)).fetchone()
+    if row is None:
+        return None
+    item = _item(row)
+    item["duplicates"] = _duplicates(conn, [item["sha256"]])[item["sha256"]]
+    return item
+
+
+def item_by_sha(backend, sha256: str) -> dict | None:
+    """The item holding this content, or None."""
+    row = backend._conn().execute(
+        f"SELECT {_COLS} FROM library_items WHERE sha256 = ?", (sha256,)).fetchone()
+    return _item(row) if row else None
+
+
+def _values(path: str, name: str, identity: Identity, source: Source | None, now: float) -> tuple:
+    return (path, name, identity.sha256, identity.mime, identity.kind, identity.size,
+            identity.taken_at.isoformat(), identity.taken_at_source, identity.width,
+            identity.height, source.name if source else None, source.path if source else None,
+            source.mtime_ns if source else None, now, now)
+
+
+_UPSERT = (
+    "INSERT INTO library_items (path, name, sha256, mime, kind, size, taken_at, taken_at_source,"
+    " width, height, source_name, source_path, source_mtime_ns, created_at, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, name = excluded.name,"
+    " mime = excluded.mime, kind = excluded.kind, size = excluded.size,"
+    " taken_at = excluded.taken_at, taken_at_source = excluded.taken_at_source,"
+    " width = excluded.width, height = excluded.height,"
+    " source_name = COALESCE(library_items.source_name, excluded.source_name),"
+    " source_path = COALESCE(library_items.source_path, excluded.source_path),"
+    " source_mtime_ns = COALESCE(library_items.source_mtime_ns, excluded.source_mtime_ns),"
+    " updated_at = excluded.updated_at"
+    " RETURNING id"
+)
+
+
+def upsert_item(backend, path: str, identity: Identity, source: Source | None) -> int:
+    """Record (or move) the item for this content at ``path``; return its id."""
+    name = path.rsplit("/", 1)[-1]
+    with backend._write() as conn:
+        # A stale row for another content at this path (file replaced by hand) goes.
+        conn.execute("DELETE FROM library_items WHERE path = ? AND sha256 != ?",
+                     (path, identity.sha256))
+        return conn.execute(_UPSERT, _values(path, name, identity, source, time.time())).fetchone()[0]
+
+
+def add_duplicate(backend, sha256: str, source: Source, size: int) -> None:
+    """Record a dropped copy of existing content (idempotent for the same drop)."""
+    with backend._write() as conn:
+        conn.execute(
+            "INSERT INTO library_duplicates (sha256, source_name, source_path, source_mtime_ns,"
+            " size, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (sha256, source.name, source.path, source.mtime_ns, size, time.time()))
+
+
+def indexed_paths(backend) -> dict[str, tuple[int, str, int]]:
+    """Every indexed path: {path: (id, sha256, size)}."""
+    rows = backend._conn().execute("SELECT path, id, sha256, size FROM library_items")
+    return {path: (item_id, sha, size) for path, item_id, sha, size in rows}
+
+
+def delete_items(backend, item_ids: list[int]) -> int:
+    """Forget items whose files are gone; their duplicate records stay (keyed by content)."""
+    if not item_ids:
+        return 0
+    with backend._write() as conn:
+        return conn.executemany("DELETE FROM library_items WHERE id = ?",
+                                [(i,) for i in item_ids]).rowcount
+
+
+def replace_all(backend, entries: list[tuple[str, Identity, Source | None]]) -> int:
+    """Swap the whole item table for ``entries`` in one transaction (reindex)."""
+    now = time.time()
+    with backend._write() as conn:
+        conn.execute("DELETE FROM library_items")
+        conn.executemany(_UPSERT.rsplit(" RETURNING", 1)[0], [_values(path, path.rsplit("/", 1)[-1], identity, source, now)
+                                   for path, identity, source in entries])
+    return len(entries)
+
+
+def sources_by_sha(backend) -> dict[str, tuple[str, str, int]]:
+    """Known drop origins per content, kept across a reindex: {sha: (name, path, mtime_ns)}."""
+    rows = backend._conn().execute(
+        "SELECT sha256, source_name, source_path, source_mtime_ns FROM library_items"
+        " WHERE source_path IS NOT NULL")
+    return {sha: (name, path, mtime) for sha, name, path, mtime in rows}

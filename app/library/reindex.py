@@ -1,0 +1,113 @@
+"""Keeping the index true to the files under ``library.root``.
+
+- :func:`reconcile` (the ``library.index`` continuation after each scan) is
+  incremental: it indexes files nobody indexed (placed by hand, or by an
+  attempt that died before its index write), forgets rows whose file is gone,
+  removes temp files left by crashed copies, and prunes old empty inbox folders.
+- :func:`reindex` (``python run.py library reindex``) rebuilds the item table
+  from scratch by identifying every file again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Iterator
+
+from app.library import index
+from app.library.identify import identify_path
+from app.library.inbox import excluded_folders, prune_empty_folders
+from app.library.locks import LOCK_FOLDER, content_lock
+from app.library.organize import TEMP_PREFIX, is_temp_name
+from app.settings import Settings
+
+log = logging.getLogger("hopper.library")
+
+EMPTY_FOLDER_AGE_S = 600.0
+
+
+def library_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """``(relative path, path, lstat)`` of every entry under the root except our lock
+    folder, in a stable order; temp files are included (callers sweep them)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != LOCK_FOLDER)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue  # removed while walking
+            yield path.relative_to(root).as_posix(), path, st
+
+
+def _sweep_temp(root: Path, path: Path) -> bool:
+    """Remove a crashed copy's temp file. Its name carries the content's sha256
+    prefix, and a copy in progress holds that content's lock, so holding the lock
+    proves the file is a leftover."""
+    sha_prefix = path.name[len(TEMP_PREFIX):]
+    with content_lock(root, sha_prefix):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False  # its own retry cleaned it up first
+    log.info("removed the leftover temp file %s", path)
+    return True
+
+
+def _candidates(root: Path):
+    """Regular library files, after sweeping temp files; symlinks and others are reported."""
+    for rel, path, st in library_files(root):
+        if is_temp_name(path.name):
+            _sweep_temp(root, path)
+        elif not stat.S_ISREG(st.st_mode):
+            log.warning("ignoring %s in the library: not a regular file", rel)
+        else:
+            yield rel, path, st
+
+
+def reconcile(settings: Settings, backend) -> dict:
+    """Make the index match the files under the root, incrementally."""
+    root = settings.library_root
+    if not root.is_dir():
+        return {"indexed": 0, "forgotten": 0, "pruned_folders": 0}
+    known = index.indexed_paths(backend)
+    seen: set[str] = set()
+    added = 0
+    for rel, path, st in _candidates(root):
+        seen.add(rel)
+        if rel in known and known[rel][2] == st.st_size:
+            continue
+        identity = identify_path(path)
+        holder = index.item_by_sha(backend, identity.sha256)
+        if holder is not None and holder["path"] != rel and (root / holder["path"]).is_file():
+            log.warning("%s duplicates the indexed %s; not indexed twice", rel, holder["path"])
+            continue
+        index.upsert_item(backend, rel, identity, None)
+        added += 1
+    gone = [item_id for rel, (item_id, _, _) in known.items() if rel not in seen]
+    forgotten = index.delete_items(backend, gone)
+    pruned = prune_empty_folders(settings.inbox, excluded_folders(settings), EMPTY_FOLDER_AGE_S,
+                                 time.time()) if settings.inbox.is_dir() else 0
+    return {"indexed": added, "forgotten": forgotten, "pruned_folders": pruned}
+
+
+def reindex(settings: Settings, backend) -> int:
+    """Rebuild the index from the files under the root; return how many are indexed.
+
+    Drop origins (source name and path) survive, matched by content; files are
+    identified again, so a changed layout or a better parser takes effect.
+    """
+    root = settings.library_root
+    sources = index.sources_by_sha(backend)
+    entries, by_sha = [], {}
+    for rel, path, _ in (_candidates(root) if root.is_dir() else ()):
+        identity = identify_path(path)
+        if identity.sha256 in by_sha:
+            log.warning("%s duplicates %s; indexing the first only", rel, by_sha[identity.sha256])
+            continue
+        by_sha[identity.sha256] = rel
+        origin = sources.get(identity.sha256)
+        entries.append((rel, identity, index.Source(*origin) if origin else None))
+    return index.replace_all(backend, entries)
