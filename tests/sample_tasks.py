@@ -68,3 +68,10 @@ def fan_in(parent_id: int, parent_status: str, log: str | None = None):
     marker = parent["args"]["log"] + ".continuation"
     _log(marker, f"continuation {parent_id} {parent_status}")
     return {"parent": parent_id}
+
+
+@task(name="fail_with_name", max_attempts=1)
+def fail_with_name(name_bytes: str):
+    """Fail with a file name that is not valid UTF-8 (as os.listdir returns it)."""
+    name = os.fsdecode(bytes.fromhex(name_bytes))
+    raise FileNotFoundError(f"cannot read {name}")

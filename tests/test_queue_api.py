@@ -125,3 +125,13 @@ class TestEagerMode:
         assert parent["status"] == "succeeded"
         assert parent["progress"] == {"done": 3, "total": 3}
         assert len((tmp_path / "fan.log.continuation").read_text().splitlines()) == 1
+
+
+def test_an_error_naming_an_undecodable_file_is_recorded_readably(client, monkeypatch):
+    monkeypatch.setenv("HOPPER_EAGER", "1")
+    from app import settings
+
+    queue.configure(settings.load(client.settings.path))
+    task = queue.get_task(queue.enqueue("fail_with_name", {"name_bytes": "6e6f2dff2e6a7067"}))
+    assert task["status"] == "failed"
+    assert "no-\\udcff.jpg" in task["error"]

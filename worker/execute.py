@@ -48,7 +48,9 @@ def execute(task: Claimed) -> Outcome:
     except registry.UnknownTask as exc:
         return Outcome(task.id, False, started, time.time(), error=str(exc))
     except Exception:  # a task's own failure is data, recorded for retry
-        error = traceback.format_exc()
+        # A message may carry undecodable file names (surrogate escapes) the
+        # database cannot store as text: keep them visible as \udcXX escapes.
+        error = traceback.format_exc().encode("utf-8", "backslashreplace").decode("utf-8")
         retry_at = None
         if task.attempts < task.max_attempts:
             spec = registry.get(task.name)

@@ -47,7 +47,7 @@ def _poison_error() -> str | None:
     return error if any(marker in error for marker in NO_RETURN_ERRORS) else None
 
 
-@task(name="library.ingest", max_attempts=INGEST_MAX_ATTEMPTS, backoff=1.0,
+@task(name="library.ingest", queue="library", max_attempts=INGEST_MAX_ATTEMPTS, backoff=1.0,
       timeout=INGEST_TIMEOUT_S)
 def library_ingest(path: str) -> dict:
     """Identify, deduplicate, organize and index one inbox file.
@@ -80,7 +80,8 @@ def library_ingest(path: str) -> dict:
     return result
 
 
-@task(name="library.scan", max_attempts=3, backoff=1.0, continuation="library.index")
+@task(name="library.scan", queue="library", max_attempts=3, backoff=1.0,
+      continuation="library.index")
 def library_scan(folder: str | None = None) -> dict:
     """Enqueue one ``library.ingest`` child per file in the inbox (or one folder of it).
 
@@ -100,7 +101,7 @@ def library_scan(folder: str | None = None) -> dict:
     return {"files": len(requests), "folder": folder or "."}
 
 
-@task(name="library.index", max_attempts=3, backoff=2.0)
+@task(name="library.index", queue="library", max_attempts=3, backoff=2.0)
 def library_index(parent_id: int | None = None, parent_status: str | None = None) -> dict:
     """After a scan: reconcile the index with the library folder (index unindexed
     files, forget vanished ones, sweep crashed copies' temp files)."""
