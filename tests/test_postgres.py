@@ -85,3 +85,4 @@ def test_parent_settles_once_with_children_finishing_on_two_machines(pg_client, 
         for daemon in daemons:
             daemon.stop()
             daemon.kill_everything()
+

@@ -107,6 +107,23 @@ class SqlBackend(Backend):
     def ping(self) -> None:
         self._run(self._conn(), "SELECT 1 FROM tasks LIMIT 1").fetchall()
 
+    # -- for modules with tables of their own (the library index) -----------
+    def transaction(self) -> ContextManager[Any]:
+        """A write transaction; run statements in it with :meth:`run`."""
+        return self._write()
+
+    def run(self, conn, statement: str, params: tuple | list = ()):
+        """Execute one ``?``-placeholder statement on ``conn``; returns the cursor."""
+        return self._run(conn, statement, params)
+
+    def run_many(self, conn, statement: str, rows: list[tuple]) -> None:
+        """Execute one statement per row of parameters on ``conn``."""
+        self._run_many(conn, statement, rows)
+
+    def fetch(self, statement: str, params: tuple | list = ()) -> list[tuple]:
+        """Rows of one read-only statement, outside any transaction."""
+        return self._read(statement, params)
+
     # -- helpers -----------------------------------------------------------
     def _sql(self, statement: str) -> str:
         return _translate(statement, self.placeholder)

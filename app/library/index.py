@@ -32,12 +32,12 @@ def _item(row: Iterable[Any]) -> dict:
     return dict(zip(ITEM_COLUMNS, row))
 
 
-def _duplicates(conn, shas: list[str]) -> dict[str, list[dict]]:
+def _duplicates(backend, shas: list[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {sha: [] for sha in shas}
     if not shas:
         return out
     marks = ",".join("?" * len(shas))
-    for sha, name, path, size, created in conn.execute(
+    for sha, name, path, size, created in backend.fetch(
             "SELECT sha256, source_name, source_path, size, created_at FROM library_duplicates"
             f" WHERE sha256 IN ({marks}) ORDER BY id", shas):
         out[sha].append({"source_name": name, "source_path": path, "size": size,
@@ -53,8 +53,10 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     clauses, params = [], []
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(name LIKE ? ESCAPE '\\' OR source_name LIKE ? ESCAPE '\\'"
-                       " OR path LIKE ? ESCAPE '\\')")
+        # lower() on both sides: LIKE is case-insensitive in SQLite, not in PostgreSQL.
+        clauses.append("(lower(name) LIKE lower(?) ESCAPE '\\'"
+                       " OR lower(source_name) LIKE lower(?) ESCAPE '\\'"
+                       " OR lower(path) LIKE lower(?) ESCAPE '\\')")
         params += [pattern] * 3
     if kind:
         clauses.append("kind = ?")
@@ -64,10 +66,9 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
         params.append(int(cursor))
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     limit = max(1, min(int(limit), MAX_LIMIT))
-    conn = backend._conn()
-    items = [_item(r) for r in conn.execute(
+    items = [_item(r) for r in backend.fetch(
         f"SELECT {_COLS} FROM library_items {where} ORDER BY id DESC LIMIT ?", (*params, limit))]
-    dups = _duplicates(conn, [i["sha256"] for i in items])
+    dups = _duplicates(backend, [i["sha256"] for i in items])
     for item in items:
         item["duplicates"] = dups[item["sha256"]]
     return items
@@ -75,20 +76,18 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
 
 def get_item(backend, item_id: int) -> dict | None:
     """One indexed item with its duplicate sources, or None."""
-    conn = backend._conn()
-    row = conn.execute(f"SELECT {_COLS} FROM library_items WHERE id = ?", (item_id,)).fetchone()
-    if row is None:
+    rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE id = ?", (item_id,))
+    if not rows:
         return None
-    item = _item(row)
-    item["duplicates"] = _duplicates(conn, [item["sha256"]])[item["sha256"]]
+    item = _item(rows[0])
+    item["duplicates"] = _duplicates(backend, [item["sha256"]])[item["sha256"]]
     return item
 
 
 def item_by_sha(backend, sha256: str) -> dict | None:
     """The item holding this content, or None."""
-    row = backend._conn().execute(
-        f"SELECT {_COLS} FROM library_items WHERE sha256 = ?", (sha256,)).fetchone()
-    return _item(row) if row else None
+    rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE sha256 = ?", (sha256,))
+    return _item(rows[0]) if rows else None
 
 
 def _values(path: str, name: str, identity: Identity, source: Source | None, now: float) -> tuple:
@@ -117,25 +116,26 @@ _UPSERT = (
 def upsert_item(backend, path: str, identity: Identity, source: Source | None) -> int:
     """Record (or move) the item for this content at ``path``; return its id."""
     name = path.rsplit("/", 1)[-1]
-    with backend._write() as conn:
+    with backend.transaction() as conn:
         # A stale row for another content at this path (file replaced by hand) goes.
-        conn.execute("DELETE FROM library_items WHERE path = ? AND sha256 != ?",
-                     (path, identity.sha256))
-        return conn.execute(_UPSERT, _values(path, name, identity, source, time.time())).fetchone()[0]
+        backend.run(conn, "DELETE FROM library_items WHERE path = ? AND sha256 != ?",
+                    (path, identity.sha256))
+        return backend.run(conn, _UPSERT,
+                           _values(path, name, identity, source, time.time())).fetchone()[0]
 
 
 def add_duplicate(backend, sha256: str, source: Source, size: int) -> None:
     """Record a dropped copy of existing content (idempotent for the same drop)."""
-    with backend._write() as conn:
-        conn.execute(
-            "INSERT INTO library_duplicates (sha256, source_name, source_path, source_mtime_ns,"
+    with backend.transaction() as conn:
+        backend.run(
+            conn, "INSERT INTO library_duplicates (sha256, source_name, source_path, source_mtime_ns,"
             " size, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (sha256, source.name, source.path, source.mtime_ns, size, time.time()))
 
 
 def indexed_paths(backend) -> dict[str, tuple[int, str, int]]:
     """Every indexed path: {path: (id, sha256, size)}."""
-    rows = backend._conn().execute("SELECT path, id, sha256, size FROM library_items")
+    rows = backend.fetch("SELECT path, id, sha256, size FROM library_items")
     return {path: (item_id, sha, size) for path, item_id, sha, size in rows}
 
 
@@ -143,24 +143,26 @@ def delete_items(backend, item_ids: list[int]) -> int:
     """Forget items whose files are gone; their duplicate records stay (keyed by content)."""
     if not item_ids:
         return 0
-    with backend._write() as conn:
-        return conn.executemany("DELETE FROM library_items WHERE id = ?",
-                                [(i,) for i in item_ids]).rowcount
+    marks = ",".join("?" * len(item_ids))
+    with backend.transaction() as conn:
+        return backend.run(conn, f"DELETE FROM library_items WHERE id IN ({marks})",
+                           list(item_ids)).rowcount
 
 
 def replace_all(backend, entries: list[tuple[str, Identity, Source | None]]) -> int:
     """Swap the whole item table for ``entries`` in one transaction (reindex)."""
     now = time.time()
-    with backend._write() as conn:
-        conn.execute("DELETE FROM library_items")
-        conn.executemany(_UPSERT.rsplit(" RETURNING", 1)[0], [_values(path, path.rsplit("/", 1)[-1], identity, source, now)
-                                   for path, identity, source in entries])
+    with backend.transaction() as conn:
+        backend.run(conn, "DELETE FROM library_items")
+        backend.run_many(conn, _UPSERT.rsplit(" RETURNING", 1)[0],
+                         [_values(path, path.rsplit("/", 1)[-1], identity, source, now)
+                          for path, identity, source in entries])
     return len(entries)
 
 
 def sources_by_sha(backend) -> dict[str, tuple[str, str, int]]:
     """Known drop origins per content, kept across a reindex: {sha: (name, path, mtime_ns)}."""
-    rows = backend._conn().execute(
+    rows = backend.fetch(
         "SELECT sha256, source_name, source_path, source_mtime_ns FROM library_items"
         " WHERE source_path IS NOT NULL")
     return {sha: (name, path, mtime) for sha, name, path, mtime in rows}
