@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 
-from app import queue
+from app import queue, registry
 from app.backends.base import FINISHED, STATUSES, TaskConflict
 from app.web import inputs
 from app.web.errors import ApiError, bad_request, conflict, not_found
@@ -32,6 +32,10 @@ def enqueue_request(body) -> dict:
     if body.get("name") is None:
         raise bad_request("invalid name", "name is required")
     request_ = {"name": inputs.field_text(body, "name")}
+    try:
+        registry.get(request_["name"])
+    except registry.UnknownTask as exc:
+        raise bad_request("unknown task", str(exc)) from None
     args = body.get("args")
     if args is not None and not isinstance(args, dict):
         raise bad_request("invalid args", "args must be a JSON object")
