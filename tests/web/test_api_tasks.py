@@ -14,7 +14,8 @@ def test_enqueued_task_runs_to_succeeded(api):
     response = api.post("/api/tasks", json={"name": "echo", "args": {"hello": "web"}})
     assert response.status_code == 201
     created = response.json()
-    assert created["status"] == "queued" and created["name"] == "echo"
+    # A fast worker may already have claimed it by the time the response is built.
+    assert created["status"] in ("queued", "running", "succeeded") and created["name"] == "echo"
     assert response.headers["Location"] == f"/api/tasks/{created['id']}"
     done = api.wait_status(created["id"])
     assert done["result"] == {"hello": "web"}
