@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from app import queue, registry
 from app.backends.base import FINISHED, STATUSES, TaskConflict
 from app.web import inputs
+from app.web.group_commit import GroupCommit
 from app.web.errors import ApiError, bad_request, conflict, not_found
 
 bp = Blueprint("api_tasks", __name__)
@@ -72,16 +73,28 @@ def _enqueue(requests_: list[dict]) -> tuple[list[int], list[bool]]:
         raise bad_request("invalid task", str(exc)) from None
 
 
+def _commit_group(requests_: list[dict]) -> tuple[list[int], list[bool]]:
+    try:
+        return queue.enqueue_requests(requests_)
+    except ValueError as exc:  # an option the registry refuses
+        raise bad_request("invalid task", str(exc)) from None
+
+
+_group_commit = GroupCommit(_commit_group)
+
+
 @bp.post("/api/tasks")
 def create_task():
     """Enqueue one task: 201 with the new task, 200 with the existing one for a
     duplicate ``unique_key``."""
     request_ = enqueue_request(inputs.json_body())
-    ids, created = _enqueue([request_])
-    task = _backend().get(ids[0])
+    if "parent_id" in request_ and _backend().get(request_["parent_id"]) is None:
+        raise bad_request("unknown parent_id", f"no task {request_['parent_id']}")
+    task_id, created = _group_commit.submit(request_)
+    task = _backend().get(task_id)
     response = jsonify(task)
-    response.status_code = 201 if created[0] else 200
-    response.headers["Location"] = f"/api/tasks/{ids[0]}"
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/tasks/{task_id}"
     return response
 
 
