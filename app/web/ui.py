@@ -38,7 +38,8 @@ def tasks():
     try:
         limit = inputs.query_limit()
         filters = {"status": inputs.query_text("status", STATUSES),
-                   "name": inputs.query_text("name"), "queue": inputs.query_text("queue")}
+                   "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
+                   "parent_id": inputs.query_int("parent_id")}
         cursor = inputs.query_int("cursor")
     except ApiError as exc:
         abort(400, exc.detail)
