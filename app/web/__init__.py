@@ -1,19 +1,46 @@
-"""The Flask web UI and REST API, served by Gunicorn."""
+"""The Flask web UI and REST API, served by Gunicorn (``app.web:create_app()``)."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
+import datetime as dt
+
+from flask import Flask
+
+from app import queue, settings as settings_mod
+
+MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app() -> Flask:
-    """The Flask app factory (Gunicorn loads ``app.web:create_app()``)."""
-    from app import queue
+def create_app(settings: settings_mod.Settings | None = None) -> Flask:
+    """The app factory. Without ``settings`` it uses this process's queue client,
+    which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
+    from app.web import (
+        api_library, api_system, api_tasks, auth, errors, metrics, openapi, ui,
+    )
 
+    client = queue.configure(settings) if settings is not None else queue.client()
     app = Flask(__name__)
-    client = queue.client()
-
-    @app.get("/healthz")
-    def healthz():
-        client.backend.ping()
-        return jsonify(status="ok")
-
+    app.config.update(
+        # Werkzeug answers 413 for bigger bodies before a view reads them.
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SECRET_KEY=auth.session_secret(client.settings.data_dir),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        HOPPER_LAST_GOOD=client.settings,
+    )
+    app.extensions["hopper"] = client
+    app.extensions["hopper_metrics"] = metrics.make_registry(client.backend)
+    app.json.sort_keys = False
+    errors.register(app)
+    auth.register(app)
+    for module in (api_tasks, api_system, api_library, openapi, metrics, ui):
+        app.register_blueprint(module.bp)
+    app.jinja_env.globals.update(csrf_token=auth.csrf_token, csrf_field=auth.CSRF_FIELD)
+    app.jinja_env.filters["when"] = _when
     return app
+
+
+def _when(timestamp: float | None) -> str:
+    """A Unix time as local ISO text for the UI."""
+    if timestamp is None:
+        return "—"
+    return dt.datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")

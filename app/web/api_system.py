@@ -1,0 +1,140 @@
+"""``/api/queues``, ``/api/workers``, ``/api/settings`` and ``/healthz``."""
+from __future__ import annotations
+
+import logging
+import re
+
+import yaml
+from flask import Blueprint, current_app, jsonify
+
+from app import settings as settings_mod
+from app.web import inputs, settings_file
+from app.web.errors import bad_request, conflict
+
+bp = Blueprint("api_system", __name__)
+log = logging.getLogger("hopper.web")
+
+# The daemon heartbeats every second; a row older than this belongs to a worker
+# that is gone (its supervisor died before removing it).
+LIVE_WORKER_AGE_S = 3.0
+THROUGHPUT_MINUTES = 15
+LIVE_KEYS = ("workers",)
+WORKER_FIELDS = ("id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at")
+
+
+def _client():
+    return current_app.extensions["hopper"]
+
+
+def live_workers() -> list[dict]:
+    """Workers with a fresh heartbeat, in the public shape."""
+    rows = _client().backend.live_workers(LIVE_WORKER_AGE_S)
+    return [{k: row[k] for k in WORKER_FIELDS} for row in rows]
+
+
+@bp.get("/api/queues")
+def queues():
+    """Counts by status per queue and tasks finished per minute lately."""
+    backend = _client().backend
+    return jsonify(queues=backend.counts(), throughput=backend.throughput(THROUGHPUT_MINUTES),
+                   window_minutes=THROUGHPUT_MINUTES)
+
+
+@bp.get("/api/workers")
+def workers():
+    """The live worker processes."""
+    return jsonify(live_workers())
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def public_settings(s: settings_mod.Settings) -> dict:
+    """Settings as shown to clients: never the token itself."""
+    return {
+        "path": str(s.path),
+        "database": _redact_url(s.database),
+        "durability": s.durability,
+        "workers": s.workers,
+        "max_workers": settings_mod.MAX_WORKERS,
+        "server": {"bind": s.bind, "threads": s.threads},
+        "auth": {"token_set": bool(s.token)},
+        "library": {"inbox": str(s.inbox), "root": str(s.library_root),
+                    "quarantine": str(s.quarantine), "layout": s.layout,
+                    "rescan_interval": s.rescan_interval},
+        "retention": {"succeeded": s.retention_succeeded, "failed": s.retention_failed},
+        "tasks": {"modules": list(s.task_modules)},
+        "schedules": [dict(entry) for entry in s.schedules],
+    }
+
+
+def settings_in_force() -> tuple[settings_mod.Settings, str | None]:
+    """The settings the daemon applies: the file when it loads (the watcher
+    applies a good file within a fraction of a second), else the last good
+    settings this process saw, with the load error."""
+    client = _client()
+    try:
+        current = settings_mod.load(client.settings.path)
+    except settings_mod.SettingsError as exc:
+        return current_app.config["HOPPER_LAST_GOOD"], str(exc)
+    current_app.config["HOPPER_LAST_GOOD"] = current
+    return current, None
+
+
+def _settings_body(current: settings_mod.Settings, load_error: str | None) -> dict:
+    published = _client().backend.get_state("settings_error")
+    error = published if published else (
+        {"error": load_error, "at": None} if load_error else None)
+    return {"settings": public_settings(current), "error": error}
+
+
+@bp.get("/api/settings")
+def get_settings():
+    """The settings in force and the last live-reload error, if any."""
+    return jsonify(_settings_body(*settings_in_force()))
+
+
+@bp.patch("/api/settings")
+def patch_settings():
+    """Change live keys (``workers``) in settings.yaml; the daemon's watcher applies them."""
+    body = inputs.json_body()
+    if not isinstance(body, dict) or not body:
+        raise bad_request("invalid settings", "the body must be a JSON object such as {\"workers\": 3}")
+    unknown = sorted(set(body) - set(LIVE_KEYS))
+    if unknown:
+        raise bad_request("not a live setting",
+                          f"{', '.join(unknown)} cannot be changed here; live keys: "
+                          f"{', '.join(LIVE_KEYS)}")
+    workers = inputs.field_int(body, "workers", 1, settings_mod.MAX_WORKERS)
+    if workers is None:
+        raise bad_request("invalid workers", f"workers must be an integer from 1 to "
+                                             f"{settings_mod.MAX_WORKERS}")
+    path = _client().settings.path
+    try:
+        written = settings_file.write_workers(path, workers)
+    except (settings_mod.SettingsError, yaml.YAMLError) as exc:
+        raise conflict("settings file is invalid", f"{path} was left unchanged: {exc}") from None
+    except OSError as exc:
+        raise conflict("settings file not writable", f"{path}: {exc.strerror}") from None
+    current_app.config["HOPPER_LAST_GOOD"] = written.settings
+    log.info("settings.yaml: workers set to %d", workers)
+    return jsonify(written=written.changes, path=str(written.path),
+                   comments_preserved=written.comments_preserved,
+                   settings=public_settings(written.settings))
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 when the database answers and workers are alive; 503 otherwise."""
+    backend = _client().backend
+    try:
+        backend.ping()
+        alive = len(live_workers())
+    except Exception as exc:  # any failure to reach the database is what this reports
+        log.warning("health check: database unavailable: %s", exc)
+        return jsonify(status="unavailable", db=f"error: {exc}", pool=None), 503
+    pool = {"status": "ok" if alive else "down", "workers": alive}
+    if not alive:
+        return jsonify(status="unavailable", db="ok", pool=pool), 503
+    return jsonify(status="ok", db="ok", pool=pool)

@@ -1,0 +1,191 @@
+"""``/api/tasks``: enqueue (one or a batch), list, inspect, cancel, retry, artifacts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, send_file
+
+from app import queue, registry
+from app.backends.base import FINISHED, STATUSES, TaskConflict
+from app.web import inputs
+from app.web.group_commit import GroupCommit
+from app.web.errors import ApiError, bad_request, conflict, not_found
+
+bp = Blueprint("api_tasks", __name__)
+
+MAX_BATCH = 1000
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
+                  "max_attempts", "timeout", "parent_id")
+
+
+def _backend():
+    return current_app.extensions["hopper"].backend
+
+
+def enqueue_request(body) -> dict:
+    """Check one enqueue object's JSON types and ranges; the registry checks the rest."""
+    if not isinstance(body, dict):
+        raise bad_request("invalid task", "each task must be a JSON object")
+    unknown = sorted(set(body) - set(ENQUEUE_FIELDS))
+    if unknown:
+        raise bad_request("unknown field", f"unknown field(s): {', '.join(unknown)}")
+    if body.get("name") is None:
+        raise bad_request("invalid name", "name is required")
+    request_ = {"name": inputs.field_text(body, "name")}
+    try:
+        registry.get(request_["name"])
+    except registry.UnknownTask as exc:
+        raise bad_request("unknown task", str(exc)) from None
+    args = body.get("args")
+    if args is not None and not isinstance(args, dict):
+        raise bad_request("invalid args", "args must be a JSON object")
+    request_["args"] = args
+    checks = {
+        "queue": lambda: inputs.field_text(body, "queue", 100),
+        "unique_key": lambda: inputs.field_text(body, "unique_key", 500),
+        "priority": lambda: inputs.field_int(body, "priority", *PRIORITY_RANGE),
+        "max_attempts": lambda: inputs.field_int(body, "max_attempts", 1, 1000),
+        "parent_id": lambda: inputs.field_int(body, "parent_id", 1, inputs.INT64_MAX),
+        "timeout": lambda: inputs.field_number(body, "timeout", 0, 1e7, exclusive_low=True),
+        "delay": lambda: inputs.field_number(body, "delay", 0, 1e9),
+    }
+    for key, check in checks.items():
+        value = check()
+        if value is not None:
+            request_[key] = value
+    run_after = body.get("run_after")
+    if isinstance(run_after, str):
+        request_["run_after"] = inputs.check_text(run_after, "run_after")
+    elif run_after is not None:
+        request_["run_after"] = inputs.field_number(body, "run_after", 0, 1e11)
+    return request_
+
+
+def _enqueue(requests_: list[dict]) -> tuple[list[int], list[bool]]:
+    backend = _backend()
+    for parent in {r["parent_id"] for r in requests_ if "parent_id" in r}:
+        if backend.get(parent) is None:
+            raise bad_request("unknown parent_id", f"no task {parent}")
+    try:
+        return queue.enqueue_requests(requests_)
+    except ValueError as exc:  # unknown task name or an option the registry refuses
+        raise bad_request("invalid task", str(exc)) from None
+
+
+def _commit_group(requests_: list[dict]) -> tuple[list[int], list[bool]]:
+    try:
+        return queue.enqueue_requests(requests_)
+    except ValueError as exc:  # an option the registry refuses
+        raise bad_request("invalid task", str(exc)) from None
+
+
+_group_commit = GroupCommit(_commit_group)
+
+
+@bp.post("/api/tasks")
+def create_task():
+    """Enqueue one task: 201 with the new task, 200 with the existing one for a
+    duplicate ``unique_key``."""
+    request_ = enqueue_request(inputs.json_body())
+    if "parent_id" in request_ and _backend().get(request_["parent_id"]) is None:
+        raise bad_request("unknown parent_id", f"no task {request_['parent_id']}")
+    task_id, created = _group_commit.submit(request_)
+    task = _backend().get(task_id)
+    response = jsonify(task)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/tasks/{task_id}"
+    return response
+
+
+@bp.post("/api/tasks/batch")
+def create_batch():
+    """Enqueue a JSON array of task objects in one transaction (all or nothing)."""
+    body = inputs.json_body()
+    if not isinstance(body, list) or not body:
+        raise bad_request("invalid batch", "the body must be a non-empty JSON array of tasks")
+    if len(body) > MAX_BATCH:
+        raise ApiError(413, "batch too large", f"at most {MAX_BATCH} tasks per batch")
+    requests_ = []
+    for index, item in enumerate(body):
+        try:
+            requests_.append(enqueue_request(item))
+        except ApiError as exc:
+            raise bad_request(exc.error, {"index": index, "message": exc.detail}) from None
+    ids, created = _enqueue(requests_)
+    return jsonify(ids=ids, created=created), 201
+
+
+@bp.get("/api/tasks")
+def list_tasks():
+    """Tasks newest first; ``next_cursor`` is the ``cursor`` of the next page, or null."""
+    limit = inputs.query_limit()
+    rows = _backend().list(
+        status=inputs.query_text("status", STATUSES), name=inputs.query_text("name"),
+        queue=inputs.query_text("queue"), parent_id=inputs.query_int("parent_id"),
+        limit=limit + 1, cursor=inputs.query_int("cursor"))
+    # One row beyond the page says whether another page exists.
+    page = rows[:limit]
+    next_cursor = page[-1]["id"] if len(rows) > limit else None
+    return jsonify(tasks=page, next_cursor=next_cursor)
+
+
+def _task_or_404(raw_id: str) -> dict:
+    task = _backend().get(inputs.path_id(raw_id))
+    if task is None:
+        raise not_found(f"no task {raw_id}")
+    return task
+
+
+@bp.get("/api/tasks/<raw_id>")
+def get_task(raw_id: str):
+    """One task with its progress and its children's counts by status."""
+    return jsonify(_task_or_404(raw_id))
+
+
+@bp.post("/api/tasks/<raw_id>/cancel")
+def cancel_task(raw_id: str):
+    """Cancel a queued, waiting or running task; 409 once it has finished."""
+    task_id = inputs.path_id(raw_id)
+    try:
+        return jsonify(queue.cancel(task_id))
+    except KeyError:
+        raise not_found(f"no task {task_id}") from None
+    except TaskConflict as exc:
+        raise conflict("task already finished", str(exc)) from None
+
+
+@bp.post("/api/tasks/<raw_id>/retry")
+def retry_task(raw_id: str):
+    """Re-queue a failed or cancelled task; 409 for any other status."""
+    task_id = inputs.path_id(raw_id)
+    try:
+        return jsonify(queue.retry(task_id))
+    except KeyError:
+        raise not_found(f"no task {task_id}") from None
+    except TaskConflict as exc:
+        raise conflict("task cannot be retried", str(exc)) from None
+
+
+@bp.get("/api/tasks/<raw_id>/artifact")
+def task_artifact(raw_id: str):
+    """The file a finished task returned as ``{"artifact": "<path under the data folder>"}``."""
+    task = _task_or_404(raw_id)
+    if task["status"] not in FINISHED:
+        raise conflict("task not finished", f"task {task['id']} is {task['status']}")
+    result = task["result"]
+    artifact = result.get("artifact") if isinstance(result, dict) else None
+    if not isinstance(artifact, str) or not artifact:
+        raise not_found("no artifact", f"task {task['id']} did not produce a file")
+    data_dir = current_app.extensions["hopper"].settings.data_dir.resolve()
+    try:
+        # resolve() follows symlinks, so a link pointing outside is refused too.
+        path = (data_dir / artifact).resolve()
+    except (OSError, ValueError) as exc:
+        raise not_found("no artifact", str(exc)) from None
+    if not path.is_relative_to(data_dir):
+        raise ApiError(403, "artifact outside the data folder",
+                       "the task named a file outside the data folder; it is not served")
+    if not path.is_file():
+        raise not_found("artifact missing", f"{artifact} no longer exists")
+    return send_file(path, as_attachment=True, download_name=Path(artifact).name)

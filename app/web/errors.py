@@ -1,0 +1,73 @@
+"""The API's error shape: ``{"error": "...", "detail": ...}`` with a 4xx status.
+
+Every failure a client can cause becomes one of these; an unexpected failure
+becomes a bare 500 with no stack trace (the trace goes to the log only).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("hopper.web")
+
+
+class ApiError(Exception):
+    """Raised by a view to answer with the JSON error shape."""
+
+    def __init__(self, status: int, error: str, detail: Any = None):
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def bad_request(error: str, detail: Any = None) -> ApiError:
+    """A 400 for input the client must fix."""
+    return ApiError(400, error, detail)
+
+
+def not_found(error: str, detail: Any = None) -> ApiError:
+    """A 404 for an unknown id."""
+    return ApiError(404, error, detail)
+
+
+def conflict(error: str, detail: Any = None) -> ApiError:
+    """A 409 for a change the resource's state does not allow."""
+    return ApiError(409, error, detail)
+
+
+def error_response(status: int, error: str, detail: Any = None):
+    """The JSON error body with its status."""
+    return jsonify(error=error, detail=detail), status
+
+
+def _wants_json() -> bool:
+    # UI pages keep Werkzeug's HTML error pages; everything machine-facing gets JSON.
+    path = request.path
+    return path.startswith("/api/") or path in ("/api", "/metrics", "/healthz")
+
+
+def register(app: Flask) -> None:
+    """Install the handlers that turn exceptions into the JSON error shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        messages = {413: "request body too large", 405: "method not allowed",
+                    404: "not found"}
+        response = error_response(exc.code or 500, messages.get(exc.code, exc.name),
+                                  exc.description)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response[0].headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal server error", None)

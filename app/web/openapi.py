@@ -1,0 +1,230 @@
+"""The OpenAPI 3 description of Hopper's HTTP API: the one place it is written.
+
+Served at ``GET /api/openapi.json``; the test suite fuzzes the live server
+against it, so a change to an endpoint's shape must be made here too.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from app.backends.base import STATUSES
+from app.settings import MAX_WORKERS
+from app.web.api_tasks import MAX_BATCH, PRIORITY_RANGE
+from app.web.inputs import INT64_MAX, MAX_LIMIT
+
+bp = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _null(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "Malformed JSON, wrong types or values", 401: "Missing or wrong bearer token",
+            403: "Refused", 404: "Unknown id", 409: "Not allowed in the current state",
+            413: "Request body too large", 503: "Service unavailable"}
+    return {str(c): _json(_ref("Error"), text[c]) for c in (401, *codes)}
+
+
+ID = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
+NUM, INT, STR = {"type": "number"}, {"type": "integer"}, {"type": "string"}
+TASK_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": ID}
+LIMIT = {"name": "limit", "in": "query", "schema": {**INT, "minimum": 1, "maximum": MAX_LIMIT,
+                                                    "default": 50}}
+CURSOR = {"name": "cursor", "in": "query", "schema": ID,
+          "description": "The next_cursor of the previous page"}
+
+
+def _query(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "schema": schema}
+
+
+def _obj(properties: dict, required: list[str] | None = None, **extra) -> dict:
+    schema = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+SCHEMAS = {
+    "Error": _obj({"error": STR, "detail": {"description": "More about the error, any JSON"}},
+                  ["error"]),
+    "Task": _obj({
+        "id": ID, "queue": STR, "name": STR, "args": {"type": "object"},
+        "status": {"type": "string", "enum": list(STATUSES)}, "priority": INT,
+        "run_after": NUM, "attempts": INT, "max_attempts": INT, "timeout": _null(NUM),
+        "unique_key": _null(STR), "parent_id": _null(ID), "continuation": _null(STR),
+        "progress": _obj({"done": _null(INT), "total": _null(INT)}, ["done", "total"]),
+        "result": {"description": "The task's return value, any JSON", "nullable": True},
+        "error": _null(STR), "worker": _null(STR), "created_at": NUM,
+        "started_at": _null(NUM), "finished_at": _null(NUM),
+        "children": {"type": "object", "additionalProperties": INT,
+                     "description": "Counts of child tasks by status (single task only)"},
+    }, ["id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
+        "max_attempts", "progress", "created_at"]),
+    "EnqueueRequest": _obj({
+        "name": {**STR, "minLength": 1, "maxLength": 200, "description": "A registered task name"},
+        "args": _null({"type": "object"}),
+        "queue": _null({**STR, "minLength": 1, "maxLength": 100}),
+        "priority": _null({**INT, "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1]}),
+        "run_after": _null({"anyOf": [{**NUM, "minimum": 0, "maximum": 1e11},
+                                      {**STR, "format": "date-time"}],
+                            "description": "Unix time or ISO 8601"}),
+        "delay": _null({**NUM, "minimum": 0, "maximum": 1e9}),
+        "unique_key": _null({**STR, "minLength": 1, "maxLength": 500}),
+        "max_attempts": _null({**INT, "minimum": 1, "maximum": 1000}),
+        "timeout": _null({**NUM, "exclusiveMinimum": True, "minimum": 0, "maximum": 1e7}),
+        "parent_id": _null(ID),
+    }, ["name"], additionalProperties=False),
+    "TaskList": _obj({"tasks": {"type": "array", "items": _ref("Task")},
+                      "next_cursor": _null(ID)}, ["tasks", "next_cursor"]),
+    "BatchResult": _obj({"ids": {"type": "array", "items": ID},
+                         "created": {"type": "array", "items": {"type": "boolean"}}},
+                        ["ids", "created"]),
+    "Queues": _obj({
+        "queues": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": INT}},
+        "throughput": {"type": "array", "items": _obj(
+            {"minute": INT, "status": STR, "count": INT}, ["minute", "status", "count"])},
+        "window_minutes": INT}, ["queues", "throughput", "window_minutes"]),
+    "Worker": _obj({"id": STR, "pid": INT, "state": STR, "task_id": _null(INT),
+                    "cpu_percent": _null(NUM), "rss_bytes": _null(INT), "started_at": NUM},
+                   ["id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at"]),
+    "Settings": _obj({
+        "path": STR, "database": STR, "durability": {"type": "string", "enum": ["full", "normal"]},
+        "workers": INT, "max_workers": INT,
+        "server": _obj({"bind": STR, "threads": INT}),
+        "auth": _obj({"token_set": {"type": "boolean"}}),
+        "library": {"type": "object"}, "retention": {"type": "object"},
+        "tasks": {"type": "object"}, "schedules": {"type": "array", "items": {"type": "object"}},
+    }, ["path", "database", "durability", "workers", "max_workers", "server", "auth"]),
+    "SettingsView": _obj({
+        "settings": _ref("Settings"),
+        "error": _null(_obj({"error": STR, "at": _null(NUM)}, ["error"],
+                            description="The last live-reload error")),
+    }, ["settings", "error"]),
+    "SettingsPatch": _obj({"workers": {**INT, "minimum": 1, "maximum": MAX_WORKERS}},
+                          ["workers"], additionalProperties=False),
+    "SettingsWritten": _obj({"written": {"type": "object"}, "path": STR,
+                             "comments_preserved": {"type": "boolean"},
+                             "settings": _ref("Settings")},
+                            ["written", "path", "comments_preserved", "settings"]),
+    "LibraryItem": _obj({
+        "id": ID, "path": _null(STR), "sha256": _null(STR), "mime": _null(STR),
+        "size": _null(INT), "taken_at": _null({"anyOf": [NUM, STR]}), "kind": _null(STR),
+        "source_name": _null(STR),
+    }, ["id"], description="An indexed file (further fields may be present)"),
+    "LibraryList": _obj({"items": {"type": "array", "items": _ref("LibraryItem")},
+                         "next_cursor": _null(ID)}, ["items", "next_cursor"]),
+    "Health": _obj({"status": STR, "db": STR, "pool": _null(_obj(
+        {"status": STR, "workers": INT}))}, ["status", "db"]),
+}
+
+
+def _op(summary: str, responses: dict, params: list | None = None, body: str | None = None,
+        **extra) -> dict:
+    op = {"summary": summary, "operationId": extra.pop("operation_id"), "responses": responses,
+          **extra}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+    return op
+
+
+PATHS = {
+    "/api/tasks": {
+        "post": _op("Enqueue a task", {
+            "201": _json(_ref("Task"), "Created"),
+            "200": _json(_ref("Task"), "An unfinished task with this unique_key already exists"),
+            **_errors(400, 413)}, body="EnqueueRequest", operation_id="enqueueTask"),
+        "get": _op("List tasks, newest first", {"200": _json(_ref("TaskList"), "A page"),
+                                                **_errors(400)},
+                   [_query("status", {"type": "string", "enum": list(STATUSES)}),
+                    _query("name", STR), _query("queue", STR), _query("parent_id", ID),
+                    LIMIT, CURSOR], operation_id="listTasks"),
+    },
+    "/api/tasks/batch": {"post": {
+        "summary": "Enqueue several tasks in one transaction", "operationId": "enqueueBatch",
+        "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+            "items": _ref("EnqueueRequest")}}}},
+        "responses": {"201": _json(_ref("BatchResult"), "Created"), **_errors(400, 413)}}},
+    "/api/tasks/{id}": {"get": _op(
+        "One task with progress and children counts",
+        {"200": _json(_ref("Task"), "The task"), **_errors(400, 404)}, [TASK_ID_PARAM],
+        operation_id="getTask")},
+    "/api/tasks/{id}/cancel": {"post": _op(
+        "Cancel a queued or running task", {"200": _json(_ref("Task"), "Cancelled"),
+                                            **_errors(400, 404, 409)},
+        [TASK_ID_PARAM], operation_id="cancelTask")},
+    "/api/tasks/{id}/retry": {"post": _op(
+        "Re-queue a failed or cancelled task", {"200": _json(_ref("Task"), "Re-queued"),
+                                                **_errors(400, 404, 409)},
+        [TASK_ID_PARAM], operation_id="retryTask")},
+    "/api/tasks/{id}/artifact": {"get": _op(
+        "Download the file a finished task produced",
+        {"200": {"description": "The file", "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 403, 404, 409)},
+        [TASK_ID_PARAM], operation_id="getArtifact")},
+    "/api/queues": {"get": _op("Counts by status per queue, recent throughput",
+                               {"200": _json(_ref("Queues"), "Queues"), **_errors()},
+                               operation_id="getQueues")},
+    "/api/workers": {"get": _op("Live worker processes", {
+        "200": _json({"type": "array", "items": _ref("Worker")}, "Workers"), **_errors()},
+        operation_id="getWorkers")},
+    "/api/settings": {
+        "get": _op("Settings in force and the last live-reload error",
+                   {"200": _json(_ref("SettingsView"), "Settings"), **_errors()},
+                   operation_id="getSettings"),
+        "patch": _op("Change live settings; written to settings.yaml atomically",
+                     {"200": _json(_ref("SettingsWritten"), "Written"),
+                      **_errors(400, 409, 413)}, body="SettingsPatch",
+                     operation_id="patchSettings"),
+    },
+    "/api/library": {"get": _op(
+        "Search indexed library items",
+        {"200": _json(_ref("LibraryList"), "A page"), **_errors(400, 503)},
+        [_query("q", STR), _query("kind", STR), LIMIT, CURSOR], operation_id="searchLibrary")},
+    "/api/library/{id}": {"get": _op(
+        "One library item", {"200": _json(_ref("LibraryItem"), "The item"),
+                             **_errors(400, 404, 503)},
+        [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryItem")},
+    "/api/openapi.json": {"get": _op("This document", {
+        "200": _json({"type": "object"}, "OpenAPI 3 document"), **_errors()},
+        operation_id="getOpenapi")},
+    "/healthz": {"get": _op("Database and pool health, no auth", {
+        "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Unhealthy")},
+        security=[], operation_id="health")},
+    "/metrics": {"get": _op("Prometheus metrics", {
+        "200": {"description": "Prometheus text format",
+                "content": {"text/plain": {"schema": STR}}}, **_errors()},
+        operation_id="metrics")},
+}
+
+DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {"title": "Hopper", "version": "1",
+             "description": "Background jobs: tasks, queues, workers, settings, library. "
+                            "Errors are {\"error\", \"detail\"} with a 4xx status."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS,
+                   "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"bearerAuth": []}],
+}
+
+
+@bp.get("/api/openapi.json")
+def openapi():
+    """The OpenAPI document."""
+    return jsonify(DOCUMENT)

@@ -1,0 +1,91 @@
+"""Changing live keys in settings.yaml on disk, atomically.
+
+Round-trip: pyyaml drops comments, so the file is edited as text when it can
+be. A top-level ``workers: N`` line is rewritten in place by a regular
+expression, keeping its trailing comment, every other line and every other
+key byte for byte. Only when no such line exists (the key is missing) is the
+file parsed and dumped again with the key added; that fallback loses comments
+and the response says so (``comments_preserved: false``).
+
+The new text is validated as a whole before it is written, then written to a
+temporary file in the same folder, fsynced and renamed over the old file, so
+the daemon's watcher never reads a half-written file.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from app import settings as settings_mod
+
+_WORKERS_VALUE = re.compile(r"^workers:[ \t]*(?P<value>[^\s#]+)", re.MULTILINE)
+_lock = threading.Lock()  # one writer per process; flock below covers other processes
+
+
+@dataclass
+class Written:
+    """What a PATCH wrote to disk."""
+
+    path: Path
+    changes: dict
+    comments_preserved: bool
+    settings: settings_mod.Settings
+
+
+def with_workers(text: str, workers: int) -> tuple[str, bool]:
+    """The settings text with ``workers`` set; True when comments survived."""
+    matches = list(_WORKERS_VALUE.finditer(text))
+    if len(matches) == 1:
+        match = matches[0]
+        return text[:match.start("value")] + str(workers) + text[match.end("value"):], True
+    raw = yaml.safe_load(text) or {}
+    if not isinstance(raw, dict):
+        raise settings_mod.SettingsError("expected a mapping of keys at the top level")
+    raw["workers"] = workers
+    return yaml.safe_dump(raw, sort_keys=False), False
+
+
+def write_workers(path: Path, workers: int) -> Written:
+    """Set ``workers`` in the settings file at ``path``; SettingsError if the
+    resulting file would not load (the file is then left untouched)."""
+    path = Path(path)
+    with _lock, open(path.with_name(f".{path.name}.lock"), "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        text = path.read_text()
+        new_text, preserved = with_workers(text, workers)
+        raw = yaml.safe_load(new_text)
+        if not isinstance(raw, dict):
+            raise settings_mod.SettingsError("expected a mapping of keys at the top level")
+        new_settings = settings_mod.validate(raw, path)
+        if new_settings.workers != workers:
+            raise settings_mod.SettingsError("the workers key could not be rewritten")
+        _replace(path, new_text)
+    return Written(path, {"workers": workers}, preserved, new_settings)
+
+
+def _replace(path: Path, text: str) -> None:
+    mode = path.stat().st_mode & 0o777
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # The rename itself is durable only once the folder is synced.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,133 @@
+"""The HTML pages: overview, tasks, one task, settings, library, login.
+
+Pages read the same backend the API does; state changes go through forms that
+carry the session's CSRF token (cancel, retry, login) or, for the worker
+slider, a PATCH to /api/settings with the token in a header.
+"""
+from __future__ import annotations
+
+from flask import (
+    Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
+)
+
+from app import queue
+from app.backends.base import STATUSES, TaskConflict
+from app.web import auth, inputs
+from app.web.api_system import live_workers, public_settings, settings_in_force
+from app.web.errors import ApiError
+
+bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")
+
+
+def _backend():
+    return current_app.extensions["hopper"].backend
+
+
+@bp.get("/")
+def overview():
+    """Queue counts, live workers and recent failures."""
+    backend = _backend()
+    return render_template("overview.html", queues=backend.counts(), workers=live_workers(),
+                           failures=backend.recent_failures(10))
+
+
+@bp.get("/tasks")
+def tasks():
+    """A filterable, paged task list."""
+    try:
+        limit = inputs.query_limit()
+        filters = {"status": inputs.query_text("status", STATUSES),
+                   "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
+                   "parent_id": inputs.query_int("parent_id")}
+        cursor = inputs.query_int("cursor")
+    except ApiError as exc:
+        abort(400, exc.detail)
+    rows = _backend().list(**filters, limit=limit + 1, cursor=cursor)
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return render_template("tasks.html", tasks=rows[:limit], filters=filters,
+                           statuses=STATUSES, next_cursor=next_cursor, limit=limit)
+
+
+@bp.get("/tasks/<int:task_id>")
+def task(task_id: int):
+    """One task: fields, result or error, cancel and retry buttons."""
+    found = _backend().get(task_id) if task_id <= inputs.INT64_MAX else None
+    if found is None:
+        abort(404, f"no task {task_id}")
+    return render_template("task.html", task=found)
+
+
+@bp.post("/tasks/<int:task_id>/<any(cancel, retry):action>")
+def task_action(task_id: int, action: str):
+    """Cancel or retry from the task page (form post with CSRF token)."""
+    auth.require_csrf_form()
+    try:
+        (queue.cancel if action == "cancel" else queue.retry)(task_id)
+        flash(f"task {task_id}: {action} done")
+    except KeyError:
+        abort(404, f"no task {task_id}")
+    except TaskConflict as exc:
+        flash(str(exc))
+    return redirect(url_for("ui.task", task_id=task_id))
+
+
+@bp.get("/settings")
+def settings_page():
+    """Settings in force, the last reload error, and the worker slider."""
+    current, load_error = settings_in_force()
+    published = _backend().get_state("settings_error")
+    error = (published or {}).get("error") or load_error
+    return render_template("settings.html", settings=public_settings(current), error=error)
+
+
+def _library_index():
+    try:
+        from app.library import index
+    except ImportError:
+        return None
+    return index
+
+
+@bp.get("/library")
+def library():
+    """Search the library index."""
+    index = _library_index()
+    q, kind = request.args.get("q") or None, request.args.get("kind") or None
+    items = index.search_items(_backend(), q=q, kind=kind, limit=100) if index else None
+    return render_template("library.html", items=items, q=q or "", kind=kind or "")
+
+
+@bp.get("/library/<int:item_id>")
+def library_item(item_id: int):
+    """One library item."""
+    index = _library_index()
+    if index is None:
+        abort(503, "the library index is unavailable")
+    item = index.get_item(_backend(), item_id) if item_id <= inputs.INT64_MAX else None
+    if item is None:
+        abort(404, f"no library item {item_id}")
+    return render_template("library_item.html", item=item)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Ask for the token once; the session cookie remembers it."""
+    target = auth.safe_next(request.values.get("next"))
+    if request.method == "POST":
+        auth.require_csrf_form()
+        if auth.token_matches(request.form.get("token")):
+            auth.log_in()
+            return redirect(target)
+        flash("wrong token")
+    return render_template("login.html", next=target)
+
+
+@bp.post("/logout")
+def logout():
+    """Forget this browser's login."""
+    auth.require_csrf_form()
+    from flask import session
+
+    session.clear()
+    return redirect(url_for("ui.login"))

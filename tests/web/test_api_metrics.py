@@ -1,0 +1,39 @@
+"""/metrics parses as Prometheus text and its counts match the tasks run."""
+from __future__ import annotations
+
+import uuid
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from webtools import api, shared_daemon  # noqa: F401  (fixtures)
+
+
+def _samples(text: str) -> dict:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_metrics_count_the_tasks_run(api):
+    queue = f"m-{uuid.uuid4().hex[:8]}"
+    ids = [api.enqueue("echo", {"i": i}, queue=queue)["id"] for i in range(3)]
+    ids.append(api.enqueue("always_fails", queue=queue)["id"])
+    for task_id in ids:
+        api.wait_status(task_id, ("succeeded", "failed"))
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = _samples(response.text)
+    q = (("queue", queue),)
+    assert samples[("hopper_tasks_enqueued_total", q)] == 4
+    assert samples[("hopper_tasks_succeeded_total", q)] == 3
+    assert samples[("hopper_tasks_failed_total", q)] == 1
+    assert samples[("hopper_tasks", (("queue", queue), ("status", "succeeded")))] == 3
+    assert samples[("hopper_task_duration_seconds_count", q)] == 4
+    assert samples[("hopper_task_duration_seconds_bucket", (("le", "+Inf"), ("queue", queue)))] == 4
+    assert samples[("hopper_task_duration_seconds_bucket", (("le", "300.0"), ("queue", queue)))] == 4
+    assert samples[("hopper_task_duration_seconds_sum", q)] >= 0
+    assert samples[("hopper_task_pickup_latency_seconds_count", q)] == 4
+    assert samples[("hopper_workers_alive", ())] == 2
