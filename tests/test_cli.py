@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from app import queue
-from conftest import REPO
+from daemons import REPO
 
 
 def run_cli(settings_path, *args, timeout=60):

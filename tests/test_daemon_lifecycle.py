@@ -11,7 +11,7 @@ import psutil
 import yaml
 
 from app import queue
-from conftest import REPO
+from daemons import REPO
 from helpers import enqueue_from_processes, poll_until
 
 

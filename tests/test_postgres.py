@@ -9,7 +9,7 @@ import pytest
 
 from app import queue
 from app.backends.base import TaskConflict
-from conftest import Daemon, write_settings
+from daemons import Daemon, write_settings
 from helpers import enqueue_from_processes, poll_until
 
 

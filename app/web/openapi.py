@@ -194,11 +194,11 @@ PATHS = {
     },
     "/api/library": {"get": _op(
         "Search indexed library items",
-        {"200": _json(_ref("LibraryList"), "A page"), **_errors(400, 503)},
+        {"200": _json(_ref("LibraryList"), "A page"), **_errors(400)},
         [_query("q", STR), _query("kind", STR), LIMIT, CURSOR], operation_id="searchLibrary")},
     "/api/library/{id}": {"get": _op(
         "One library item", {"200": _json(_ref("LibraryItem"), "The item"),
-                             **_errors(400, 404, 503)},
+                             **_errors(400, 404)},
         [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryItem")},
     "/api/openapi.json": {"get": _op("This document", {
         "200": _json({"type": "object"}, "OpenAPI 3 document"), **_errors()},

@@ -1,14 +1,8 @@
-"""Fixtures for the library tests: settings with a temp inbox/library/quarantine,
-an eager in-process client, and read access to the library index."""
+"""Read access to the library index and task table of a test daemon."""
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-
-import pytest
-
-from conftest import write_settings
-
 
 def index_rows(config: Path) -> list[dict]:
     """All library_items rows of the daemon using ``config`` (empty before migration)."""
@@ -30,7 +24,6 @@ def index_rows(config: Path) -> list[dict]:
     finally:
         backend.close()
 
-
 def tasks_named(config: Path, name: str) -> list[dict]:
     from app.backends import open_backend
     from app.settings import load
@@ -40,16 +33,3 @@ def tasks_named(config: Path, name: str) -> list[dict]:
         return backend.list(name=name, limit=100_000)
     finally:
         backend.close()
-
-
-@pytest.fixture
-def lib(tmp_path, monkeypatch):
-    """An eager client (tasks run in this process) on temp library folders."""
-    config = write_settings(tmp_path, eager=True)
-    monkeypatch.setenv("HOPPER_CONFIG", str(config))
-    from app import queue, settings
-
-    client = queue.configure(settings.load(config))
-    for folder in (client.settings.inbox, client.settings.library_root):
-        folder.mkdir(parents=True, exist_ok=True)
-    return client

@@ -4,7 +4,6 @@ from __future__ import annotations
 from app.library.index import get_item, search_items
 from app.library.ingest import ingest
 from library_media import drop, jpeg_bytes, text_bytes
-from library_support import lib  # noqa: F401  (fixture)
 
 
 def _ingest_all(lib, files):

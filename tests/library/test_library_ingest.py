@@ -12,7 +12,6 @@ from app.library import index, ingest as ingest_mod, organize
 from app.library.ingest import ingest
 from app.library.reindex import reconcile
 from library_media import drop, files_under, jpeg_bytes, sha, text_bytes
-from library_support import lib  # noqa: F401  (fixture)
 
 
 class Crash(Exception):
@@ -171,7 +170,7 @@ def test_name_that_cannot_be_stored_is_quarantined_byte_for_byte(lib):
 
 
 def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, monkeypatch):
-    from conftest import write_settings
+    from daemons import write_settings
     from app import settings as settings_mod
     from app.library.tasks import library_ingest
     from worker.execute import current_task_id

@@ -14,10 +14,10 @@ from app import settings as settings_mod
 from app.library import watcher as watcher_mod
 from app.library.ingest import ingest
 from app.library.watcher import InboxWatcher
-from conftest import REPO, write_settings
+from daemons import REPO, write_settings
 from helpers import poll_until
 from library_media import drop, text_bytes
-from library_support import index_rows, lib  # noqa: F401  (fixture)
+from library_support import index_rows
 
 
 class Recorder:

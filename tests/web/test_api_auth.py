@@ -7,8 +7,8 @@ import sys
 
 import requests
 
-from conftest import REPO, write_settings
-from webtools import Api, assert_error, web_daemon  # noqa: F401  (fixture)
+from daemons import REPO, write_settings
+from webtools import Api, assert_error
 
 TOKEN = "s3cret-token"
 

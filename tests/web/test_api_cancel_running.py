@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from helpers import poll_until
-from webtools import Api, web_daemon  # noqa: F401  (fixture)
+from webtools import Api
 
 
 def test_cancel_running_sleep_stops_it_and_frees_the_worker(web_daemon):

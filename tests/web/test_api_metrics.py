@@ -5,7 +5,6 @@ import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from webtools import api, shared_daemon  # noqa: F401  (fixtures)
 
 
 def _samples(text: str) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import yaml
 
 from helpers import poll_until
-from webtools import Api, assert_error, web_daemon  # noqa: F401  (fixtures)
+from webtools import Api, assert_error
 
 
 def test_patch_workers_resizes_the_pool_and_rewrites_the_file(web_daemon):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from webtools import api, assert_error, shared_daemon  # noqa: F401  (fixtures)
+from webtools import assert_error
 
 
 def _queue() -> str:

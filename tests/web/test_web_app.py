@@ -2,8 +2,8 @@
 an unreachable database, a library index present or missing, settings text edits."""
 from __future__ import annotations
 
-import sys
-import types
+import datetime as dt
+
 
 import pytest
 import yaml
@@ -11,7 +11,7 @@ import yaml
 from app import settings as settings_mod
 from app.backends.sqlite import SqliteBackend
 from app.web import create_app, settings_file
-from conftest import write_settings
+from daemons import write_settings
 
 
 @pytest.fixture
@@ -32,37 +32,30 @@ def test_healthz_is_503_when_the_database_cannot_be_reached(app, tmp_path):
     assert response.json["db"].startswith("error:")
 
 
-def test_library_endpoints_are_503_when_the_index_cannot_be_imported(app, monkeypatch):
-    monkeypatch.setitem(sys.modules, "app.library.index", None)  # import raises ImportError
+def _index_photos(backend, count: int) -> list[int]:
+    from app.library.index import Source, upsert_item
+    from app.library.identify import Identity
+
+    ids = []
+    for i in range(count):
+        identity = Identity(sha256=f"{i:064x}", size=100 + i, mime="image/jpeg", kind="image",
+                            taken_at=dt.datetime(2024, 5, 1 + i), taken_at_source="exif:DateTime")
+        ids.append(upsert_item(backend, f"image/2024/05/beach-{i}.jpg", identity,
+                               Source(f"beach-{i}.jpg", f"beach-{i}.jpg", 1)))
+    return ids
+
+
+def test_library_endpoints_page_and_look_up_through_the_index(app):
+    ids = _index_photos(app.extensions["hopper"].backend, 5)
     client = app.test_client()
-    for path in ("/api/library", "/api/library/1"):
-        response = client.get(path)
-        assert response.status_code == 503
-        assert response.json["error"] == "library index unavailable"
-
-
-def test_library_endpoints_page_and_look_up_through_the_index(app, monkeypatch):
-    items = [{"id": i, "path": f"photo/{i}.jpg", "kind": "photo"} for i in range(5, 0, -1)]
-    calls = []
-
-    def search_items(backend, q=None, kind=None, limit=50, cursor=None):
-        calls.append({"q": q, "kind": kind, "limit": limit, "cursor": cursor})
-        rows = [i for i in items if cursor is None or i["id"] < cursor]
-        return rows[:limit]
-
-    fake = types.ModuleType("app.library.index")
-    fake.search_items = search_items
-    fake.get_item = lambda backend, item_id: next((i for i in items if i["id"] == item_id), None)
-    monkeypatch.setitem(sys.modules, "app.library.index", fake)
-    monkeypatch.setattr(sys.modules["app.library"], "index", fake, raising=False)
-    client = app.test_client()
-    first = client.get("/api/library?q=beach&kind=photo&limit=2").json
-    assert [i["id"] for i in first["items"]] == [5, 4] and first["next_cursor"] == 4
-    assert calls[0] == {"q": "beach", "kind": "photo", "limit": 3, "cursor": None}
-    last = client.get("/api/library?limit=2&cursor=2").json
-    assert [i["id"] for i in last["items"]] == [1] and last["next_cursor"] is None
-    assert client.get("/api/library/3").json["path"] == "photo/3.jpg"
-    assert client.get("/api/library/42").status_code == 404
+    first = client.get("/api/library?q=BEACH&kind=image&limit=2").json
+    assert [i["id"] for i in first["items"]] == ids[:-3:-1]
+    rest = client.get(f"/api/library?limit=10&cursor={first['next_cursor']}").json
+    assert [i["id"] for i in rest["items"]] == ids[2::-1] and rest["next_cursor"] is None
+    assert client.get("/api/library?kind=video").json["items"] == []
+    item = client.get(f"/api/library/{ids[3]}").json
+    assert item["path"] == "image/2024/05/beach-3.jpg" and item["duplicates"] == []
+    assert client.get("/api/library/424242").status_code == 404
 
 
 def test_workers_line_is_rewritten_in_place_keeping_comments(tmp_path):

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
 import requests
 
-from conftest import Daemon, write_settings
+from daemons import Daemon, write_settings
 from helpers import poll_until
 
 
@@ -83,33 +82,3 @@ def stop_daemon(daemon: Daemon) -> None:
     except subprocess.TimeoutExpired:
         pass
     daemon.kill_everything()
-
-
-@pytest.fixture(scope="module")
-def shared_daemon(tmp_path_factory):
-    """One daemon (2 workers) shared by a module's read-mostly tests; tests
-    isolate themselves with their own queue names."""
-    daemon = start_web_daemon(tmp_path_factory.mktemp("web"))
-    yield daemon
-    stop_daemon(daemon)
-
-
-@pytest.fixture
-def api(shared_daemon) -> Api:
-    """An HTTP client for the shared daemon."""
-    return Api(shared_daemon.base_url)
-
-
-@pytest.fixture
-def web_daemon(tmp_path):
-    """Factory for a test's own daemon: ``web_daemon(**settings_overrides)``."""
-    started = []
-
-    def factory(**overrides) -> Daemon:
-        daemon = start_web_daemon(tmp_path, **overrides)
-        started.append(daemon)
-        return daemon
-
-    yield factory
-    for daemon in started:
-        stop_daemon(daemon)

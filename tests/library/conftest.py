@@ -1,0 +1,19 @@
+"""Fixtures for the library tests."""
+from __future__ import annotations
+
+import pytest
+
+from daemons import write_settings
+
+
+@pytest.fixture
+def lib(tmp_path, monkeypatch):
+    """An eager client (tasks run in this process) on temp library folders."""
+    config = write_settings(tmp_path, eager=True)
+    monkeypatch.setenv("HOPPER_CONFIG", str(config))
+    from app import queue, settings
+
+    client = queue.configure(settings.load(config))
+    for folder in (client.settings.inbox, client.settings.library_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    return client
