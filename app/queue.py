@@ -81,7 +81,7 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
     if not isinstance(args, dict):
         raise ValueError(f"args must be a JSON object, got {type(args).__name__}")
     try:
-        json.dumps(args)
+        args_json = json.dumps(args)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"args are not JSON-serializable: {exc}") from None
     priority = spec.priority if priority is None else priority
@@ -102,12 +102,16 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         when = time.time() + delay
     return NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
                    max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
-                   parent_id=parent_id, continuation=spec.continuation)
+                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json)
 
 
 def enqueue(name: str, args: dict | None = None, **options) -> int:
     """Enqueue one task and return its id (an existing id for a duplicate unique_key)."""
-    return enqueue_many([{"name": name, "args": args, **options}])[0]
+    if options and not _ENQUEUE_KEYS.issuperset(options):
+        _refuse_unknown(options)
+    # Straight to build_task: the request-dict round trip of enqueue_many costs
+    # more than the validation itself on this hot path.
+    return _submit([build_task(name, args, **options)])[0][0]
 
 
 def enqueue_many(requests: list[dict]) -> list[int]:
@@ -120,11 +124,21 @@ def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
     """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
     tasks = []
     for request in requests:
-        unknown = set(request) - _ENQUEUE_KEYS - {"name"}
-        if unknown:
-            raise ValueError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        _refuse_unknown(request)
         options = {k: v for k, v in request.items() if k != "name"}
         tasks.append(build_task(request.get("name"), **options))
+    results = _submit(tasks)
+    return [task_id for task_id, _ in results], [created for _, created in results]
+
+
+def _refuse_unknown(request: dict) -> None:
+    unknown = set(request) - _ENQUEUE_KEYS - {"name"}
+    if unknown:
+        raise ValueError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+
+
+def _submit(tasks: list[NewTask]) -> list[tuple[int, bool]]:
+    """Insert validated tasks, then run them (eager mode) or wake idle workers."""
     c = client()
     results = c.backend.enqueue(tasks)
     if c.eager:
@@ -133,7 +147,7 @@ def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
         run_eagerly(c.backend)
     elif c.doorbell is not None:
         c.doorbell.ring(sum(created for _, created in results))
-    return [task_id for task_id, _ in results], [created for _, created in results]
+    return results
 
 
 def get_task(task_id: int) -> dict | None:

@@ -127,6 +127,10 @@ class SqliteBackend(Backend):
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
         plain = all(t.unique_key is None for t in tasks)
+        if plain and len(tasks) == 1:
+            # One plain INSERT in autocommit is its own (durable) transaction: no
+            # BEGIN/COMMIT round trips and no last_insert_rowid() query.
+            return [(self._conn().execute(_INSERT, _insert_params(tasks[0], now)).lastrowid, True)]
         with self._write() as conn:
             if plain:
                 conn.executemany(_INSERT, [_insert_params(t, now) for t in tasks])
@@ -393,6 +397,7 @@ class SqliteBackend(Backend):
 
 
 def _insert_params(task: NewTask, now: float) -> tuple:
-    return (task.queue, task.name, json.dumps(task.args), task.priority,
+    args = task.args_json if task.args_json is not None else json.dumps(task.args)
+    return (task.queue, task.name, args, task.priority,
             task.run_after if task.run_after is not None else now, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now)
