@@ -35,7 +35,8 @@ _INSERT_UNIQUE = _INSERT + (
 _CLAIM = f"""
 UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
        attempts = attempts + 1
- WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= ?
+ WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_ready
+              WHERE status = 'queued' AND run_after <= ?
               ORDER BY priority DESC, run_after, id LIMIT ?)
 RETURNING id, name, args, attempts, max_attempts, timeout, parent_id
 """
