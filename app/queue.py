@@ -25,6 +25,9 @@ _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key"
                  "max_attempts", "timeout", "parent_id"}
 
 
+_REQUEST_KEYS = _ENQUEUE_KEYS | {"name"}
+
+
 class Client:
     """A process's handle on the queue: settings, backend and doorbell."""
 
@@ -84,10 +87,14 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         args_json = json.dumps(args)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"args are not JSON-serializable: {exc}") from None
-    priority = spec.priority if priority is None else priority
-    timeout = spec.timeout if timeout is None else timeout
-    max_attempts = spec.max_attempts if max_attempts is None else max_attempts
-    registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+    if priority is not None or timeout is not None or max_attempts is not None:
+        # The spec's own defaults were validated when the task was registered.
+        priority = spec.priority if priority is None else priority
+        timeout = spec.timeout if timeout is None else timeout
+        max_attempts = spec.max_attempts if max_attempts is None else max_attempts
+        registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+    else:
+        priority, timeout, max_attempts = spec.priority, spec.timeout, spec.max_attempts
     queue = spec.queue if queue is None else queue
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"queue must be a non-empty string, got {queue!r}")
@@ -124,9 +131,14 @@ def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
     """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
     tasks = []
     for request in requests:
-        _refuse_unknown(request)
-        options = {k: v for k, v in request.items() if k != "name"}
-        tasks.append(build_task(request.get("name"), **options))
+        if not _REQUEST_KEYS.issuperset(request):
+            _refuse_unknown(request)
+        if len(request) <= 2 and ("args" in request or len(request) == 1):
+            # The common {name, args} request needs no options dict.
+            tasks.append(build_task(request.get("name"), request.get("args")))
+        else:
+            options = {k: v for k, v in request.items() if k != "name"}
+            tasks.append(build_task(request.get("name"), **options))
     results = _submit(tasks)
     return [task_id for task_id, _ in results], [created for _, created in results]
 
