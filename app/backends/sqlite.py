@@ -43,6 +43,8 @@ UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?
               ORDER BY priority DESC, run_after, id LIMIT ?)
 RETURNING id, name, args, attempts, max_attempts, timeout, parent_id
 """
+_READY = ("SELECT 1 FROM tasks INDEXED BY tasks_ready"
+          " WHERE status = 'queued' AND run_after <= ? LIMIT 1")
 _SUCCEED = f"""
 UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
                           THEN 'waiting' ELSE 'succeeded' END,
@@ -168,6 +170,13 @@ class SqliteBackend(Backend):
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
                          limit: int, lease_s: float) -> list[Claimed]:
         now = time.time()
+        if not outcomes and not release:
+            if limit <= 0:
+                return []
+            # Nothing to record: look before taking the write lock, so an idle poll
+            # or a worker that lost the race for a wake-up costs one read, no write.
+            if self._conn().execute(_READY, (now,)).fetchone() is None:
+                return []
         with self._write() as conn:
             if len(outcomes) > 1:
                 self._record_many(conn, worker_id, outcomes)
