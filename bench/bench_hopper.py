@@ -331,11 +331,12 @@ def main() -> int:
     ap.add_argument("--batch-total", type=int, default=env_int("BATCH_TOTAL", 200000))
     ap.add_argument("--claim-big", type=int, default=env_int("CLAIM_BIG", 1000000))
     ap.add_argument("--skip-extras", action="store_true")
+    ap.add_argument("--label", default="this branch", help="shown in the table's queue column")
     a = ap.parse_args()
     install_sigterm_as_exit()
 
     tmp = tempfile.mkdtemp(prefix="hopperbench-")
-    out = {"bench": "hopper", "version": "0.1.0 (this branch)",
+    out = {"bench": "hopper", "version": f"0.1.0 ({a.label})", "label": a.label,
            "sqlite": sqlite3.sqlite_version,
            "settings": {"worker": "python run.py worker, workers: 2, lease 30s, defaults",
                         "lat_n": a.lat_n, "gap_ms": a.gap_ms},

@@ -37,7 +37,7 @@ def _ratio(a, b):
     return a / b
 
 
-def targets(peers: dict, hopper: dict) -> list[list]:
+def targets(peers: dict, hopper: dict, label: str = "") -> list[list]:
     """Rows: what, Hopper, reference, ratio or value, target, met?"""
     huey = peers.get("huey")
     huey_proc = _run(huey, worker_type="process")
@@ -56,7 +56,7 @@ def targets(peers: dict, hopper: dict) -> list[list]:
         h = _run(hopper, durability=dur)
         if h is None:
             continue
-        tag = f"[{dur}]"
+        tag = f"[{label}{dur}]"
         r = _ratio(h.get("drain_per_s"), (huey_proc or {}).get("drain_per_s"))
         add(f"{tag} e2e tasks/s vs SqliteHuey -k process", h.get("drain_per_s"),
             (huey_proc or {}).get("drain_per_s"), r, ">= 8x", None if r is None else r >= 8)
@@ -108,17 +108,23 @@ def main() -> int:
     """Print the table and the ratios; optionally write them as markdown."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers", required=True)
-    ap.add_argument("--hopper", required=True)
+    ap.add_argument("--hopper", required=True, nargs="+",
+                    help="one or more bench_hopper.py JSON files (e.g. before and after the peers)")
     ap.add_argument("--md")
     ap.add_argument("--cmd", default="bash bench/run_all.sh")
     a = ap.parse_args()
     with open(a.peers) as f:
         peers = json.load(f)
-    with open(a.hopper) as f:
-        hopper = json.load(f)
+    hoppers = []
+    for path in a.hopper:
+        with open(path) as f:
+            hoppers.append(json.load(f))
     meta = peers.get("meta") or {}
-    qrows = queue_rows([hopper, peers.get("huey"), peers.get("rq"), peers.get("floor")])
-    trows = targets(peers, hopper)
+    qrows = queue_rows([*hoppers, peers.get("huey"), peers.get("rq"), peers.get("floor")])
+    trows = []
+    for hopper in hoppers:
+        label = f"{hopper['label']}, " if len(hoppers) > 1 and hopper.get("label") else ""
+        trows += targets(peers, hopper, label)
     head = qhead(meta)
     print(f"\nN={meta.get('N')} tasks, {meta.get('WORKERS')} workers, latency: "
           f"{meta.get('LAT_N')} tasks @ {meta.get('LAT_GAP_MS')} ms, cold: "
@@ -132,25 +138,28 @@ def main() -> int:
         md = [f"Run: {meta.get('date')}; host: {meta.get('cpu', '?').strip()}, "
               f"{meta.get('nproc')} cores, {meta.get('mem')} RAM, kernel "
               f"{meta.get('kernel')}; disk {meta.get('disk')}; Python {meta.get('python')}, "
-              f"SQLite {hopper.get('sqlite')}; N = {meta.get('N')}, "
+              f"SQLite {hoppers[0].get('sqlite')}; N = {meta.get('N')}, "
               f"{meta.get('WORKERS')} workers.", "",
               f"Command: `{a.cmd}`", "",
               md_table(head, qrows), "", md_table(THEAD, trows), ""]
         extra = []
-        c = hopper.get("claim_rate")
-        if c:
-            extra.append(f"- claim rate runs (tasks/s, {c['rounds']} rounds of "
-                         f"{c['per_round']}): {c['small']['queued']:,} queued "
-                         f"{c['small']['runs']}, {c['big']['queued']:,} queued {c['big']['runs']}")
-        for r in hopper.get("runs", []):
-            if r.get("idle_cpu"):
-                extra.append(f"- idle CPU [{r.get('durability')}]: {r['idle_cpu']}")
-            if r.get("runs_once"):
-                extra.append(f"- task rows after the run [{r.get('durability')}] "
-                             f"(status/attempts: count): {r['runs_once']}")
-            extra.append(f"- [{r.get('durability')}] enqueue call p50 in the latency phase: "
-                         f"{r.get('enqueue_call_p50_ms')} ms; shutdown {r.get('shutdown')}, "
-                         f"exit code {r.get('exit_code')}")
+        for hopper in hoppers:
+            c = hopper.get("claim_rate")
+            if c:
+                extra.append(f"- claim rate runs (tasks/s, {c['rounds']} alternating rounds of "
+                             f"{c['per_round']}): {c['small']['queued']:,} queued "
+                             f"{c['small']['runs']}; {c['big']['queued']:,} queued "
+                             f"{c['big']['runs']}")
+            for r in hopper.get("runs", []):
+                tag = f"[{hopper.get('label')}, {r.get('durability')}]"
+                if r.get("idle_cpu"):
+                    extra.append(f"- idle CPU {tag}: {r['idle_cpu']}")
+                if r.get("runs_once"):
+                    extra.append(f"- task rows after the run {tag} "
+                                 f"(status/attempts: count): {r['runs_once']}")
+                extra.append(f"- {tag} enqueue call p50 in the latency phase: "
+                             f"{r.get('enqueue_call_p50_ms')} ms; shutdown {r.get('shutdown')}, "
+                             f"exit code {r.get('exit_code')}")
         md += extra + [""]
         with open(a.md, "w") as f:
             f.write("\n".join(md))
