@@ -44,6 +44,9 @@ def main(argv: list[str]) -> int:
         os.environ["HOPPER_CONFIG"] = str(Path(args.config).resolve())
     command = args.command or "serve"
     if command in ("serve", "worker"):
+        from worker.context import start_early
+
+        start_early()  # the fork server imports the worker code while the supervisor starts
         from app.daemon import serve
 
         return serve(args.config, web=command == "serve")

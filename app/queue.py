@@ -81,13 +81,17 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
     if not isinstance(args, dict):
         raise ValueError(f"args must be a JSON object, got {type(args).__name__}")
     try:
-        json.dumps(args)
+        args_json = json.dumps(args)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"args are not JSON-serializable: {exc}") from None
-    priority = spec.priority if priority is None else priority
-    timeout = spec.timeout if timeout is None else timeout
-    max_attempts = spec.max_attempts if max_attempts is None else max_attempts
-    registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+    if priority is not None or timeout is not None or max_attempts is not None:
+        # The spec's own defaults were validated when the task was registered.
+        priority = spec.priority if priority is None else priority
+        timeout = spec.timeout if timeout is None else timeout
+        max_attempts = spec.max_attempts if max_attempts is None else max_attempts
+        registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+    else:
+        priority, timeout, max_attempts = spec.priority, spec.timeout, spec.max_attempts
     queue = spec.queue if queue is None else queue
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"queue must be a non-empty string, got {queue!r}")
@@ -102,12 +106,14 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         when = time.time() + delay
     return NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
                    max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
-                   parent_id=parent_id, continuation=spec.continuation)
+                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json)
 
 
 def enqueue(name: str, args: dict | None = None, **options) -> int:
     """Enqueue one task and return its id (an existing id for a duplicate unique_key)."""
-    return enqueue_many([{"name": name, "args": args, **options}])[0]
+    _refuse_unknown(options)
+    c = client()  # loads the task modules before the name is looked up
+    return _submit(c, [build_task(name, args, **options)])[0][0]
 
 
 def enqueue_many(requests: list[dict]) -> list[int]:
@@ -118,14 +124,25 @@ def enqueue_many(requests: list[dict]) -> list[int]:
 
 def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
     """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
+    c = client()
     tasks = []
     for request in requests:
-        unknown = set(request) - _ENQUEUE_KEYS - {"name"}
-        if unknown:
-            raise ValueError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
-        options = {k: v for k, v in request.items() if k != "name"}
-        tasks.append(build_task(request.get("name"), **options))
-    c = client()
+        if not isinstance(request, dict) or "name" not in request:
+            raise ValueError("each task needs a name")
+        _refuse_unknown(request.keys() - {"name"})
+        tasks.append(build_task(**request))
+    results = _submit(c, tasks)
+    return [task_id for task_id, _ in results], [created for _, created in results]
+
+
+def _refuse_unknown(options) -> None:
+    unknown = set(options) - _ENQUEUE_KEYS
+    if unknown:
+        raise ValueError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+
+
+def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+    """Insert validated tasks, then run them (eager mode) or wake idle workers."""
     results = c.backend.enqueue(tasks)
     if c.eager:
         from worker.loop import run_eagerly
@@ -133,7 +150,7 @@ def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
         run_eagerly(c.backend)
     elif c.doorbell is not None:
         c.doorbell.ring(sum(created for _, created in results))
-    return [task_id for task_id, _ in results], [created for _, created in results]
+    return results
 
 
 def get_task(task_id: int) -> dict | None:

@@ -21,6 +21,7 @@ import psutil
 from app import registry
 from app.backends.base import Backend, WorkerRow
 from app.settings import Settings
+from worker.context import context
 from worker.execute import backoff_delay
 from worker.loop import Slot, worker_id_for, worker_main
 
@@ -48,12 +49,6 @@ class WorkerHandle:
         return "busy" if self.slot.current()[0] else "idle"
 
 
-def _context():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["worker.forkserver_init", "worker.loop", "app.queue"])
-    return ctx
-
-
 class WorkerPool:
     """Worker processes for one settings file, against one backend."""
 
@@ -62,7 +57,7 @@ class WorkerPool:
         self.target = 0
         self.workers: dict[str, WorkerHandle] = {}
         self._lock = threading.RLock()
-        self._ctx = _context()
+        self._ctx = context()
         self._closing = False
         self._monitor: threading.Thread | None = None
         self._last_cancel_check = 0.0

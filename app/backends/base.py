@@ -41,6 +41,7 @@ class NewTask:
     unique_key: str | None = None
     parent_id: int | None = None
     continuation: str | None = None
+    args_json: str | None = None  # ``args`` already serialized (saves a second json.dumps)
 
 
 @dataclass

@@ -70,7 +70,8 @@ RETURNING status, parent_id, continuation, queue
 
 def insert_params(task: NewTask, now: float) -> tuple:
     """The INSERT parameters of a new task."""
-    return (task.queue, task.name, json.dumps(task.args), task.priority,
+    args = task.args_json if task.args_json is not None else json.dumps(task.args)
+    return (task.queue, task.name, args, task.priority,
             task.run_after if task.run_after is not None else now, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now)
 
@@ -155,13 +156,24 @@ class SqlBackend(Backend):
         with self._write() as conn:
             if outcomes:
                 self._lock_parents_of(conn, [o.task_id for o in outcomes])
-            for outcome in outcomes:
-                self._record(conn, worker_id, outcome)
+                self._record_all(conn, worker_id, outcomes)
             if release:
                 self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
             if limit <= 0:
                 return []
             return self._claim(conn, worker_id, limit, lease_s)
+
+    def _record_all(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
+        """Record a batch of outcomes (engines may do it in fewer statements)."""
+        for outcome in outcomes:
+            self._record(conn, worker_id, outcome)
+
+    def _after_finish(self, conn, task_id: int, status: str, parent_id: int | None) -> None:
+        """A parent waits for its children; a finished child may finish its parent."""
+        if status == "waiting":
+            self._settle(conn, task_id)
+        elif status != "queued" and parent_id is not None:
+            self._settle(conn, parent_id)
 
     def _record(self, conn, worker_id: str, outcome: Outcome) -> None:
         if outcome.ok:
@@ -171,13 +183,8 @@ class SqlBackend(Backend):
         else:
             row = self._fail(conn, outcome.task_id, worker_id, outcome.error, outcome.retry_at,
                              outcome.started_at, outcome.finished_at)
-        if row is None:
-            return  # cancelled or rescued meanwhile: the newer state wins
-        status, parent_id = row
-        if status == "waiting":
-            self._settle(conn, outcome.task_id)
-        elif status != "queued" and parent_id is not None:
-            self._settle(conn, parent_id)
+        if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
+            self._after_finish(conn, outcome.task_id, *row)
 
     def _fail(self, conn, task_id, worker_id, error, retry_at, started_at=None,
               finished_at=None):

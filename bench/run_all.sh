@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Hopper beside the peers, in one run, printed as one table.
+#
+#   bash bench/run_all.sh            (from the repository root; about 9 minutes)
+#
+# 1. the peer harness (../shared/bench-peers/run_all.sh: huey, RQ, SQLite limit,
+#    the floor) with N=20000, 2 workers; its results go to bench/out/<stamp>/
+# 2. bench/bench_hopper.py (durability full and normal, batch enqueue, claim rate),
+#    run once before and once after the peers (the second without the extras)
+# 3. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+#
+# Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
+# PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
+# SKIP_PEERS=1 with PEERS_JSON=path reuses an earlier peer run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1  # keep __pycache__ out of the peers' folder
+export N=${N:-20000} WORKERS=${WORKERS:-2}
+PEER_DIR=${PEER_DIR:-../shared/bench-peers}
+PY=${HOPPER_PY:-.venv/bin/python}
+OUT=bench/out/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+started=$(date +%s)
+
+# Hopper runs before and after the peers: on a shared machine the load drifts
+# over the ~7 minutes the peers take, and the two runs bracket them.
+echo "[bench] hopper (before peers): $PY bench/bench_hopper.py" >&2
+"$PY" bench/bench_hopper.py --label "before peers" --json "$OUT/hopper-before.json" \
+  > /dev/null 2> "$OUT/hopper-before.log"
+rc=$?
+grep '^\[' "$OUT/hopper-before.log" >&2
+
+if [ "${SKIP_PEERS:-0}" != 1 ]; then
+  echo "[bench] peers: N=$N WORKERS=$WORKERS bash $PEER_DIR/run_all.sh" >&2
+  PEER_OUT="$OUT" bash "$PEER_DIR/run_all.sh" > "$OUT/peers.stdout" 2> "$OUT/peers.log"
+  echo "[bench] peers exited $?" >&2
+  PEERS_JSON=$(ls "$OUT"/peers-*.json 2>/dev/null | head -1)
+fi
+if [ -z "${PEERS_JSON:-}" ] || [ ! -f "$PEERS_JSON" ]; then
+  echo "[bench] no peer JSON; see $OUT/peers.log" >&2
+  exit 1
+fi
+
+echo "[bench] hopper (after peers; batch enqueue and claim rate only before)" >&2
+"$PY" bench/bench_hopper.py --label "after peers" --skip-extras --json "$OUT/hopper-after.json" \
+  > /dev/null 2> "$OUT/hopper-after.log" || rc=1
+grep '^\[' "$OUT/hopper-after.log" >&2
+
+"$PY" bench/report.py --peers "$PEERS_JSON" \
+  --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" \
+  --md "$OUT/table.md" --cmd "bash bench/run_all.sh  (N=$N WORKERS=$WORKERS)" || rc=1
+echo "[bench] total $(( $(date +%s) - started )) s; results in $OUT" >&2
+exit $rc
