@@ -93,10 +93,6 @@ class SqliteBackend(SqlBackend):
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
-        if len(tasks) == 1 and tasks[0].unique_key is None:
-            # One INSERT in autocommit is its own durable transaction: no BEGIN
-            # and COMMIT round trips.
-            return [(self._conn().execute(INSERT, insert_params(tasks[0], now)).lastrowid, True)]
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
                 return [self._insert_one(conn, t, now) for t in tasks]
