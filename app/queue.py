@@ -81,7 +81,7 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
     if not isinstance(args, dict):
         raise ValueError(f"args must be a JSON object, got {type(args).__name__}")
     try:
-        args_json = json.dumps(args)
+        args_json = json.dumps(args, allow_nan=False)  # NaN is not JSON: clients could not read it back
     except (TypeError, ValueError) as exc:
         raise ValueError(f"args are not JSON-serializable: {exc}") from None
     if priority is not None or timeout is not None or max_attempts is not None:

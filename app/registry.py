@@ -57,15 +57,22 @@ def task(fn: Callable | None = None, *, name: str | None = None, queue: str = "d
     return register(fn) if fn is not None else register
 
 
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)   # a 32-bit column on every engine
+MAX_ATTEMPTS_LIMIT = 1000
+
+
 def validate_options(priority: Any = 0, timeout: Any = None, max_attempts: Any = 1) -> None:
     """Raise ValueError for option values a task cannot run with."""
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ValueError(f"priority must be an integer, got {priority!r}")
+    low, high = PRIORITY_RANGE
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise ValueError(f"priority must be an integer from {low} to {high}, got {priority!r}")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
+                                or not 0 < timeout < float("inf")):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an integer of at least 1, got {max_attempts!r}")
+    if (isinstance(max_attempts, bool) or not isinstance(max_attempts, int)
+            or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT):
+        raise ValueError(f"max_attempts must be an integer from 1 to {MAX_ATTEMPTS_LIMIT},"
+                         f" got {max_attempts!r}")
 
 
 def get(name: str) -> TaskSpec:

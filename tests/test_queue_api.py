@@ -27,6 +27,8 @@ def test_enqueue_returns_an_id_and_stores_a_queued_task(client):
     ("echo", [1, 2], {}, "args must be a JSON object"),
     ("echo", {"x": object()}, {}, "not JSON-serializable"),
     ("echo", {}, {"priority": "high"}, "priority must be an integer"),
+    ("echo", {}, {"priority": 2**70}, "priority must be an integer from"),
+    ("echo", {"x": float("nan")}, {}, "not JSON-serializable"),
     ("echo", {}, {"timeout": -1}, "timeout must be a positive number"),
     ("echo", {}, {"max_attempts": 0}, "max_attempts must be an integer"),
     ("echo", {}, {"delay": -5}, "delay must be a non-negative"),

@@ -199,6 +199,10 @@ class Backend(ABC):
     def prune(self, succeeded_before: float, failed_before: float) -> int:
         """Delete finished tasks older than the retention limits."""
 
+    @abstractmethod
+    def fetch(self, statement: str, params: tuple | list = ()) -> list[tuple]:
+        """Rows of one read-only SQL statement written with ``?`` placeholders."""
+
     # -- workers and daemon state -----------------------------------------
     @abstractmethod
     def upsert_workers(self, rows: list[WorkerRow]) -> None:

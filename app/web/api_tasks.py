@@ -14,7 +14,6 @@ from app.web.errors import ApiError, bad_request, conflict, not_found
 bp = Blueprint("api_tasks", __name__)
 
 MAX_BATCH = 1000
-PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
                   "max_attempts", "timeout", "parent_id")
 
@@ -44,8 +43,8 @@ def enqueue_request(body) -> dict:
     checks = {
         "queue": lambda: inputs.field_text(body, "queue", 100),
         "unique_key": lambda: inputs.field_text(body, "unique_key", 500),
-        "priority": lambda: inputs.field_int(body, "priority", *PRIORITY_RANGE),
-        "max_attempts": lambda: inputs.field_int(body, "max_attempts", 1, 1000),
+        "priority": lambda: inputs.field_int(body, "priority", *registry.PRIORITY_RANGE),
+        "max_attempts": lambda: inputs.field_int(body, "max_attempts", 1, registry.MAX_ATTEMPTS_LIMIT),
         "parent_id": lambda: inputs.field_int(body, "parent_id", 1, inputs.INT64_MAX),
         "timeout": lambda: inputs.field_number(body, "timeout", 0, 1e7, exclusive_low=True),
         "delay": lambda: inputs.field_number(body, "delay", 0, 1e9),
@@ -146,25 +145,23 @@ def get_task(raw_id: str):
 @bp.post("/api/tasks/<raw_id>/cancel")
 def cancel_task(raw_id: str):
     """Cancel a queued, waiting or running task; 409 once it has finished."""
-    task_id = inputs.path_id(raw_id)
-    try:
-        return jsonify(queue.cancel(task_id))
-    except KeyError:
-        raise not_found(f"no task {task_id}") from None
-    except TaskConflict as exc:
-        raise conflict("task already finished", str(exc)) from None
+    return _change_state(raw_id, queue.cancel, "task already finished")
 
 
 @bp.post("/api/tasks/<raw_id>/retry")
 def retry_task(raw_id: str):
     """Re-queue a failed or cancelled task; 409 for any other status."""
+    return _change_state(raw_id, queue.retry, "task cannot be retried")
+
+
+def _change_state(raw_id: str, change, refusal: str):
     task_id = inputs.path_id(raw_id)
     try:
-        return jsonify(queue.retry(task_id))
+        return jsonify(change(task_id))
     except KeyError:
         raise not_found(f"no task {task_id}") from None
     except TaskConflict as exc:
-        raise conflict("task cannot be retried", str(exc)) from None
+        raise conflict(refusal, str(exc)) from None
 
 
 @bp.get("/api/tasks/<raw_id>/artifact")

@@ -36,18 +36,11 @@ DURATION_SQL = _histogram_sql(
     "status IN ('succeeded', 'failed') AND started_at IS NOT NULL AND finished_at IS NOT NULL")
 # Pickup latency: from when a task could first run (created, or its run_after if
 # later) to when a worker started it.
+# CASE rather than MAX/GREATEST: the same text runs on SQLite and PostgreSQL.
+_READY_AT = "(CASE WHEN run_after > created_at THEN run_after ELSE created_at END)"
 PICKUP_SQL = _histogram_sql(
-    "MAX(started_at - MAX(created_at, run_after), 0)", PICKUP_BUCKETS,
-    "started_at IS NOT NULL")
-
-
-def _query(backend: Backend, sql: str) -> list[tuple]:
-    """Run a read-only aggregate. Only the SQLite backend exists so far; its
-    per-thread connection makes this safe in any Gunicorn thread."""
-    conn_for = getattr(backend, "_conn", None)
-    if conn_for is None:
-        raise NotImplementedError(f"task histograms are not implemented for {backend.url}")
-    return conn_for().execute(sql).fetchall()
+    f"(CASE WHEN started_at > {_READY_AT} THEN started_at - {_READY_AT} ELSE 0 END)",
+    PICKUP_BUCKETS, "started_at IS NOT NULL")
 
 
 class HopperCollector:
@@ -84,7 +77,7 @@ class HopperCollector:
 
     def _histogram(self, name: str, doc: str, sql: str, buckets: tuple[float, ...]):
         family = HistogramMetricFamily(name, doc, labels=["queue"])
-        for row in _query(self.backend, sql):
+        for row in self.backend.fetch(sql):
             queue, count, total, cumulative = row[0], row[1], row[2], row[3:]
             pairs = [(repr(float(b)), n or 0) for b, n in zip(buckets, cumulative)]
             pairs.append(("+Inf", count))

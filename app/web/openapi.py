@@ -9,7 +9,8 @@ from flask import Blueprint, jsonify
 
 from app.backends.base import STATUSES
 from app.settings import MAX_WORKERS
-from app.web.api_tasks import MAX_BATCH, PRIORITY_RANGE
+from app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
+from app.web.api_tasks import MAX_BATCH
 from app.web.inputs import INT64_MAX, MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
@@ -82,7 +83,7 @@ SCHEMAS = {
                             "description": "Unix time or ISO 8601"}),
         "delay": _null({**NUM, "minimum": 0, "maximum": 1e9}),
         "unique_key": _null({**STR, "minLength": 1, "maxLength": 500}),
-        "max_attempts": _null({**INT, "minimum": 1, "maximum": 1000}),
+        "max_attempts": _null({**INT, "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT}),
         "timeout": _null({**NUM, "exclusiveMinimum": True, "minimum": 0, "maximum": 1e7}),
         "parent_id": _null(ID),
     }, ["name"], additionalProperties=False),
