@@ -28,6 +28,7 @@ from worker.loop import Slot, worker_id_for, worker_main
 log = logging.getLogger("hopper.pool")
 
 CANCEL_CHECK_S = 0.2
+MONITOR_TICK_S = 0.1
 FAST_EXIT_S = 2.0
 MAX_RESPAWN_DELAY_S = 10.0
 
@@ -108,7 +109,9 @@ class WorkerPool:
         while not self._closing:
             with self._lock:
                 sentinels = {h.process.sentinel: h for h in self.workers.values()}
-            ready = wait_sentinels(list(sentinels), timeout=0.05) if sentinels else time.sleep(0.05)
+            # Deaths wake this at once; the tick only bounds how late a timeout is enforced.
+            ready = wait_sentinels(list(sentinels), timeout=MONITOR_TICK_S) if sentinels else (
+                time.sleep(MONITOR_TICK_S))
             try:
                 for sentinel in ready or ():
                     self._on_exit(sentinels[sentinel])
