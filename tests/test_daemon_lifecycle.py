@@ -77,6 +77,17 @@ def test_sigterm_requeues_a_task_that_outlives_the_grace_period(make_daemon, cli
     assert task["attempts"] == 0  # an interrupted attempt is not a failed one
 
 
+def _alive(processes) -> list[str]:
+    alive = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:80]}")
+        except psutil.Error:
+            continue
+    return alive
+
+
 def test_killing_the_supervisor_leaves_no_orphans_and_a_restart_rescues_its_task(
         make_daemon, client):
     daemon = make_daemon(workers=1)
@@ -87,7 +98,7 @@ def test_killing_the_supervisor_leaves_no_orphans_and_a_restart_rescues_its_task
     daemon.process.wait(10)
     poll_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
                                for p in tree), timeout=10,
-               message=lambda: f"left behind: {[p.pid for p in tree if p.is_running()]}")
+               message=lambda: f"left behind: {_alive(tree)}")
     assert queue.get_task(task_id)["status"] == "running"  # nobody has noticed yet
 
     lost_worker = queue.get_task(task_id)["worker"]

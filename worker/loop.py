@@ -156,9 +156,12 @@ def _die_with_fork_server() -> None:
     if alive_fd is not None:
         os.close(alive_fd)
         forkserver._forkserver._forkserver_alive_fd = None
+    parent = os.getppid()
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.prctl(1, signal.SIGKILL) != 0:  # PR_SET_PDEATHSIG
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the fork server died before the line above took effect
+        os._exit(0)
 
 
 def worker_main(slot: Slot, settings, nonce: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 
 _watcher = None
@@ -18,6 +19,11 @@ def on_starting(server):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         server.log.warning("cannot tie gunicorn's life to the supervisor on this platform")
+    # A supervisor killed while this process was still starting sent no signal.
+    supervisor = os.environ.get("HOPPER_SUPERVISOR_PID")
+    if supervisor and os.getppid() != int(supervisor):
+        server.log.warning("the supervisor is gone; not starting")
+        os._exit(0)
 
 
 def when_ready(server):

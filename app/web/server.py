@@ -35,7 +35,8 @@ class WebServer:
                 "app.web:create_app()"]
 
     def start(self) -> None:
-        env = {**os.environ, "HOPPER_CONFIG": str(self.settings.path)}
+        env = {**os.environ, "HOPPER_CONFIG": str(self.settings.path),
+               "HOPPER_SUPERVISOR_PID": str(os.getpid())}
         self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=env)
 
     def alive(self) -> bool:
