@@ -164,7 +164,7 @@ def _copy_then_link(source_fd: int, folder: Path, name: str, sha256: str) -> Pat
     try:
         os.unlink(temp)  # a leftover of a crashed attempt at this same content
     except FileNotFoundError:
-        pass
+        pass  # no leftover: the usual case
     out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(os.dup(source_fd), "rb") as src, os.fdopen(out, "wb", closefd=False) as dst:
