@@ -144,9 +144,10 @@ def test_parent_with_200_children_settles_once_and_continues_once(make_daemon, c
     assert parent["status"] == "succeeded"
     assert parent["progress"] == {"done": 200, "total": 200}
     assert parent["children"] == {"succeeded": 200}
+    (fan_in,) = poll_until(lambda: [t for t in client.backend.list(name="fan_in")
+                                    if t["status"] == "succeeded"], timeout=20)
+    assert fan_in["attempts"] == 1 and fan_in["args"]["parent_id"] == parent_id
     continuation = Path(f"{log}.continuation")
-    poll_until(continuation.exists, timeout=20)
-    time.sleep(0.5)  # a second, wrong run of the continuation would land now
     assert continuation.read_text().splitlines() == [f"continuation {parent_id} succeeded"]
     assert len(log.read_text().splitlines()) == 200
 
