@@ -84,3 +84,15 @@ def test_daemon_runs_interval_schedules(make_daemon, client):
     make_daemon(workers=1, schedules=[{"name": "echo", "every": "1s", "args": {"beat": 1}}])
     poll_until(lambda: client.backend.counts().get("default", {}).get("succeeded", 0) >= 2,
                timeout=15)
+
+
+def test_pruning_deletes_in_chunks_and_keeps_what_is_recent(client, monkeypatch):
+    from app.backends import sql
+
+    monkeypatch.setattr(sql, "PRUNE_CHUNK", 5)
+    ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(14)])
+    client.backend._conn().execute(
+        "UPDATE tasks SET status = 'succeeded', finished_at = ? WHERE id <= ?",
+        (time.time() - 30 * 86400, ids[11]))
+    assert reaper.prune(client.backend, 7 * 86400, 30 * 86400) == 12
+    assert [t["id"] for t in client.backend.list(limit=50)] == ids[:11:-1]

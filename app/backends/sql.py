@@ -21,6 +21,10 @@ from app.backends.base import (
 
 COLS = ", ".join(TASK_COLUMNS)
 STALE_WORKER_ROW_S = 3600
+PRUNE_CHUNK = 5000
+# Statuses few tasks are in at any time: written into listing queries as literals
+# so the planner can use the partial index that holds only them.
+RARE_STATUSES = ("waiting", "failed", "cancelled")
 UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
 INSERT = (
@@ -279,6 +283,9 @@ class SqlBackend(Backend):
 
     def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None):
         clauses, params = [], []
+        if status in RARE_STATUSES:
+            clauses.append(f"status = '{status}'")
+            status = None
         for column, value in (("status", status), ("name", name), ("queue", queue),
                               ("parent_id", parent_id)):
             if value is not None:
@@ -353,13 +360,24 @@ class SqlBackend(Backend):
         return [task_dict(r) for r in rows]
 
     def prune(self, succeeded_before: float, failed_before: float) -> int:
+        # Candidates come from a read that holds no lock (on a large table it is a
+        # scan); each chunk is then deleted in a short write, re-checking the condition.
+        condition = ("((status = 'succeeded' AND finished_at < ?)"
+                     " OR (status IN ('failed', 'cancelled') AND finished_at < ?))")
+        limits = (succeeded_before, failed_before)
+        ids = [r[0] for r in self._read(f"SELECT id FROM tasks WHERE {condition}", limits)]
+        deleted = 0
+        for start in range(0, len(ids), PRUNE_CHUNK):
+            chunk = ids[start:start + PRUNE_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            with self._write() as conn:
+                deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
+                                     (*chunk, *limits)).rowcount
         with self._write() as conn:
             # Rows of workers whose daemon was killed: long past any liveness check.
             self._run(conn, "DELETE FROM workers WHERE heartbeat_at < ?",
                       (time.time() - STALE_WORKER_ROW_S,))
-            return self._run(conn, "DELETE FROM tasks WHERE (status = 'succeeded' AND finished_at < ?)"
-                             " OR (status IN ('failed', 'cancelled') AND finished_at < ?)",
-                             (succeeded_before, failed_before)).rowcount
+        return deleted
 
     # -- workers and daemon state -----------------------------------------
     def upsert_workers(self, rows: list[WorkerRow]) -> None:
