@@ -9,7 +9,6 @@ from pathlib import Path
 
 from app import settings as settings_mod
 
-LIVE_WORKER_AGE_S = 5.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +89,7 @@ def _enqueue(args, client) -> int:
 def _status(args, client) -> int:
     backend = client.backend
     workers = [{k: w[k] for k in ("id", "pid", "state", "task_id")}
-               for w in backend.live_workers(LIVE_WORKER_AGE_S)]
+               for w in backend.live_workers()]
     failures = [{k: t[k] for k in ("id", "name", "queue", "attempts", "error", "finished_at")}
                 for t in backend.recent_failures(5)]
     report = {"queues": backend.counts(), "workers": workers, "failures": failures}

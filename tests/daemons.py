@@ -89,7 +89,7 @@ class Daemon:
 
         backend = open_backend(self.database)
         try:
-            return [w for w in backend.live_workers(3.0) if psutil.pid_exists(w["pid"])]
+            return [w for w in backend.live_workers() if psutil.pid_exists(w["pid"])]
         except sqlite3.OperationalError:  # no tables yet: the daemon is still starting
             return []
         finally:

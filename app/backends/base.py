@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 UNFINISHED = ("queued", "running", "waiting")
+# Supervisors heartbeat their workers every second: an older row is a dead worker's.
+LIVE_WORKER_AGE_S = 3.0
 FINISHED = ("succeeded", "failed", "cancelled")
 STATUSES = UNFINISHED + FINISHED
 
@@ -213,7 +215,7 @@ class Backend(ABC):
         """Forget workers that stopped."""
 
     @abstractmethod
-    def live_workers(self, max_age_s: float) -> list[dict]:
+    def live_workers(self, max_age_s: float = LIVE_WORKER_AGE_S) -> list[dict]:
         """Workers whose heartbeat is younger than ``max_age_s``."""
 
     @abstractmethod

@@ -15,8 +15,8 @@ from functools import lru_cache
 from typing import Any, ContextManager
 
 from app.backends.base import (
-    FINISHED, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome, TaskConflict,
-    WorkerRow, task_dict,
+    FINISHED, LIVE_WORKER_AGE_S, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome,
+    TaskConflict, WorkerRow, task_dict,
 )
 
 COLS = ", ".join(TASK_COLUMNS)
@@ -396,7 +396,7 @@ class SqlBackend(Backend):
         with self._write() as conn:
             self._run_many(conn, "DELETE FROM workers WHERE id = ?", [(w,) for w in worker_ids])
 
-    def live_workers(self, max_age_s: float) -> list[dict]:
+    def live_workers(self, max_age_s: float = LIVE_WORKER_AGE_S) -> list[dict]:
         names = ("id", "host", "pid", "state", "task_id", "cpu_percent", "rss_bytes",
                  "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"

@@ -14,9 +14,6 @@ from app.web.errors import bad_request, conflict
 bp = Blueprint("api_system", __name__)
 log = logging.getLogger("hopper.web")
 
-# The daemon heartbeats every second; a row older than this belongs to a worker
-# that is gone (its supervisor died before removing it).
-LIVE_WORKER_AGE_S = 3.0
 THROUGHPUT_MINUTES = 15
 LIVE_KEYS = ("workers",)
 WORKER_FIELDS = ("id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at")
@@ -28,7 +25,7 @@ def _client():
 
 def live_workers() -> list[dict]:
     """Workers with a fresh heartbeat, in the public shape."""
-    rows = _client().backend.live_workers(LIVE_WORKER_AGE_S)
+    rows = _client().backend.live_workers()
     return [{k: row[k] for k in WORKER_FIELDS} for row in rows]
 
 

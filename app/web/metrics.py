@@ -21,7 +21,6 @@ bp = Blueprint("metrics", __name__)
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 PICKUP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
-LIVE_WORKER_AGE_S = 3.0
 
 
 def _histogram_sql(expr: str, buckets: tuple[float, ...], where: str) -> str:
@@ -67,7 +66,7 @@ class HopperCollector:
             failed.add_metric([queue], statuses.get("failed", 0))
         yield from (by_status, enqueued, succeeded, failed)
         yield GaugeMetricFamily("hopper_workers_alive", "Worker processes with a fresh heartbeat",
-                                value=len(self.backend.live_workers(LIVE_WORKER_AGE_S)))
+                                value=len(self.backend.live_workers()))
         yield self._histogram("hopper_task_duration_seconds",
                               "Run time of finished attempts (started_at to finished_at)",
                               DURATION_SQL, DURATION_BUCKETS)
