@@ -61,21 +61,18 @@ def enqueue_request(body) -> dict:
     return request_
 
 
-def _enqueue(requests_: list[dict]) -> tuple[list[int], list[bool]]:
+def _check_parents(requests_: list[dict]) -> None:
+    """400 for a ``parent_id`` that names no task."""
     backend = _backend()
     for parent in {r["parent_id"] for r in requests_ if "parent_id" in r}:
         if backend.get(parent) is None:
             raise bad_request("unknown parent_id", f"no task {parent}")
-    try:
-        return queue.enqueue_requests(requests_)
-    except ValueError as exc:  # unknown task name or an option the registry refuses
-        raise bad_request("invalid task", str(exc)) from None
 
 
 def _commit_group(requests_: list[dict]) -> tuple[list[int], list[bool]]:
     try:
         return queue.enqueue_requests(requests_)
-    except ValueError as exc:  # an option the registry refuses
+    except ValueError as exc:  # unknown task name or an option the registry refuses
         raise bad_request("invalid task", str(exc)) from None
 
 
@@ -87,8 +84,7 @@ def create_task():
     """Enqueue one task: 201 with the new task, 200 with the existing one for a
     duplicate ``unique_key``."""
     request_ = enqueue_request(inputs.json_body())
-    if "parent_id" in request_ and _backend().get(request_["parent_id"]) is None:
-        raise bad_request("unknown parent_id", f"no task {request_['parent_id']}")
+    _check_parents([request_])
     task_id, created = _group_commit.submit(request_)
     task = _backend().get(task_id)
     response = jsonify(task)
@@ -111,7 +107,8 @@ def create_batch():
             requests_.append(enqueue_request(item))
         except ApiError as exc:
             raise bad_request(exc.error, {"index": index, "message": exc.detail}) from None
-    ids, created = _enqueue(requests_)
+    _check_parents(requests_)
+    ids, created = _commit_group(requests_)
     return jsonify(ids=ids, created=created), 201
 
 
