@@ -32,16 +32,14 @@ def _current_row() -> dict | None:
     return queue.client().backend.get(task_id) if task_id is not None else None
 
 
-def _is_last_attempt() -> bool:
-    row = _current_row()
+def _is_last_attempt(row: dict | None) -> bool:
     return row is None or row["attempts"] >= row["max_attempts"]
 
 
-def _poison_error() -> str | None:
+def _poison_error(row: dict | None) -> str | None:
     """On the last attempt, the previous attempt's error if that attempt hung or died
     with the file in hand: such a file is quarantined instead of tried once more."""
-    row = _current_row()
-    if row is None or row["attempts"] < row["max_attempts"] or row["attempts"] < 2:
+    if not _is_last_attempt(row) or row is None or row["attempts"] < 2:
         return None
     error = row["error"] or ""
     return error if any(marker in error for marker in NO_RETURN_ERRORS) else None
@@ -58,7 +56,8 @@ def library_ingest(path: str) -> dict:
     attempt before it is read again.
     """
     settings, backend = _context()
-    poison = _poison_error()
+    row = _current_row()  # attempts and the last error: fixed for this attempt
+    poison = _poison_error(row)
     if poison is not None:
         log.error("library.ingest %s: earlier attempts never returned (%s)", printable(path), poison)
         return ingest_mod.quarantine_after_failures(settings, path, poison)
@@ -67,7 +66,7 @@ def library_ingest(path: str) -> dict:
     except OutsideInbox:
         raise  # not a dropped file: refuse to touch it, and say so in the task's error
     except Exception as exc:  # any failure: retried, and on the last attempt quarantined
-        if not _is_last_attempt():
+        if not _is_last_attempt(row):
             # Re-raised with a printable text: an undecodable file name in the message
             # could not be stored as the task's error.
             raise RuntimeError(printable(traceback.format_exc())) from None
