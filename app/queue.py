@@ -181,9 +181,10 @@ def cancel(task_id: int) -> dict:
 
 def retry(task_id: int) -> dict:
     """Re-queue a failed or cancelled task."""
-    found = client().backend.retry(task_id)
-    if client().doorbell is not None:
-        client().doorbell.ring()
+    c = client()
+    found = c.backend.retry(task_id)
+    if c.doorbell is not None:
+        c.doorbell.ring()
     return found
 
 

@@ -193,9 +193,8 @@ class SqlBackend(Backend):
     def _fail(self, conn, task_id, worker_id, error, retry_at, started_at=None,
               finished_at=None):
         finished_at = finished_at or time.time()
-        row = self._run(conn, _FAIL, (retry_at, retry_at, error, started_at, retry_at,
-                                      finished_at, task_id, worker_id)).fetchone()
-        return row
+        return self._run(conn, _FAIL, (retry_at, retry_at, error, started_at, retry_at,
+                                       finished_at, task_id, worker_id)).fetchone()
 
     def _settle(self, conn, parent_id: int | None) -> None:
         """Finish a waiting parent whose children are all done, exactly once."""
@@ -214,8 +213,8 @@ class SqlBackend(Backend):
     def _fail_and_settle(self, conn, task_id, worker_id, error, retry_at) -> bool:
         self._lock_parents_of(conn, [task_id])
         row = self._fail(conn, task_id, worker_id, error, retry_at)
-        if row and row[0] == "failed" and row[1] is not None:
-            self._settle(conn, row[1])
+        if row is not None:
+            self._after_finish(conn, task_id, *row)
         return row is not None
 
     def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
