@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from app.registry import task
+from hopper.app.registry import task
 
 
 @task(name="echo")

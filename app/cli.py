@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from app import settings as settings_mod
+from hopper.app import settings as settings_mod
 
 
 
@@ -37,16 +37,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def console_main() -> int:
+    """The ``hopper`` console script: the same CLI as ``python run.py``."""
+    return main(sys.argv[1:])
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.config:
         os.environ["HOPPER_CONFIG"] = str(Path(args.config).resolve())
     command = args.command or "serve"
     if command in ("serve", "worker"):
-        from worker.context import start_early
+        from hopper.worker.context import start_early
 
         start_early()  # the fork server imports the worker code while the supervisor starts
-        from app.daemon import serve
+        from hopper.app.daemon import serve
 
         return serve(args.config, web=command == "serve")
     try:
@@ -54,7 +59,7 @@ def main(argv: list[str]) -> int:
     except settings_mod.SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from app import queue
+    from hopper.app import queue
 
     client = queue.configure(settings, migrate=command != "migrate")
     handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
@@ -67,7 +72,7 @@ def main(argv: list[str]) -> int:
 
 
 def _enqueue(args, client) -> int:
-    from app import queue
+    from hopper.app import queue
 
     try:
         task_args = json.loads(args.args)
@@ -116,7 +121,7 @@ def _migrate(args, client) -> int:
 
 
 def _library(args, client) -> int:
-    from app.library.reindex import reindex
+    from hopper.app.library.reindex import reindex
 
     count = reindex(client.settings, client.backend)
     print(f"indexed {count} file(s) under {client.settings.library_root}")

@@ -9,10 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-from app import queue, reaper, settings as settings_mod
-from app.scheduler import Scheduler
-from app.settings_watcher import SettingsWatcher
-from worker.pool import WorkerPool
+from hopper.app import queue, reaper, settings as settings_mod
+from hopper.app.scheduler import Scheduler
+from hopper.app.settings_watcher import SettingsWatcher
+from hopper.worker.pool import WorkerPool
 
 log = logging.getLogger("hopper")
 
@@ -50,7 +50,7 @@ class Daemon:
         self.watcher.start()
         self._housekeeper.start()
         if self.web_enabled:
-            from app.web.server import WebServer
+            from hopper.app.web.server import WebServer
 
             self.web = WebServer(self.settings)
             self.web.start()

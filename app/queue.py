@@ -12,11 +12,11 @@ import threading
 import time
 from typing import Any
 
-from app import registry, settings as settings_mod
-from app.backends import open_backend
-from app.backends.base import FINISHED, Backend, NewTask
-from app.registry import task  # noqa: F401  (re-exported: ``from app.queue import task``)
-from app.wakeup import Doorbell, doorbell_path
+from hopper.app import registry, settings as settings_mod
+from hopper.app.backends import open_backend
+from hopper.app.backends.base import FINISHED, Backend, NewTask
+from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
+from hopper.app.wakeup import Doorbell, doorbell_path
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",
            "current_task_id", "set_progress", "configure", "client"]
@@ -145,7 +145,7 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     """Insert validated tasks, then run them (eager mode) or wake idle workers."""
     results = c.backend.enqueue(tasks)
     if c.eager:
-        from worker.loop import run_eagerly
+        from hopper.worker.loop import run_eagerly
 
         run_eagerly(c.backend)
     elif c.doorbell is not None:
@@ -190,7 +190,7 @@ def retry(task_id: int) -> dict:
 
 def current_task_id() -> int | None:
     """Inside a running task: its id (use it as ``parent_id`` for children)."""
-    from worker.execute import current_task_id as var
+    from hopper.worker.execute import current_task_id as var
 
     return var.get()
 

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 
-from app.backends.base import Backend
+from hopper.app.backends.base import Backend
 
 log = logging.getLogger("hopper.reaper")
 

@@ -10,7 +10,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
-BUILTIN_MODULES = ("app.builtin_tasks", "app.library.tasks")
+BUILTIN_MODULES = ("hopper.app.builtin_tasks", "hopper.app.library.tasks")
 
 
 class UnknownTask(ValueError):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import time
 
-from app import queue
-from app.settings import parse_duration
+from hopper.app import queue
+from hopper.app.settings import parse_duration
 
 log = logging.getLogger("hopper.scheduler")
 

@@ -14,7 +14,7 @@ from typing import Callable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from app import settings as settings_mod
+from hopper.app import settings as settings_mod
 
 log = logging.getLogger("hopper.settings")
 

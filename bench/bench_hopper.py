@@ -49,7 +49,7 @@ for _p in (PEERS, REPO, HERE):
 
 from peer_common import DoneMarker  # noqa: E402
 
-from app.registry import task  # noqa: E402
+from hopper.app.registry import task  # noqa: E402
 
 _marker = DoneMarker(os.environ["PEER_DONE_DB"]) \
     if os.environ.get("PEER_DONE_DB") else None
@@ -79,7 +79,7 @@ def write_settings(folder: str, durability: str, workers: int) -> str:
 
 def bind(settings_path: str):
     """Point this process's queue client at a settings file."""
-    from app import queue, settings as settings_mod
+    from hopper.app import queue, settings as settings_mod
 
     os.environ["HOPPER_CONFIG"] = settings_path
     return queue.configure(settings_mod.load(settings_path))
@@ -125,7 +125,7 @@ def run_mode(durability: str, workers: int, n: int, lat_n: int, gap: float,
     DoneMarker(done).create()
     marker = DoneMarker(done)
     client = bind(settings_path)
-    from app.queue import enqueue
+    from hopper.app.queue import enqueue
 
     res: dict = {"queue": "hopper", "mode": f"durability={durability} x{workers}",
                  "worker_type": "process", "workers": workers, "n": n,
@@ -235,7 +235,7 @@ def batch_enqueue(tmp: str, total: int, chunk: int) -> dict:
     folder = os.path.join(tmp, "batch")
     os.makedirs(folder)
     bind(write_settings(folder, "full", 2))
-    from app.queue import enqueue_many
+    from hopper.app.queue import enqueue_many
 
     reqs = [[{"name": "bench.noop", "args": {"idx": i + j, "enq_ts": None, "tag": "batch"}}
              for j in range(chunk)] for i in range(0, total, chunk)]
@@ -257,7 +257,7 @@ def claim_rate(tmp: str, small: int, big: int, rounds: int, per_round: int) -> d
     and completes ``per_round`` tasks, then tops the backlog up again (untimed).
     """
     from peer_common import log
-    from app.backends.base import Outcome
+    from hopper.app.backends.base import Outcome
 
     def setup(label, backlog):
         folder = os.path.join(tmp, f"claim-{label}")
@@ -277,7 +277,7 @@ def claim_rate(tmp: str, small: int, big: int, rounds: int, per_round: int) -> d
         return client
 
     def measure(client):
-        from app.queue import enqueue_many
+        from hopper.app.queue import enqueue_many
 
         backend, pending, left = client.backend, [], per_round
         t0 = time.perf_counter()
@@ -295,7 +295,7 @@ def claim_rate(tmp: str, small: int, big: int, rounds: int, per_round: int) -> d
 
     clients = {"small": setup("small", small), "big": setup("big", big)}
     rates: dict[str, list[float]] = {"small": [], "big": []}
-    from app import queue as queue_mod
+    from hopper.app import queue as queue_mod
 
     for _ in range(rounds):
         for label, client in clients.items():

@@ -94,8 +94,8 @@ def load(port: int, stop_at: float, latencies: list[float], errors: list[str]) -
 
 def finished_count(config: Path) -> int:
     sys.path.insert(0, str(REPO))
-    from app.backends import open_backend
-    from app.settings import load as load_settings
+    from hopper.app.backends import open_backend
+    from hopper.app.settings import load as load_settings
 
     backend = open_backend(load_settings(config).database)
     counts = backend.counts()

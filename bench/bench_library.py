@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.library.identify import sha256_fd  # noqa: E402
+from hopper.app.library.identify import sha256_fd  # noqa: E402
 
 
 def free_port() -> int:

@@ -43,7 +43,7 @@ def make_daemon(tmp_path):
 def client(settings_path, monkeypatch):
     """The queue client of this test process, bound to the temp settings file."""
     monkeypatch.setenv("HOPPER_CONFIG", str(settings_path))
-    from app import queue, settings
+    from hopper.app import queue, settings
 
     return queue.configure(settings.load(settings_path))
 
@@ -79,6 +79,6 @@ def pg_settings(tmp_path, pg_url) -> Path:
 @pytest.fixture
 def pg_client(pg_settings, monkeypatch):
     monkeypatch.setenv("HOPPER_CONFIG", str(pg_settings))
-    from app import queue, settings
+    from hopper.app import queue, settings
 
     return queue.configure(settings.load(pg_settings))

@@ -63,7 +63,7 @@ class Daemon:
         return f"http://{self.settings['server']['bind']}"
 
     def start(self, wait_workers: int | None = None) -> "Daemon":
-        from app.settings import load
+        from hopper.app.settings import load
 
         self.database = load(self.config).database
         env = {**os.environ, "HOPPER_CONFIG": str(self.config),
@@ -85,7 +85,7 @@ class Daemon:
 
     def workers(self) -> list[dict]:
         """Live workers as the daemon publishes them in the database."""
-        from app.backends import open_backend
+        from hopper.app.backends import open_backend
 
         backend = open_backend(self.database)
         try:

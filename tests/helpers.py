@@ -23,7 +23,7 @@ def poll_until(predicate: Callable[[], object], timeout: float = 10, interval: f
 
 def _enqueue_with_key(config: str, key: str, barrier, results) -> None:
     os.environ["HOPPER_CONFIG"] = config
-    from app import queue
+    from hopper.app import queue
 
     queue.configure()
     barrier.wait()  # all processes enqueue at the same moment

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from app.queue import current_task_id, enqueue_many, task
+from hopper.app.queue import current_task_id, enqueue_many, task
 
 
 def _log(path: str, line: str) -> None:
@@ -62,7 +62,7 @@ def child(i: int, log: str):
 @task(name="fan_in")
 def fan_in(parent_id: int, parent_status: str, log: str | None = None):
     """The continuation: runs once after every child finished."""
-    from app.queue import get_task
+    from hopper.app.queue import get_task
 
     parent = get_task(parent_id)
     marker = parent["args"]["log"] + ".continuation"

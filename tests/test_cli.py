@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
-from app import queue
+from hopper.app import queue
 from daemons import REPO
 
 

@@ -10,7 +10,7 @@ import sys
 import psutil
 import yaml
 
-from app import queue
+from hopper.app import queue
 from daemons import REPO
 from helpers import enqueue_from_processes, poll_until
 

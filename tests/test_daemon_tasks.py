@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from app import queue
+from hopper.app import queue
 from helpers import poll_until
 
 

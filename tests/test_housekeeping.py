@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 
-from app import queue, reaper
-from app.backends.base import NewTask
-from app.scheduler import Scheduler
+from hopper.app import queue, reaper
+from hopper.app.backends.base import NewTask
+from hopper.app.scheduler import Scheduler
 from helpers import poll_until
 
 
@@ -87,7 +87,7 @@ def test_daemon_runs_interval_schedules(make_daemon, client):
 
 
 def test_pruning_deletes_in_chunks_and_keeps_what_is_recent(client, monkeypatch):
-    from app.backends import sql
+    from hopper.app.backends import sql
 
     monkeypatch.setattr(sql, "PRUNE_CHUNK", 5)
     ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(14)])

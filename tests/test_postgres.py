@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app import queue
-from app.backends.base import TaskConflict
+from hopper.app import queue
+from hopper.app.backends.base import TaskConflict
 from daemons import Daemon, write_settings
 from helpers import enqueue_from_processes, poll_until
 

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from app import queue
-from app.backends.base import TaskConflict
+from hopper.app import queue
+from hopper.app.backends.base import TaskConflict
 
 
 def _task_count(client) -> int:
@@ -104,7 +104,7 @@ class TestEagerMode:
     @pytest.fixture
     def eager(self, client, monkeypatch):
         monkeypatch.setenv("HOPPER_EAGER", "1")
-        from app import settings
+        from hopper.app import settings
 
         return queue.configure(settings.load(client.settings.path))
 
@@ -131,7 +131,7 @@ class TestEagerMode:
 
 def test_an_error_naming_an_undecodable_file_is_recorded_readably(client, monkeypatch):
     monkeypatch.setenv("HOPPER_EAGER", "1")
-    from app import settings
+    from hopper.app import settings
 
     queue.configure(settings.load(client.settings.path))
     task = queue.get_task(queue.enqueue("fail_with_name", {"name_bytes": "6e6f2dff2e6a7067"}))

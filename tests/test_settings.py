@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import settings
+from hopper.app import settings
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -1,5 +1,5 @@
 """The daemon starts, runs a task end to end, and stops cleanly."""
-from app import queue
+from hopper.app import queue
 
 
 def test_daemon_runs_an_echo_task_and_stops_cleanly(make_daemon, client):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-PRELOAD = ["worker.forkserver_init", "worker.loop", "app.queue"]
+PRELOAD = ["hopper.worker.forkserver_init", "hopper.worker.loop", "hopper.app.queue"]
 
 
 def context():

@@ -7,8 +7,8 @@ import random
 import time
 import traceback
 
-from app import registry
-from app.backends.base import Claimed, Outcome
+from hopper.app import registry
+from hopper.app.backends.base import Claimed, Outcome
 
 MAX_BACKOFF_S = 3600.0
 

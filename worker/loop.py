@@ -17,8 +17,8 @@ import time
 from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
 
-from app.backends.base import Backend, Claimed, Outcome
-from worker.execute import execute
+from hopper.app.backends.base import Backend, Claimed, Outcome
+from hopper.worker.execute import execute
 
 MAX_BATCH = 64
 IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
@@ -168,8 +168,8 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
     """Entry point of a worker process started by the WorkerPool with its settings."""
     worker_id = worker_id_for(os.getpid(), nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
-    from app import queue
-    from app.wakeup import DoorbellListener, doorbell_path
+    from hopper.app import queue
+    from hopper.app.wakeup import DoorbellListener, doorbell_path
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     client = queue.configure(settings)

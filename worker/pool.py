@@ -18,12 +18,12 @@ from multiprocessing.connection import wait as wait_sentinels
 
 import psutil
 
-from app import registry
-from app.backends.base import Backend, WorkerRow
-from app.settings import Settings
-from worker.context import context
-from worker.execute import backoff_delay
-from worker.loop import Slot, worker_id_for, worker_main
+from hopper.app import registry
+from hopper.app.backends.base import Backend, WorkerRow
+from hopper.app.settings import Settings
+from hopper.worker.context import context
+from hopper.worker.execute import backoff_delay
+from hopper.worker.loop import Slot, worker_id_for, worker_main
 
 log = logging.getLogger("hopper.pool")
 

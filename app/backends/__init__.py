@@ -1,17 +1,17 @@
 """Queue storage backends, chosen by the database URL."""
 from __future__ import annotations
 
-from app.backends.base import Backend
+from hopper.app.backends.base import Backend
 
 
 def open_backend(url: str, durability: str = "full") -> Backend:
     """The backend for a ``sqlite:///`` or ``postgresql://`` URL."""
     if url.startswith("sqlite:///"):
-        from app.backends.sqlite import SqliteBackend
+        from hopper.app.backends.sqlite import SqliteBackend
 
         return SqliteBackend(url, durability)
     if url.startswith(("postgresql://", "postgres://")):
-        from app.backends.postgres import PostgresBackend
+        from hopper.app.backends.postgres import PostgresBackend
 
         return PostgresBackend(url)
     raise ValueError(f"unsupported database URL: {url}")

@@ -14,9 +14,9 @@ from typing import Iterator
 
 import psycopg
 
-from app.backends.base import Claimed, NewTask
-from app.backends.sql import INSERT, SqlBackend, insert_params
-from app.migrate import apply_postgres_migrations
+from hopper.app.backends.base import Claimed, NewTask
+from hopper.app.backends.sql import INSERT, SqlBackend, insert_params
+from hopper.app.migrate import apply_postgres_migrations
 
 CHANNEL = "hopper_tasks"
 

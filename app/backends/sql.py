@@ -14,7 +14,7 @@ from abc import abstractmethod
 from functools import lru_cache
 from typing import Any, ContextManager
 
-from app.backends.base import (
+from hopper.app.backends.base import (
     FINISHED, LIVE_WORKER_AGE_S, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome,
     TaskConflict, WorkerRow, task_dict,
 )

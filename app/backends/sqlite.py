@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from app.backends.base import Claimed, NewTask, Outcome
-from app.backends.sql import INSERT, SqlBackend, insert_params
-from app.migrate import apply_sqlite_migrations
-from app.settings import sqlite_path
+from hopper.app.backends.base import Claimed, NewTask, Outcome
+from hopper.app.backends.sql import INSERT, SqlBackend, insert_params
+from hopper.app.migrate import apply_sqlite_migrations
+from hopper.app.settings import sqlite_path
 
 BUSY_TIMEOUT_MS = 30000   # how long any statement waits for a lock before giving up
 _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itself

@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-from app.settings import Settings
+from hopper.app.settings import Settings
 
 
 class OutsideInbox(ValueError):

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from app.library.identify import Identity
+from hopper.app.library.identify import Identity
 
 ITEM_COLUMNS = ("id", "path", "name", "sha256", "mime", "kind", "size", "taken_at",
                 "taken_at_source", "width", "height", "source_name", "source_path",

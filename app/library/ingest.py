@@ -19,12 +19,12 @@ import stat
 import time
 from pathlib import Path
 
-from app.library import index, organize
-from app.library.identify import Identity, identify_fd, sha256_fd
-from app.library.inbox import printable, relative, resolve_source
-from app.library.locks import content_lock, try_lock
-from app.library.quarantine import quarantine
-from app.settings import Settings
+from hopper.app.library import index, organize
+from hopper.app.library.identify import Identity, identify_fd, sha256_fd
+from hopper.app.library.inbox import printable, relative, resolve_source
+from hopper.app.library.locks import content_lock, try_lock
+from hopper.app.library.quarantine import quarantine
+from hopper.app.settings import Settings
 
 log = logging.getLogger("hopper.library")
 

@@ -15,7 +15,7 @@ import shutil
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-from app.library.identify import Identity
+from hopper.app.library.identify import Identity
 
 TEMP_PREFIX = ".hopper-tmp-"
 MAX_NAME_BYTES = 200          # leaves room for a suffix within NAME_MAX (255)

@@ -17,8 +17,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from app.library.inbox import printable
-from app.library.organize import candidates, fsync_dir
+from hopper.app.library.inbox import printable
+from hopper.app.library.organize import candidates, fsync_dir
 
 log = logging.getLogger("hopper.library")
 

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from app.library import index
-from app.library.identify import identify_path
-from app.library.inbox import excluded_folders, prune_empty_folders
-from app.library.locks import LOCK_FOLDER, content_lock
-from app.library.organize import TEMP_PREFIX, is_temp_name
-from app.settings import Settings
+from hopper.app.library import index
+from hopper.app.library.identify import identify_path
+from hopper.app.library.inbox import excluded_folders, prune_empty_folders
+from hopper.app.library.locks import LOCK_FOLDER, content_lock
+from hopper.app.library.organize import TEMP_PREFIX, is_temp_name
+from hopper.app.settings import Settings
 
 log = logging.getLogger("hopper.library")
 

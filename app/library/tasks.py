@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 import traceback
 
-from app import queue
-from app.library import ingest as ingest_mod
-from app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
-from app.library.reindex import reconcile
-from app.registry import task
+from hopper.app import queue
+from hopper.app.library import ingest as ingest_mod
+from hopper.app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
+from hopper.app.library.reindex import reconcile
+from hopper.app.registry import task
 
 log = logging.getLogger("hopper.library")
 

@@ -26,8 +26,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from app.library.inbox import excluded_folders, ignored, ingest_request, walk
-from app.settings import Settings
+from hopper.app.library.inbox import excluded_folders, ignored, ingest_request, walk
+from hopper.app.settings import Settings
 
 log = logging.getLogger("hopper.library.watcher")
 
@@ -45,7 +45,7 @@ os.register_at_fork(before=_DB_LOCK.acquire, after_in_parent=_DB_LOCK.release,
 
 
 def _default_enqueue(requests: list[dict]) -> list[int]:
-    from app import queue
+    from hopper.app import queue
 
     queue.client()  # loads the task registry; enqueue validates names before doing so
     return queue.enqueue_many(requests)

@@ -5,7 +5,7 @@ import datetime as dt
 
 from flask import Flask
 
-from app import queue, settings as settings_mod
+from hopper.app import queue, settings as settings_mod
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -13,7 +13,7 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     """The app factory. Without ``settings`` it uses this process's queue client,
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
-    from app.web import (
+    from hopper.app.web import (
         api_library, api_system, api_tasks, auth, errors, metrics, openapi, ui,
     )
 

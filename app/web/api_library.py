@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from app.library import index
-from app.web import inputs
-from app.web.errors import not_found
+from hopper.app.library import index
+from hopper.app.web import inputs
+from hopper.app.web.errors import not_found
 
 bp = Blueprint("api_library", __name__)
 

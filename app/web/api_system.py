@@ -7,9 +7,9 @@ import re
 import yaml
 from flask import Blueprint, current_app, jsonify
 
-from app import settings as settings_mod
-from app.web import inputs, settings_file
-from app.web.errors import bad_request, conflict
+from hopper.app import settings as settings_mod
+from hopper.app.web import inputs, settings_file
+from hopper.app.web.errors import bad_request, conflict
 
 bp = Blueprint("api_system", __name__)
 log = logging.getLogger("hopper.web")

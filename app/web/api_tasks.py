@@ -5,11 +5,11 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, send_file
 
-from app import queue, registry
-from app.backends.base import FINISHED, STATUSES, TaskConflict
-from app.web import inputs
-from app.web.group_commit import GroupCommit
-from app.web.errors import ApiError, bad_request, conflict, not_found
+from hopper.app import queue, registry
+from hopper.app.backends.base import FINISHED, STATUSES, TaskConflict
+from hopper.app.web import inputs
+from hopper.app.web.group_commit import GroupCommit
+from hopper.app.web.errors import ApiError, bad_request, conflict, not_found
 
 bp = Blueprint("api_tasks", __name__)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, redirect, request, session, url_for
 
-from app.web.errors import error_response
+from hopper.app.web.errors import error_response
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 OPEN_PATHS = ("/healthz", "/login", "/logout")

@@ -29,8 +29,8 @@ def on_starting(server):
 def when_ready(server):
     """Start the inbox watcher (and its startup scan) in the arbiter process."""
     global _watcher
-    from app import settings as settings_mod
-    from app.library.watcher import InboxWatcher
+    from hopper.app import settings as settings_mod
+    from hopper.app.library.watcher import InboxWatcher
 
     # The arbiter has no logging set up for our loggers: send the watcher's
     # messages (what it watches, files it could not enqueue) to Gunicorn's log.

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import request
 
-from app.web.errors import bad_request, not_found
+from hopper.app.web.errors import bad_request, not_found
 
 INT64_MAX = 2**63 - 1
 MAX_LIMIT = 500

@@ -15,7 +15,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from app.backends.base import Backend
+from hopper.app.backends.base import Backend
 
 bp = Blueprint("metrics", __name__)
 

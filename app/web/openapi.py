@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from app.backends.base import STATUSES
-from app.settings import MAX_WORKERS
-from app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
-from app.web.api_tasks import MAX_BATCH
-from app.web.inputs import INT64_MAX, MAX_LIMIT
+from hopper.app.backends.base import STATUSES
+from hopper.app.settings import MAX_WORKERS
+from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
+from hopper.app.web.api_tasks import MAX_BATCH
+from hopper.app.web.inputs import INT64_MAX, MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 
-from app.settings import REPO_ROOT, Settings
+from hopper.app.settings import REPO_ROOT, Settings
 
 log = logging.getLogger("hopper.web")
 
@@ -32,7 +32,7 @@ class WebServer:
                 "--graceful-timeout", str(GRACEFUL_TIMEOUT_S), "--keep-alive", "5",
                 "--no-control-socket",
                 "--config", "python:app.web.gunicorn_hooks",
-                "app.web:create_app()"]
+                "hopper.app.web:create_app()"]
 
     def start(self) -> None:
         env = {**os.environ, "HOPPER_CONFIG": str(self.settings.path),

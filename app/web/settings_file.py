@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from app import settings as settings_mod
+from hopper.app import settings as settings_mod
 
 _WORKERS_VALUE = re.compile(r"^workers:[ \t]*(?P<value>[^\s#]+)", re.MULTILINE)
 _lock = threading.Lock()  # one writer per process; flock below covers other processes

@@ -10,11 +10,11 @@ from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from app import queue
-from app.backends.base import STATUSES, TaskConflict
-from app.web import auth, inputs
-from app.web.api_system import live_workers, public_settings, settings_in_force
-from app.web.errors import ApiError
+from hopper.app import queue
+from hopper.app.backends.base import STATUSES, TaskConflict
+from hopper.app.web import auth, inputs
+from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
+from hopper.app.web.errors import ApiError
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -83,7 +83,7 @@ def settings_page():
 
 def _library_index():
     try:
-        from app.library import index
+        from hopper.app.library import index
     except ImportError:
         return None
     return index

@@ -11,7 +11,7 @@ def lib(tmp_path, monkeypatch):
     """An eager client (tasks run in this process) on temp library folders."""
     config = write_settings(tmp_path, eager=True)
     monkeypatch.setenv("HOPPER_CONFIG", str(config))
-    from app import queue, settings
+    from hopper.app import queue, settings
 
     client = queue.configure(settings.load(config))
     for folder in (client.settings.inbox, client.settings.library_root):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 def index_rows(config: Path) -> list[dict]:
     """All library_items rows of the daemon using ``config`` (empty before migration)."""
-    from app.backends import open_backend
-    from app.library.index import search_items
-    from app.settings import load
+    from hopper.app.backends import open_backend
+    from hopper.app.library.index import search_items
+    from hopper.app.settings import load
 
     backend = open_backend(load(config).database)
     try:
@@ -25,8 +25,8 @@ def index_rows(config: Path) -> list[dict]:
         backend.close()
 
 def tasks_named(config: Path, name: str) -> list[dict]:
-    from app.backends import open_backend
-    from app.settings import load
+    from hopper.app.backends import open_backend
+    from hopper.app.settings import load
 
     backend = open_backend(load(config).database)
     try:

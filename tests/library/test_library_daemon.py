@@ -189,8 +189,8 @@ def test_startup_scan_is_a_parent_whose_continuation_runs_once(make_daemon):
              and t["result"]["files"] == 6]
     assert len(scans) == 1
     scan = scans[0]
-    from app.backends import open_backend
-    from app.settings import load
+    from hopper.app.backends import open_backend
+    from hopper.app.settings import load
 
     backend = open_backend(load(daemon.config).database)
     try:

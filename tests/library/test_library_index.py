@@ -1,8 +1,8 @@
 """The index API the web endpoints use: search_items and get_item."""
 from __future__ import annotations
 
-from app.library.index import get_item, search_items
-from app.library.ingest import ingest
+from hopper.app.library.index import get_item, search_items
+from hopper.app.library.ingest import ingest
 from library_media import drop, jpeg_bytes, text_bytes
 
 

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from app import queue
-from app.library import index, ingest as ingest_mod, organize
-from app.library.ingest import ingest
-from app.library.reindex import reconcile
+from hopper.app import queue
+from hopper.app.library import index, ingest as ingest_mod, organize
+from hopper.app.library.ingest import ingest
+from hopper.app.library.reindex import reconcile
 from library_media import drop, files_under, jpeg_bytes, sha, text_bytes
 
 
@@ -171,9 +171,9 @@ def test_name_that_cannot_be_stored_is_quarantined_byte_for_byte(lib):
 
 def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, monkeypatch):
     from daemons import write_settings
-    from app import settings as settings_mod
-    from app.library.tasks import library_ingest
-    from worker.execute import current_task_id
+    from hopper.app import settings as settings_mod
+    from hopper.app.library.tasks import library_ingest
+    from hopper.worker.execute import current_task_id
 
     config = write_settings(tmp_path)             # not eager: the task row is set up by hand
     monkeypatch.setenv("HOPPER_CONFIG", str(config))

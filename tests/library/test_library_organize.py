@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from app.library import organize
-from app.library.identify import Identity
+from hopper.app.library import organize
+from hopper.app.library.identify import Identity
 
 PHOTO = Identity(sha256="ab" * 32, size=3, mime="image/jpeg", kind="image",
                  taken_at=dt.datetime(2018, 3, 2, 9, 8, 7), taken_at_source="exif:DateTimeOriginal")

@@ -1,7 +1,7 @@
 """The library pipeline on the PostgreSQL backend."""
 from __future__ import annotations
 
-from app.library.index import get_item, search_items
+from hopper.app.library.index import get_item, search_items
 from helpers import poll_until
 from library_media import jpeg_bytes, sha
 

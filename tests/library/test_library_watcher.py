@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from app import settings as settings_mod
-from app.library import watcher as watcher_mod
-from app.library.ingest import ingest
-from app.library.watcher import InboxWatcher
+from hopper.app import settings as settings_mod
+from hopper.app.library import watcher as watcher_mod
+from hopper.app.library.ingest import ingest
+from hopper.app.library.watcher import InboxWatcher
 from daemons import REPO, write_settings
 from helpers import poll_until
 from library_media import drop, text_bytes
@@ -145,7 +145,7 @@ def test_hidden_and_temp_looking_names_in_the_inbox_are_still_input(watched):
 
 
 def test_supervisor_schedules_the_recurring_library_scan(tmp_path):
-    from app.daemon import schedules_for
+    from hopper.app.daemon import schedules_for
 
     hourly = settings_mod.load(write_settings(tmp_path, library={"rescan_interval": "1h"}))
     assert {"name": "library.scan", "every": 3600.0} in schedules_for(hourly)

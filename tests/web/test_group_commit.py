@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.web.group_commit import GroupCommit
+from hopper.app.web.group_commit import GroupCommit
 
 
 class Recorder:

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 import yaml
 
-from app import settings as settings_mod
-from app.backends.sqlite import SqliteBackend
-from app.web import create_app, settings_file
+from hopper.app import settings as settings_mod
+from hopper.app.backends.sqlite import SqliteBackend
+from hopper.app.web import create_app, settings_file
 from daemons import write_settings
 
 
@@ -33,8 +33,8 @@ def test_healthz_is_503_when_the_database_cannot_be_reached(app, tmp_path):
 
 
 def _index_photos(backend, count: int) -> list[int]:
-    from app.library.index import Source, upsert_item
-    from app.library.identify import Identity
+    from hopper.app.library.index import Source, upsert_item
+    from hopper.app.library.identify import Identity
 
     ids = []
     for i in range(count):

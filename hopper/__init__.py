@@ -1,0 +1,22 @@
+"""Hopper's public Python API.
+
+Hopper's own code lives in the ``hopper.app`` and ``hopper.worker`` packages; this
+name is what user code imports, so a user's project may itself have packages
+called ``app`` or ``worker`` (the usual Flask layout)::
+
+    from hopper import task, enqueue, get_task, wait
+"""
+from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
+    cancel,
+    current_task_id,
+    enqueue,
+    enqueue_many,
+    get_task,
+    retry,
+    set_progress,
+    task,
+    wait,
+)
+
+__all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "current_task_id",
+           "set_progress", "cancel", "retry"]

@@ -1,0 +1,1 @@
+"""Numbered SQL migrations per engine (``sqlite/``, ``postgres/``), shipped as package data."""
