@@ -71,6 +71,33 @@ def pg_url():
         admin.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request) -> str:
+    """The one engine fixture: each test that takes it runs on SQLite and on PostgreSQL.
+
+    Yields the ``database`` setting: the embedded SQLite file, or a fresh PostgreSQL
+    database (skipped outside CI when the server is unreachable, as ``pg_url`` says).
+    """
+    if request.param == "sqlite":
+        return "sqlite:///data/hopper.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine_settings(tmp_path, database) -> Path:
+    """A settings file on the engine under test."""
+    return write_settings(tmp_path, database=database)
+
+
+@pytest.fixture
+def engine_client(engine_settings, monkeypatch):
+    """The queue client of this test process on the engine under test."""
+    monkeypatch.setenv("HOPPER_CONFIG", str(engine_settings))
+    from hopper.app import queue, settings
+
+    return queue.configure(settings.load(engine_settings))
+
+
 @pytest.fixture
 def pg_settings(tmp_path, pg_url) -> Path:
     return write_settings(tmp_path, database=pg_url)
