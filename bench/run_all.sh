@@ -7,7 +7,11 @@
 #    the floor) with N=20000, 2 workers; its results go to bench/out/<stamp>/
 # 2. bench/bench_hopper.py (durability full and normal, batch enqueue, claim rate),
 #    run once before and once after the peers (the second without the extras)
-# 3. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+# 3. PostgreSQL (127.0.0.1:5432, a fresh database per run): bench/bench_hopper.py
+#    --engine postgres, then PgQueuer and procrastinate (bench/bench_pgpeers.py, in their
+#    own virtual environment made by bench/setup_pgpeers.sh), each with 1, 2, 4 and 8
+#    worker processes, same N; SKIP_PG=1 leaves this out
+# 4. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
 #
 # Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
 # PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
@@ -41,13 +45,33 @@ if [ -z "${PEERS_JSON:-}" ] || [ ! -f "$PEERS_JSON" ]; then
   exit 1
 fi
 
+pg_args=()
+if [ "${SKIP_PG:-0}" != 1 ]; then
+  echo "[bench] postgres: hopper, pgqueuer, procrastinate (workers ${PG_WORKERS_LIST:-1,2,4,8})" >&2
+  "$PY" bench/bench_hopper.py --engine postgres --label postgres \
+    --json "$OUT/hopper-pg.json" > /dev/null 2> "$OUT/hopper-pg.log" || rc=1
+  grep '^\[' "$OUT/hopper-pg.log" >&2
+  if bash bench/setup_pgpeers.sh 2> "$OUT/pgpeers-setup.log"; then
+    PGPY=${PG_PEER_VENV:-/tmp/pgpeervenv}/bin/python
+    for q in pgqueuer procrastinate; do
+      timeout -k 10 900 "$PGPY" bench/bench_pgpeers.py --queue "$q" --json "$OUT/$q.json" \
+        > /dev/null 2> "$OUT/$q.log" || rc=1
+      grep '^\[' "$OUT/$q.log" >&2
+    done
+  else
+    echo "[bench] PostgreSQL peers' setup failed; see $OUT/pgpeers-setup.log" >&2; rc=1
+  fi
+  pg_args=(--hopper-pg "$OUT/hopper-pg.json" --pgqueuer "$OUT/pgqueuer.json"
+           --procrastinate "$OUT/procrastinate.json")
+fi
+
 echo "[bench] hopper (after peers; batch enqueue and claim rate only before)" >&2
 "$PY" bench/bench_hopper.py --label "after peers" --skip-extras --json "$OUT/hopper-after.json" \
   > /dev/null 2> "$OUT/hopper-after.log" || rc=1
 grep '^\[' "$OUT/hopper-after.log" >&2
 
 "$PY" bench/report.py --peers "$PEERS_JSON" \
-  --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" \
+  --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" "${pg_args[@]}" \
   --md "$OUT/table.md" --cmd "bash bench/run_all.sh  (N=$N WORKERS=$WORKERS)" || rc=1
 echo "[bench] total $(( $(date +%s) - started )) s; results in $OUT" >&2
 exit $rc
