@@ -124,15 +124,22 @@ def enqueue_many(requests: list[dict]) -> list[int]:
 
 def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
     """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
-    c = client()
-    tasks = []
-    for request in requests:
-        if not isinstance(request, dict) or "name" not in request:
-            raise ValueError("each task needs a name")
-        _refuse_unknown(request.keys() - {"name"})
-        tasks.append(build_task(**request))
-    results = _submit(c, tasks)
+    client()  # loads the task modules before the names are looked up
+    results = submit([task_from_request(request) for request in requests])
     return [task_id for task_id, _ in results], [created for _, created in results]
+
+
+def task_from_request(request: dict) -> NewTask:
+    """One enqueue request (``{name, args?, queue?, ...}``) validated into a NewTask."""
+    if not isinstance(request, dict) or "name" not in request:
+        raise ValueError("each task needs a name")
+    _refuse_unknown(request.keys() - {"name"})
+    return build_task(**request)
+
+
+def submit(tasks: list[NewTask]) -> list[tuple[int, bool]]:
+    """Insert validated tasks in one transaction; ``(id, created)`` per task."""
+    return _submit(client(), tasks)
 
 
 def _refuse_unknown(options) -> None:

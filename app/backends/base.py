@@ -44,6 +44,7 @@ class NewTask:
     parent_id: int | None = None
     continuation: str | None = None
     args_json: str | None = None  # ``args`` already serialized (saves a second json.dumps)
+    created_at: float | None = None  # set by the backend when the row is inserted
 
 
 @dataclass
@@ -86,6 +87,24 @@ class WorkerRow:
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     started_at: float = 0.0
+
+
+def new_task_dict(task_id: int, task: NewTask) -> dict:
+    """The public shape of a task just inserted, without reading it back.
+
+    Only for a task the caller has just created (``created`` from ``enqueue``):
+    its row holds exactly these values until a worker claims it.
+    """
+    values = {"id": task_id, "queue": task.queue, "name": task.name, "args": task.args,
+              "status": "queued", "priority": task.priority, "run_after": task.run_after,
+              "attempts": 0, "max_attempts": task.max_attempts, "timeout": task.timeout,
+              "unique_key": task.unique_key, "parent_id": task.parent_id,
+              "continuation": task.continuation, "created_at": task.created_at}
+    out = {column: values.get(column) for column in TASK_COLUMNS if column not in
+           ("progress_done", "progress_total", "lease_until")}
+    out["progress"] = {"done": None, "total": None}
+    out["children"] = {}
+    return out
 
 
 def task_dict(row: Iterable[Any]) -> dict:

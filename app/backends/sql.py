@@ -73,10 +73,12 @@ RETURNING status, parent_id, continuation, queue
 
 
 def insert_params(task: NewTask, now: float) -> tuple:
-    """The INSERT parameters of a new task."""
+    """The INSERT parameters of a new task; records ``now`` on it as its creation time."""
     args = task.args_json if task.args_json is not None else json.dumps(task.args)
-    return (task.queue, task.name, args, task.priority,
-            task.run_after if task.run_after is not None else now, task.max_attempts,
+    if task.run_after is None:
+        task.run_after = now
+    task.created_at = now
+    return (task.queue, task.name, args, task.priority, task.run_after, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now)
 
 
