@@ -137,3 +137,32 @@ def test_an_error_naming_an_undecodable_file_is_recorded_readably(client, monkey
     task = queue.get_task(queue.enqueue("fail_with_name", {"name_bytes": "6e6f2dff2e6a7067"}))
     assert task["status"] == "failed"
     assert "no-\\udcff.jpg" in task["error"]
+
+
+def test_enqueue_waits_for_a_held_write_lock_then_stores_the_task(client):
+    import threading
+
+    holder = sqlite3.connect(client.backend.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    result: list[int] = []
+    enqueuer = threading.Thread(target=lambda: result.append(queue.enqueue("echo", {"n": 1})))
+    enqueuer.start()
+    enqueuer.join(0.5)
+    assert enqueuer.is_alive() and result == []  # blocked behind the other writer
+    holder.execute("COMMIT")
+    enqueuer.join(30)
+    holder.close()
+    assert queue.get_task(result[0])["args"] == {"n": 1}
+
+
+def test_enqueue_args_keep_their_json_types_and_unicode(client):
+    args = {"n": 1, "f": 1.5, "s": "é\u2603", "l": [None, True], "d": {"k": "v"}}
+    assert queue.get_task(queue.enqueue("echo", args))["args"] == args
+
+
+def test_enqueue_of_a_self_containing_object_raises_value_error(client):
+    args: dict = {}
+    args["me"] = args
+    with pytest.raises(ValueError, match="not JSON-serializable"):
+        queue.enqueue("echo", args)
+    assert _task_count(client) == 0
