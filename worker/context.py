@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import multiprocessing
 
-PRELOAD = ["hopper.worker.forkserver_init", "hopper.worker.loop", "hopper.app.queue"]
+# The built-in task modules (registry.BUILTIN_MODULES) too: each worker would
+# otherwise import them after the fork (the library's pull in Pillow and
+# exifread, ~50 ms), while the fork server imports them once, early, on the
+# other core while the supervisor starts.
+PRELOAD = ["hopper.worker.forkserver_init", "hopper.worker.loop", "hopper.app.queue",
+           "hopper.app.builtin_tasks", "hopper.app.library.tasks"]
 
 
 def context():

@@ -172,7 +172,8 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
     from hopper.app.wakeup import DoorbellListener, doorbell_path
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
-    client = queue.configure(settings)
+    # The supervisor applied the migrations before it started the pool.
+    client = queue.configure(settings, migrate=False)
     bell = doorbell_path(settings.database)
     listener = DoorbellListener(bell) if bell else client.backend.listener()
     loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell)
