@@ -171,6 +171,36 @@ def finished_count(config: Path) -> int:
     return sum(statuses.get("succeeded", 0) for statuses in counts.values())
 
 
+def cpu_by_role(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the processes under ``root``, by role."""
+    import psutil
+
+    out: dict[str, float] = {}
+    try:
+        procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.Error:
+        return out
+    for proc in procs:
+        try:
+            cmd = " ".join(proc.cmdline())
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        role = ("web" if "gunicorn" in cmd else "fork server / workers" if "forkserver" in cmd
+                else "supervisor")
+        out[role] = out.get(role, 0.0) + times.user + times.system
+    return out
+
+
+def measured(port: int, root: int, threads: int, duration: float, batch: int = 0) -> dict:
+    """run_load, plus the CPU seconds each role of the server used meanwhile."""
+    before = cpu_by_role(root)
+    result = run_load(port, threads, duration, batch)
+    after = cpu_by_role(root)
+    result["cpu_s"] = {role: round(after[role] - before.get(role, 0.0), 2) for role in after}
+    return result
+
+
 def _summary(rounds: list[dict]) -> dict:
     """Rounds of one phase pooled: total requests / total time, worst p99."""
     requests = sum(r["requests"] for r in rounds)
@@ -202,11 +232,12 @@ def main() -> int:
         bare, bare_port = start_bare(Path(tmp), config)
         try:
             for _ in range(args.rounds):
-                bare_rounds.append(run_load(bare_port, args.threads, args.duration))
-                single_rounds.append(run_load(port, args.threads, args.duration))
+                bare_rounds.append(measured(bare_port, bare.pid, args.threads, args.duration))
+                single_rounds.append(measured(port, process.pid, args.threads, args.duration))
             bare.send_signal(signal.SIGTERM)
             bare.wait(30)
-            out["batch_run"] = run_load(port, args.batch_threads, args.duration, args.batch)
+            out["batch_run"] = measured(port, process.pid, args.batch_threads, args.duration,
+                                        args.batch)
             out["drained"] = finished_count(config)
         finally:
             if bare.poll() is None:
@@ -221,10 +252,12 @@ def main() -> int:
     for name in ("bare", "single"):
         r = out[name]
         print(f"{name:7s} {r['per_s']:>8,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
-              f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}")
+              f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  CPU s "
+              f"{[x['cpu_s'] for x in r['rounds']]}")
     b = out["batch_run"]
     print(f"batch   {b['per_s']:>8,.1f} req/s of {args.batch} = {b['tasks_per_s']:,.0f} tasks/s  "
-          f"p50 {b['p50_ms']:.1f} ms  p99 {b['p99_ms']:.1f} ms  errors {b['errors']}")
+          f"p50 {b['p50_ms']:.1f} ms  p99 {b['p99_ms']:.1f} ms  errors {b['errors']}  "
+          f"CPU s {b['cpu_s']}")
     print(f"single / bare = {out['ratio']:.2f}; tasks succeeded meanwhile: {out['drained']}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
