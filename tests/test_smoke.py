@@ -10,9 +10,3 @@ def test_daemon_runs_an_echo_task_and_stops_cleanly(make_daemon, client):
     assert done["result"] == {"hello": "world"}
     assert daemon.stop() == 0
 
-
-def test_fork_server_preloads_every_builtin_task_module():
-    from hopper.app.registry import BUILTIN_MODULES
-    from hopper.worker.context import PRELOAD
-
-    assert set(BUILTIN_MODULES) <= set(PRELOAD)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import multiprocessing
 
 # The built-in task modules (registry.BUILTIN_MODULES) too: each worker would
-# otherwise import them after the fork (the library's pull in Pillow and
-# exifread, ~50 ms), while the fork server imports them once, early, on the
-# other core while the supervisor starts.
+# otherwise import them after its fork; the fork server imports them once.
 PRELOAD = ["hopper.worker.forkserver_init", "hopper.worker.loop", "hopper.app.queue",
-           "hopper.app.builtin_tasks", "hopper.app.library.tasks"]
+           "hopper.app.builtin_tasks"]
 
 
 def context():
