@@ -14,7 +14,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     """The app factory. Without ``settings`` it uses this process's queue client,
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
     from hopper.app.web import (
-        api_library, api_system, api_tasks, auth, errors, metrics, openapi, ui,
+        api_library, api_system, api_tasks, auth, errors, metrics, openapi, sessions, ui,
     )
 
     client = queue.configure(settings) if settings is not None else queue.client()
@@ -27,6 +27,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         HOPPER_LAST_GOOD=client.settings,
     )
+    app.session_interface = sessions.CookieSessionInterface()
     app.extensions["hopper"] = client
     app.extensions["hopper_metrics"] = metrics.make_registry(client.backend)
     app.json.sort_keys = False
