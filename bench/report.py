@@ -148,6 +148,24 @@ def pg_targets(hopper_pg: dict | None, workers: int) -> list[list]:
     return out
 
 
+def http_targets(http: dict | None) -> list[list]:
+    """HTTP: single enqueue vs a bare Flask endpoint, its p99, batch tasks/s."""
+    if not http:
+        return []
+    single, bare, batch = http["single"], http["bare"], http["batch_run"]
+    ratio = http["ratio"]
+    return [
+        [f"[http] POST /api/tasks req/s vs bare Flask ({http['threads']} keep-alive clients)",
+         fmt(single["per_s"]), fmt(bare["per_s"]), fmt(ratio, 2), ">= 0.6",
+         "yes" if ratio >= 0.6 else "NO"],
+        ["[http] POST /api/tasks p99 ms (worst round)", fmt(single["p99_ms"], 1), "-",
+         fmt(single["p99_ms"], 1), "< 20 ms", "yes" if single["p99_ms"] < 20 else "NO"],
+        [f"[http] POST /api/tasks/batch tasks/s ({http['batch']} per request)",
+         fmt(batch["tasks_per_s"]), "-", fmt(batch["tasks_per_s"]), ">= 20,000/s",
+         "yes" if batch["tasks_per_s"] >= 20000 else "NO"],
+    ]
+
+
 THEAD = ["target", "Hopper", "reference", "ratio / value", "target", "met"]
 
 
@@ -160,6 +178,7 @@ def main() -> int:
     ap.add_argument("--hopper-pg", help="bench_hopper.py --engine postgres JSON")
     ap.add_argument("--pgqueuer", help="bench_pgpeers.py --queue pgqueuer JSON")
     ap.add_argument("--procrastinate", help="bench_pgpeers.py --queue procrastinate JSON")
+    ap.add_argument("--http", help="bench_http.py --json output")
     ap.add_argument("--md")
     ap.add_argument("--cmd", default="bash bench/run_all.sh")
     a = ap.parse_args()
@@ -186,6 +205,11 @@ def main() -> int:
         trows += targets(peers, hopper, label)
     prows = pg_rows(pg.get("hopper_pg"), pg.get("pgqueuer"), pg.get("procrastinate"))
     trows += pg_targets(pg.get("hopper_pg"), int(meta.get("WORKERS") or 2))
+    http = None
+    if a.http and os.path.exists(a.http):
+        with open(a.http) as f:
+            http = json.load(f)
+    trows += http_targets(http)
     head = qhead(meta)
     print(f"\nN={meta.get('N')} tasks, {meta.get('WORKERS')} workers, latency: "
           f"{meta.get('LAT_N')} tasks @ {meta.get('LAT_GAP_MS')} ms, cold: "

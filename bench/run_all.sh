@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hopper beside the peers, in one run, printed as one table.
 #
-#   bash bench/run_all.sh            (from the repository root; about 9 minutes)
+#   bash bench/run_all.sh            (from the repository root; about 15 minutes)
 #
 # 1. the peer harness (../shared/bench-peers/run_all.sh: huey, RQ, SQLite limit,
 #    the floor) with N=20000, 2 workers; its results go to bench/out/<stamp>/
@@ -11,7 +11,9 @@
 #    --engine postgres, then PgQueuer and procrastinate (bench/bench_pgpeers.py, in their
 #    own virtual environment made by bench/setup_pgpeers.sh), each with 1, 2, 4 and 8
 #    worker processes, same N; SKIP_PG=1 leaves this out
-# 4. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+# 4. bench/bench_http.py: single POST /api/tasks beside a bare Flask endpoint under the
+#    same Gunicorn command line, then POST /api/tasks/batch
+# 5. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
 #
 # Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
 # PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
@@ -65,6 +67,10 @@ if [ "${SKIP_PG:-0}" != 1 ]; then
            --procrastinate "$OUT/procrastinate.json")
 fi
 
+echo "[bench] http: bench/bench_http.py (bare Flask vs POST /api/tasks, then batches)" >&2
+"$PY" bench/bench_http.py --json "$OUT/http.json" > "$OUT/http.log" 2>&1 || rc=1
+cat "$OUT/http.log" >&2
+
 echo "[bench] hopper (after peers; batch enqueue and claim rate only before)" >&2
 "$PY" bench/bench_hopper.py --label "after peers" --skip-extras --json "$OUT/hopper-after.json" \
   > /dev/null 2> "$OUT/hopper-after.log" || rc=1
@@ -72,6 +78,7 @@ grep '^\[' "$OUT/hopper-after.log" >&2
 
 "$PY" bench/report.py --peers "$PEERS_JSON" \
   --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" "${pg_args[@]}" \
+  --http "$OUT/http.json" \
   --md "$OUT/table.md" --cmd "bash bench/run_all.sh  (N=$N WORKERS=$WORKERS)" || rc=1
 echo "[bench] total $(( $(date +%s) - started )) s; results in $OUT" >&2
 exit $rc
