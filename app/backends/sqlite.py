@@ -47,13 +47,14 @@ RETURNING id, status, parent_id
 """
 
 
-INSERT_CHUNK = 100  # rows per INSERT statement (11 parameters each; SQLite allows 32,766)
+INSERT_CHUNK = 100  # rows per INSERT statement (SQLite allows 32,766 parameters)
+_ROW = INSERT.rsplit(" VALUES ", 1)[1]  # one row's placeholders, "(?,?,...)"
 
 
 @lru_cache(maxsize=8)
 def _insert_rows(n: int) -> str:
     """INSERT of ``n`` rows in one statement."""
-    return INSERT + ",(?,?,?,?,?,?,?,?,?,?,?)" * (n - 1)
+    return INSERT + ("," + _ROW) * (n - 1)
 
 
 class SqliteBackend(SqlBackend):
