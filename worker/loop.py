@@ -22,6 +22,7 @@ from hopper.worker.execute import execute
 
 MAX_BATCH = 64
 IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
+IDLE_POLL_MAX_S = 1.0       # the fallback poll backs off to this while nothing happens
 PREFETCH_HOLD_S = 0.05      # claimed-but-unstarted tasks are given back after this
 FAST_TASK_S = 0.002         # tasks faster than this are batched
 _SLOT_TASK, _SLOT_DEADLINE, _SLOT_STOP = range(3)
@@ -72,6 +73,7 @@ class WorkerLoop:
         self.listener, self.doorbell = listener, doorbell
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
+        self._idle_s = IDLE_POLL_S
 
     def stop(self) -> None:
         self._stop = True
@@ -92,6 +94,7 @@ class WorkerLoop:
             if not claimed:
                 self._idle()
                 continue
+            self._idle_s = IDLE_POLL_S
             if len(claimed) == batch > 1 and self.doorbell is not None:
                 self.doorbell.ring()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
@@ -99,10 +102,18 @@ class WorkerLoop:
         self.backend.finish_and_claim(self.worker_id, pending, release, 0, self.lease_s)
 
     def _idle(self) -> None:
-        if self.listener is not None:
-            self.listener.wait(IDLE_POLL_S)
-        else:
-            time.sleep(IDLE_POLL_S)
+        """Wait for a wake-up, a delayed task coming due, or the fallback poll.
+
+        The fallback poll doubles while nothing happens, up to IDLE_POLL_MAX_S,
+        so an idle worker costs next to no CPU; a wake-up resets it, and a
+        delayed task that comes due sooner shortens the wait to its due time.
+        """
+        wait = self._idle_s
+        due = self.backend.next_due()
+        if due is not None:
+            wait = min(wait, max(0.001, due - time.time()))
+        woken = self.listener.wait(wait) if self.listener is not None else time.sleep(wait)
+        self._idle_s = IDLE_POLL_S if woken else min(self._idle_s * 2, IDLE_POLL_MAX_S)
 
     def _run_batch(self, claimed: list[Claimed], pending: list[Outcome]) -> list[int]:
         """Run claimed tasks in order; return the ids given back unstarted."""

@@ -155,6 +155,12 @@ class Backend(ABC):
         """Record outcomes, give back unstarted tasks and claim up to ``limit``
         ready tasks, all in one transaction (group commit)."""
 
+    def next_due(self) -> float | None:
+        """When the earliest delayed task (queued, due later) may run, as Unix
+        time; None when there is none or it is not known cheaply. A worker with
+        nothing ready sleeps until then at most."""
+        return None
+
     @abstractmethod
     def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
         """End the running attempt of one task as failed (timeout, lost worker)."""

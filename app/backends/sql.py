@@ -27,6 +27,10 @@ PRUNE_CHUNK = 5000
 RARE_STATUSES = ("waiting", "failed", "cancelled")
 UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
+NEXT_DUE_SCAN = 1000
+_NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
+             " WHERE status = 'queued' AND run_after > ? LIMIT ?) AS delayed")
+
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
     " unique_key, parent_id, continuation, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -168,6 +172,12 @@ class SqlBackend(Backend):
             if limit <= 0:
                 return []
             return self._claim(conn, worker_id, limit, lease_s)
+
+    def next_due(self) -> float | None:
+        # At most NEXT_DUE_SCAN delayed tasks are looked at: with more, the
+        # earliest may be among the others, so there is no answer.
+        earliest, seen = self._read(_NEXT_DUE, (time.time(), NEXT_DUE_SCAN + 1))[0]
+        return None if seen > NEXT_DUE_SCAN else earliest
 
     def _record_all(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
         """Record a batch of outcomes (engines may do it in fewer statements)."""
