@@ -166,3 +166,9 @@ def test_enqueue_of_a_self_containing_object_raises_value_error(client):
     with pytest.raises(ValueError, match="not JSON-serializable"):
         queue.enqueue("echo", args)
     assert _task_count(client) == 0
+
+
+def test_enqueue_many_returns_ids_in_request_order_on_both_engines(engine_client):
+    ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(2500)])
+    assert len(set(ids)) == 2500
+    assert [queue.get_task(ids[i])["args"]["i"] for i in (0, 999, 1000, 2499)] == [0, 999, 1000, 2499]

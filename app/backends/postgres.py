@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Iterator
 
 import psycopg
@@ -32,6 +33,21 @@ SELECT id FROM tasks WHERE id IN (SELECT parent_id FROM tasks
                                   WHERE id = ANY(%s) AND parent_id IS NOT NULL)
  ORDER BY id FOR UPDATE
 """
+
+
+INSERT_CHUNK = 1000  # rows per INSERT statement (13,000 parameters; PostgreSQL allows 65,535)
+
+
+@lru_cache(maxsize=16)
+def _insert_rows_sql(n: int, notify: bool) -> str:
+    """INSERT of ``n`` rows returning their ids; with ``notify`` it also wakes idle
+    workers (NOTIFY, delivered when the statement's transaction commits)."""
+    row = INSERT.rsplit(" VALUES ", 1)[1]
+    insert = (INSERT + ("," + row) * (n - 1)).replace("?", "%s") + " RETURNING id"
+    if not notify:
+        return insert
+    return (f"WITH ins AS ({insert}) SELECT ins.id FROM ins"
+            f" CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS wake")
 
 
 class PostgresBackend(SqlBackend):
@@ -62,21 +78,28 @@ class PostgresBackend(SqlBackend):
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
+        if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None for t in tasks):
+            # One statement, its own transaction: one round trip instead of BEGIN,
+            # INSERT, NOTIFY and COMMIT. The NOTIFY is delivered at its commit.
+            return self._insert_rows(self._conn(), tasks, now, notify=True)
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
                 results = [self._insert_one(conn, t, now) for t in tasks]
             else:
-                cur = conn.cursor()
-                cur.executemany(self._sql(INSERT + " RETURNING id"),
-                                [insert_params(t, now) for t in tasks], returning=True)
                 results = []
-                while True:
-                    results.append((cur.fetchone()[0], True))
-                    if not cur.nextset():
-                        break
+                for start in range(0, len(tasks), INSERT_CHUNK):
+                    results += self._insert_rows(conn, tasks[start:start + INSERT_CHUNK], now)
             if any(created for _, created in results):
                 conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
         return results
+
+    def _insert_rows(self, conn, tasks: list[NewTask], now: float,
+                     notify: bool = False) -> list[tuple[int, bool]]:
+        """Insert tasks in one multi-row statement; ids in the order of ``tasks``
+        (one INSERT draws its ids from the sequence row by row, in order)."""
+        params = [value for task in tasks for value in insert_params(task, now)]
+        rows = conn.execute(_insert_rows_sql(len(tasks), notify), params).fetchall()
+        return [(row[0], True) for row in sorted(rows)]
 
     def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
         now = time.time()
