@@ -30,6 +30,7 @@ class SettingsWatcher(FileSystemEventHandler):
         self.on_change, self.on_error = on_change, on_error
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # file events and SIGHUP may reload at once
         self._observer = Observer()
 
     def start(self) -> None:
@@ -55,10 +56,13 @@ class SettingsWatcher(FileSystemEventHandler):
             self._timer.start()
 
     def reload(self) -> None:
-        try:
-            new = settings_mod.load(self.path)
-        except settings_mod.SettingsError as exc:
-            log.error("settings change rejected, keeping the last good settings: %s", exc)
-            self.on_error(str(exc))
-            return
-        self.on_change(new)
+        """Load the file now: apply it, or keep the last good settings and report why not."""
+        with self._reload_lock:
+            try:
+                new = settings_mod.load(self.path)
+            except settings_mod.SettingsError as exc:
+                log.error("settings change rejected, keeping the last good settings: %s", exc)
+                self.on_error(str(exc))
+                return
+            log.info("settings reloaded from %s", self.path)
+            self.on_change(new)
