@@ -38,7 +38,8 @@ CONTENT_SECURITY_POLICY = (
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it browsers send "Origin: null" with the UI's own forms.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
@@ -83,9 +84,15 @@ def _refuse(error: str, detail: str):
 
 
 def _cross_origin() -> str | None:
-    """Why this request comes from another site, or None when it does not."""
+    """Why this request comes from another site, or None when it does not.
+
+    ``Sec-Fetch-Site`` is set by the browser itself (no page can forge it) and so
+    decides when present; otherwise ``Origin`` must name this server.
+    """
     fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCH:
+    if fetch_site is not None:
+        if fetch_site.lower() in SAME_ORIGIN_FETCH:
+            return None
         return f"Sec-Fetch-Site is {fetch_site}"
     origin = request.headers.get("Origin")
     if origin is None:

@@ -78,6 +78,17 @@ def test_cross_site_fetch_metadata_is_refused_and_changes_nothing(api, shared_da
         _assert_refused_and_nothing_changed(
             api, shared_daemon, targets,
             headers={"Content-Type": "application/json", "Sec-Fetch-Site": site})
+    # The browser's own Sec-Fetch-Site outweighs an Origin that matches.
+    _assert_refused_and_nothing_changed(
+        api, shared_daemon, targets,
+        headers={"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site",
+                 "Origin": shared_daemon.base_url})
+
+
+def test_an_opaque_origin_without_fetch_metadata_is_refused(api, shared_daemon, targets):
+    _assert_refused_and_nothing_changed(
+        api, shared_daemon, targets, headers={"Content-Type": "application/json",
+                                              "Origin": "null"})
 
 
 def test_same_origin_json_requests_still_work(api, shared_daemon):
@@ -183,7 +194,7 @@ def test_every_response_carries_the_security_headers(api, path):
     assert CSP.search(response.headers["Content-Security-Policy"]), path
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
