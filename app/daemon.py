@@ -120,11 +120,14 @@ class Daemon:
     def shutdown(self) -> int:
         """Stop claiming, then the web server, then wait for running tasks, all
         within shutdown_grace; tasks still running then are put back in the queue."""
-        deadline = time.monotonic() + self.settings.shutdown_grace
+        grace = self.settings.shutdown_grace
+        deadline = time.monotonic() + grace
         self.pool.stop_claiming()
+        log.info("stopping: workers claim no more tasks; %.1fs for the rest", grace)
         self.watcher.stop()
         if self.web is not None:
             self.web.stop(deadline)
+            log.info("stopping: web server stopped")
         self.pool.stop(max(0.0, deadline - time.monotonic()))
         self._housekeeper.join(HEARTBEAT_S * 2)
         log.info("hopper stopped")

@@ -23,6 +23,7 @@ LEVEL_ENV = "HOPPER_LOG_LEVEL"
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET_LIBRARIES = ("watchdog", "PIL", "urllib3")
 
 # The level of each task event: started and enqueued are only shown with --log-level debug.
 EVENT_LEVELS = {
@@ -85,6 +86,9 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Libraries' own debug output (every inotify event) would drown Hopper's.
+    for noisy in QUIET_LIBRARIES:
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
 
 
 def export(fmt: str, level: str) -> None:

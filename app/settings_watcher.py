@@ -19,6 +19,7 @@ from hopper.app import settings as settings_mod
 log = logging.getLogger("hopper.settings")
 
 DEBOUNCE_S = 0.1
+READ_ONLY_EVENTS = ("opened", "closed_no_write")
 
 
 class SettingsWatcher(FileSystemEventHandler):
@@ -45,6 +46,8 @@ class SettingsWatcher(FileSystemEventHandler):
                 self._timer.cancel()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in READ_ONLY_EVENTS:
+            return  # someone read the file (GET /api/settings does): nothing changed
         paths = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")}
         if not any(p and Path(p).resolve() == self.path for p in paths):
             return
