@@ -109,7 +109,7 @@ def test_task_events_are_json_lines_with_their_fields(make_daemon):
         assert record["ts"].endswith("+00:00")
     for record in (started, succeeded):
         assert record["worker"] == done["worker"] and record["attempt"] == 1
-    assert succeeded["level"] == "info"
+    assert succeeded["level"] == "debug"
     assert 0 <= succeeded["duration"] <= done["finished_at"] - done["started_at"] + 0.01
     attempts = [(r["event"], r["attempt"], r["level"]) for r in
                 _records(daemon, logger="hopper.tasks", task_id=failing["id"])][2:]
