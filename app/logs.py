@@ -26,7 +26,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET_LIBRARIES = ("watchdog", "PIL", "urllib3")
 
 # The level of each task event. The default level (info) shows what needs attention;
-# --log-level debug adds a task's routine events. Two lines cost the worker 30-75 us, a
+# --log-level debug adds a task's routine events. Two lines cost the worker 40-80 us, a
 # third of a fast task's whole cost (bench/bench_logging.py), so they stay off by default.
 EVENT_LEVELS = {
     "enqueued": logging.DEBUG,
