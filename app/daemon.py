@@ -24,7 +24,7 @@ log = logging.getLogger("hopper")
 
 HEARTBEAT_S = 1.0
 PRUNE_EVERY_S = 60.0
-SUPERVISE_TICK_S = 0.2      # how often the main loop looks at signals and the web server
+SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the web server
 # A web server that keeps exiting is restarted after a delay that doubles from
 # WEB_RESTART_FIRST_S up to WEB_RESTART_MAX_S; one that stayed up WEB_STABLE_S
 # before exiting starts over from the first delay.
