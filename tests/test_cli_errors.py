@@ -96,8 +96,8 @@ def test_unknown_settings_keys_refuse_to_start_with_a_suggestion(tmp_path, text,
 def test_a_task_module_that_fails_to_import_is_named_in_one_line(tmp_path):
     config = write_settings(tmp_path, tasks={"modules": ["sample_tasks", "no_such_tasks_mod"]})
     line = assert_one_line_error(run("enqueue", "echo", "--config", config), EXIT_USAGE)
-    assert line == ("error: tasks.modules: cannot import 'no_such_tasks_mod': "
-                    "ModuleNotFoundError: No module named 'no_such_tasks_mod'")
+    assert line.startswith("error: tasks.modules: cannot import 'no_such_tasks_mod'")
+    assert line.endswith("No module named 'no_such_tasks_mod'")
     served = run("serve", "--config", config)
     assert served.returncode == EXIT_USAGE
     assert "cannot start: tasks.modules: cannot import 'no_such_tasks_mod'" in served.stderr
