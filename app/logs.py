@@ -73,6 +73,12 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def formatter(fmt: str | None = None) -> logging.Formatter:
+    """The formatter for ``fmt`` (default: the environment's), e.g. for Gunicorn's own log."""
+    fmt = (fmt or os.environ.get(FORMAT_ENV) or "text").lower()
+    return JsonFormatter() if fmt == "json" else TextFormatter()
+
+
 def configure(fmt: str | None = None, level: str | None = None) -> None:
     """Send this process's logs to stderr in ``fmt`` at ``level`` (default: the environment's)."""
     fmt = (fmt or os.environ.get(FORMAT_ENV) or "text").lower()
@@ -82,7 +88,7 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -123,6 +123,10 @@ def test_task_events_are_json_lines_with_their_fields(make_daemon):
     rescued = _records(daemon, event="rescued", task_id=sleeper["id"])[0]
     assert rescued["worker"] == running["worker"] and rescued["name"] == "sleep"
     assert rescued["level"] == "warning"
+    # Every process of the tree (supervisor, Gunicorn, workers) wrote JSON lines only.
+    lines = daemon.read_log().splitlines()
+    assert [line for line in lines if not line.startswith("{")] == []
+    assert {"hopper", "hopper.tasks", "gunicorn.error"} <= {r["logger"] for r in daemon.json_log()}
 
 
 def _kill_web_and_wait_for_a_new_one(daemon) -> float:

@@ -9,7 +9,23 @@ import ctypes
 import os
 import signal
 
+from gunicorn.glogging import Logger
+
 _watcher = None
+
+
+class HopperLogger(Logger):
+    """Gunicorn's own log lines in Hopper's format (``--log-format json``: JSON too)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from hopper.app import logs
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.formatter())
+
+
+logger_class = HopperLogger  # a Gunicorn setting, read from this config module
 
 
 def on_starting(server):
@@ -48,4 +64,20 @@ def on_exit(server):
     global _watcher
     if _watcher is not None:
         _watcher.stop()
-        _watcher = None
+        from gunicorn.glogging import Logger
+
+_watcher = None
+
+
+class HopperLogger(Logger):
+    """Gunicorn's own log lines in Hopper's format (``--log-format json``: JSON too)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from hopper.app import logs
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.formatter())
+
+
+logger_class = HopperLogger  # a Gunicorn setting, read from this config module
