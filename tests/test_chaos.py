@@ -12,7 +12,7 @@ from helpers import poll_until
 
 TASKS = 1500
 KILLS = 3
-TASK_S = 0.012   # 1,500 x 12 ms on 2 workers: a drain of ~9 s, long enough for 3 kills
+TASK_S = 0.02    # 1,500 x 20 ms on 2 workers: a drain of ~15 s; 3 kills take ~7-9 s
 
 
 def _old_worker(daemon, min_age_s: float) -> int | None:

@@ -150,7 +150,8 @@ class SqliteBackend(SqlBackend):
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
                          limit: int, lease_s: float) -> list[Claimed]:
         if outcomes or release or limit <= 0:
-            return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s)
+            with self._unsynced():
+                return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s)
         # Nothing to record: look before taking the write lock, so an idle poll or
         # a worker that lost the race for a wake-up costs one read, no write.
         if self._conn().execute(_READY, (time.time(),)).fetchone() is None:
@@ -158,6 +159,30 @@ class SqliteBackend(SqlBackend):
         if self.synchronous == "FULL":
             return self._claim_unsynced(worker_id, limit, lease_s)
         return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s)
+
+    @contextmanager
+    def _unsynced(self) -> Iterator[None]:
+        """The worker's group commits (outcomes, give-backs, the next claim) commit
+        without waiting for fsync, also at ``durability: full``.
+
+        Under at-least-once only the enqueue acknowledgement must survive a power
+        cut. A lost outcome leaves its task running until the lease runs out and
+        it is rescued; a lost give-back or claim leaves the task as it was: either
+        way it runs again, as if its worker had died. The next synchronous commit
+        (any enqueue at ``full``) syncs the write-ahead log up to and including
+        these commits. Without the flush a worker holds the database's one write
+        lock for its statements only, so enqueuers and the other workers wait far
+        less (profile: COMMIT was a quarter of a draining worker's time).
+        """
+        if self.synchronous != "FULL":
+            yield
+            return
+        conn = self._conn()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
 
     def _claim_unsynced(self, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
         """A claim with nothing recorded, committed without waiting for fsync.
