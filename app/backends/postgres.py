@@ -71,7 +71,24 @@ class PostgresBackend(SqlBackend):
     def _write(self) -> Iterator[psycopg.Connection]:
         conn = self._conn()
         with conn.transaction():
+            if getattr(self._local, "unsynced", False):
+                conn.execute("SET LOCAL synchronous_commit = off")
             yield conn
+
+    def finish_and_claim(self, *args, **kwargs) -> list[Claimed]:
+        """The worker's group commit, committed without waiting for the WAL flush.
+
+        Under at-least-once only the enqueue acknowledgement must survive a crash
+        of the server: a lost outcome or claim makes the task run again, as if
+        its worker had died (see SqliteBackend._unsynced). The server still
+        writes these commits in order, so a later synchronous commit (an
+        enqueue) makes them durable too.
+        """
+        self._local.unsynced = True
+        try:
+            return super().finish_and_claim(*args, **kwargs)
+        finally:
+            self._local.unsynced = False
 
     def migrate(self) -> list[str]:
         return apply_postgres_migrations(self._conn())
