@@ -41,10 +41,13 @@ def test_killing_workers_during_a_drain_loses_no_task(make_daemon, engine_settin
     ids = queue.enqueue_many([{"name": "sleep", "args": {"seconds": TASK_S}, "max_attempts": 20}
                               for _ in range(TASKS)])
     backend = engine_client.backend
-    killed = []
-    for _ in range(KILLS):
+    killed: list[int] = []
+    while len(killed) < KILLS:
         victim = poll_until(lambda: _old_worker(daemon, 2.2), timeout=30)
-        os.kill(victim, signal.SIGKILL)
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            continue  # it exited between the listing and the kill; pick another
         killed.append(victim)
     # The kills hit a drain in progress, not an empty queue.
     assert _counts(backend).get("succeeded", 0) < TASKS
