@@ -15,3 +15,15 @@ def open_backend(url: str, durability: str = "full") -> Backend:
 
         return PostgresBackend(url)
     raise ValueError(f"unsupported database URL: {url}")
+
+
+def is_unavailable(url: str, exc: BaseException) -> bool:
+    """Whether ``exc``, raised while using the database at ``url``, means the
+    database cannot be reached (judged by the error's type and code, never its text)."""
+    if url.startswith("sqlite:///"):
+        from hopper.app.backends.sqlite import is_unavailable as check
+    elif url.startswith(("postgresql://", "postgres://")):
+        from hopper.app.backends.postgres import is_unavailable as check
+    else:
+        return False
+    return check(exc)
