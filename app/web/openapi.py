@@ -126,6 +126,9 @@ SCHEMAS = {
         "settings": _ref("Settings"),
         "error": _null(_obj({"error": STR, "at": _null(NUM)}, ["error"],
                             description="The last live-reload error")),
+        "flask_app_error": _null(_obj(
+            {"app": STR, "error": STR, "traceback": STR, "at": NUM}, ["app", "error"],
+            description="Why the workers could not build tasks.flask_app (null: they could)")),
     }, ["settings", "error"]),
     "SettingsPatch": _obj({"workers": {**INT, "minimum": 1, "maximum": MAX_WORKERS}},
                           ["workers"], additionalProperties=False),

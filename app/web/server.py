@@ -31,7 +31,7 @@ class WebServer:
                 "--bind", self.settings.bind, "--timeout", "60",
                 "--graceful-timeout", str(GRACEFUL_TIMEOUT_S), "--keep-alive", "5",
                 "--no-control-socket",
-                "--config", "python:app.web.gunicorn_hooks",
+                "--config", "python:hopper.app.web.gunicorn_hooks",
                 "hopper.app.web:create_app()"]
 
     def start(self) -> None:

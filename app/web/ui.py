@@ -15,6 +15,7 @@ from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.web import auth, inputs
 from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
+from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -78,7 +79,8 @@ def settings_page():
     current, load_error = settings_in_force()
     published = _backend().get_state("settings_error")
     error = (published or {}).get("error") or load_error
-    return render_template("settings.html", settings=public_settings(current), error=error)
+    return render_template("settings.html", settings=public_settings(current), error=error,
+                           flask_app_error=_backend().get_state(ERROR_STATE_KEY))
 
 
 def _library_index():
