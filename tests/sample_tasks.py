@@ -87,3 +87,11 @@ def report_meta(release: str):
     while not Path(release).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     return set_meta({"stage": "finished"})
+
+
+@task(name="modules_loaded")
+def modules_loaded(names: list[str]):
+    """Which of these modules the worker process has imported."""
+    import sys
+
+    return {name: name in sys.modules for name in names}
