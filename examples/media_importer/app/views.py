@@ -23,7 +23,10 @@ def current_user() -> str:
 def jobs():
     """The current user's imports: Hopper's tasks tagged ``user:<name>``, with their jobs."""
     user = current_user()
-    tasks = list_tasks(tags=[f"user:{user}"], limit=50)
+    try:
+        tasks = list_tasks(tags=[f"user:{user}"], limit=50)
+    except QueueUnavailable as exc:
+        return f"Hopper's queue cannot be reached, try again later: {exc}", 503
     job_ids = [t["args"].get("job_id") for t in tasks]
     found = {j.id: j for j in db.session.scalars(db.select(ImportJob).where(ImportJob.id.in_(job_ids)))}
     rows = [(t, found.get(t["args"].get("job_id"))) for t in tasks]
