@@ -40,11 +40,15 @@ def tasks():
         limit = inputs.query_limit()
         filters = {"status": inputs.query_text("status", STATUSES),
                    "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
-                   "parent_id": inputs.query_int("parent_id")}
+                   "parent_id": inputs.query_int("parent_id"), "tag": inputs.query_text("tag")}
         cursor = inputs.query_int("cursor")
+        tags = [queue.check_tag(filters["tag"])] if filters["tag"] else None
     except ApiError as exc:
         abort(400, exc.detail)
-    rows = _backend().list(**filters, limit=limit + 1, cursor=cursor)
+    except ValueError as exc:
+        abort(400, str(exc))
+    listed = {k: v for k, v in filters.items() if k != "tag"}
+    rows = _backend().list(**listed, tags=tags, limit=limit + 1, cursor=cursor)
     next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
     return render_template("tasks.html", tasks=rows[:limit], filters=filters,
                            statuses=STATUSES, next_cursor=next_cursor, limit=limit)

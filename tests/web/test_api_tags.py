@@ -96,3 +96,19 @@ def test_tag_filters_over_http_on_each_engine(web_daemon, database):
     assert _listed(api, "user:42") == [b, a]
     assert _listed(api, "user:42", "report") == [a]
     assert _listed(api, "user:99") == []
+
+
+def test_the_task_page_shows_tags_and_meta(api):
+    user = _user()
+    task_id = api.enqueue("echo", {}, tags=[user], meta={"title": "Q3 report"})["id"]
+    page = api.get(f"/tasks/{task_id}").text
+    assert f">{user}</a>" in page and "/tasks?tag=user" in page
+    assert "Q3 report" in page
+
+
+def test_the_tasks_page_filters_by_tag(api):
+    user = _user()
+    mine = api.enqueue("echo", {}, tags=[user])["id"]
+    other = api.enqueue("echo", {}, tags=[_user()])["id"]
+    page = api.get("/tasks", params={"tag": user}).text
+    assert f'href="/tasks/{mine}"' in page and f'href="/tasks/{other}"' not in page
