@@ -19,10 +19,8 @@ from typing import Any
 
 from hopper.app import registry, settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
-from hopper.app.backends.base import (
-    FINISHED, MAX_META_BYTES, MAX_TAG_LENGTH, MAX_TAGS, STATUSES, Backend, NewTask,
-    QueueUnavailable,
-)
+from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
+from hopper.app.task_fields import check_meta, check_tags
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.wakeup import Doorbell, doorbell_path
 
@@ -124,46 +122,6 @@ def _timestamp(value: Any) -> float:
         except ValueError:
             pass
     raise ValueError(f"run_after must be a Unix timestamp or an ISO 8601 time, got {value!r}")
-
-
-def check_tag(tag: Any) -> str:
-    """A tag as stored: a non-empty string of printable characters; ValueError otherwise."""
-    if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
-        raise ValueError(f"each tag must be a non-empty string of at most {MAX_TAG_LENGTH}"
-                         f" characters, got {tag!r:.80}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in tag):
-        raise ValueError(f"tag {tag!r:.80} contains a control character")
-    try:
-        tag.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"tag {tag!r:.80} is not valid Unicode") from None
-    return tag
-
-
-def check_tags(tags: Any) -> tuple[str, ...]:
-    """A list of tags, validated, duplicates dropped (order kept)."""
-    if tags is None:
-        return ()
-    if not isinstance(tags, (list, tuple)):
-        raise ValueError(f"tags must be a list of strings, got {type(tags).__name__}")
-    if len(tags) > MAX_TAGS:
-        raise ValueError(f"at most {MAX_TAGS} tags per task, got {len(tags)}")
-    return tuple(dict.fromkeys(check_tag(tag) for tag in tags))
-
-
-def check_meta(meta: Any) -> str | None:
-    """``meta`` as JSON text (None stays None); ValueError when not a small JSON object."""
-    if meta is None:
-        return None
-    if not isinstance(meta, dict):
-        raise ValueError(f"meta must be a JSON object, got {type(meta).__name__}")
-    try:
-        text = json.dumps(meta, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"meta is not JSON-serializable: {exc}") from None
-    if len(text.encode()) > MAX_META_BYTES:
-        raise ValueError(f"meta is {len(text.encode())} bytes as JSON; at most {MAX_META_BYTES}")
-    return text
 
 
 def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
@@ -276,6 +234,8 @@ def list_tasks(*, tags: list[str] | None = None, status: str | None = None,
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if cursor is not None and (isinstance(cursor, bool) or not isinstance(cursor, int)):
+        raise ValueError(f"cursor must be a task id, got {cursor!r}")
     c = client()
     with reaching(c.settings.database):
         return c.backend.list(status=status, name=name, queue=queue, limit=limit,

@@ -174,7 +174,7 @@ _UNAVAILABLE_CODES = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY, sqlite3.SQLI
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database file cannot be reached or used."""
-    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+    if isinstance(exc, sqlite3.DatabaseError):
         return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE_CODES
     return isinstance(exc, OSError)  # creating the database's folder failed
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 
-from hopper.app import queue, registry
+from hopper.app import queue, registry, task_fields
 from hopper.app.backends.base import FINISHED, MAX_TAGS, STATUSES, TaskConflict
 from hopper.app.web import inputs
 from hopper.app.web.group_commit import GroupCommit
@@ -41,12 +41,12 @@ def enqueue_request(body) -> dict:
         raise bad_request("invalid args", "args must be a JSON object")
     request_["args"] = args
     try:
-        request_["tags"] = list(queue.check_tags(body.get("tags")))
+        request_["tags"] = list(task_fields.check_tags(body.get("tags")))
     except ValueError as exc:
         raise bad_request("invalid tags", str(exc)) from None
     meta = body.get("meta")
     try:
-        queue.check_meta(meta)
+        task_fields.check_meta(meta)
     except ValueError as exc:
         raise bad_request("invalid meta", str(exc)) from None
     request_["meta"] = meta
@@ -142,7 +142,7 @@ def query_tags() -> list[str] | None:
     if len(raw) > MAX_TAGS:
         raise bad_request("invalid tag", f"at most {MAX_TAGS} tag filters")
     try:
-        return list(queue.check_tags(raw)) or None
+        return list(task_fields.check_tags(raw)) or None
     except ValueError as exc:
         raise bad_request("invalid tag", str(exc)) from None
 

@@ -10,7 +10,7 @@ from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from hopper.app import queue
+from hopper.app import queue, task_fields
 from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.web import auth, inputs
 from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
@@ -42,7 +42,7 @@ def tasks():
                    "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
                    "parent_id": inputs.query_int("parent_id"), "tag": inputs.query_text("tag")}
         cursor = inputs.query_int("cursor")
-        tags = [queue.check_tag(filters["tag"])] if filters["tag"] else None
+        tags = [task_fields.check_tag(filters["tag"])] if filters["tag"] else None
     except ApiError as exc:
         abort(400, exc.detail)
     except ValueError as exc:
