@@ -8,7 +8,6 @@ from flask import Flask
 
 import hopper
 from hopper.app import queue, settings
-from conftest import PG_URL
 from daemons import free_port, write_settings
 
 
@@ -72,8 +71,8 @@ def test_a_sqlite_folder_that_cannot_be_created_raises_queue_unavailable(tmp_pat
 
 def test_a_database_that_goes_away_after_connecting_raises_queue_unavailable(pg_client, pg_url):
     hopper.enqueue("echo", {})  # connected and working
-    name = pg_url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
+    server, name = pg_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                       " WHERE datname = %s", (name,))
