@@ -58,7 +58,11 @@ def fill(database: str, tasks: int, users: int) -> float:
     with backend.transaction() as conn:
         backend.run(conn, "UPDATE tasks SET status = 'succeeded', attempts = 1,"
                           " started_at = created_at, finished_at = created_at + 1"
-                          " WHERE id % 10 <> 0")
+                          " WHERE id - (id / 10) * 10 <> 0")
+    if not database.startswith("sqlite"):
+        # What autovacuum does a minute after a bulk load; here at once, for stable plans.
+        with backend.transaction() as conn:
+            backend.run(conn, "ANALYZE")
     backend.close()
     return time.monotonic() - began
 
