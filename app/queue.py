@@ -37,7 +37,10 @@ class Client:
 
     def __init__(self, settings: settings_mod.Settings, migrate: bool = True):
         self.settings = settings
-        registry.load_modules(settings.task_modules, settings.path.parent)
+        # The settings folder goes on sys.path only when there is user code to find there.
+        has_user_code = bool(settings.task_modules or settings.flask_app)
+        registry.load_modules(settings.task_modules,
+                              settings.path.parent if has_user_code else None)
         with reaching(settings.database):
             self.backend: Backend = open_backend(settings.database, settings.durability)
             if migrate:
