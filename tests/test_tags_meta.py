@@ -42,6 +42,7 @@ def test_one_tag_lists_only_its_tasks_newest_first(tagged):
 
 def test_several_tags_list_the_tasks_that_carry_all_of_them(tagged):
     assert _ids(list_tasks(tags=["user:42", "report"])) == [tagged["a"]]
+    assert _ids(list_tasks(tags=["report", "user:42"])) == [tagged["a"]]
 
 
 def test_a_tag_nobody_carries_lists_nothing(tagged):

@@ -22,6 +22,8 @@ from hopper.app.backends.base import (
 COLS = ", ".join(TASK_COLUMNS)
 STALE_WORKER_ROW_S = 3600
 PRUNE_CHUNK = 5000
+# Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
+TAG_COUNT_CAP = 1000
 # Statuses few tasks are in at any time: written into listing queries as literals
 # so the planner can use the partial index that holds only them.
 RARE_STATUSES = ("waiting", "failed", "cancelled")
@@ -310,14 +312,16 @@ class SqlBackend(Backend):
         clauses, params = [], []
         source, order = "tasks", "id"
         if tags:
-            # Walk the first tag's index entries newest first; every further tag is
-            # one primary-key probe per candidate.
+            # Walk the rarest tag's index entries newest first; every further tag is
+            # one primary-key probe per candidate. (A scalar subquery, not EXISTS:
+            # PostgreSQL would turn EXISTS into a hash join over all of a common tag.)
+            tags = self._rarest_first(tags) if len(tags) > 1 else tags
             source, order = "task_tags g JOIN tasks ON tasks.id = g.task_id", "g.task_id"
             clauses.append("g.tag = ?")
             params.append(tags[0])
             for tag in tags[1:]:
-                clauses.append("EXISTS (SELECT 1 FROM task_tags h"
-                               " WHERE h.tag = ? AND h.task_id = g.task_id)")
+                clauses.append("(SELECT 1 FROM task_tags h"
+                               " WHERE h.tag = ? AND h.task_id = g.task_id) IS NOT NULL")
                 params.append(tag)
         if status in RARE_STATUSES:
             clauses.append(f"status = '{status}'")
@@ -334,6 +338,13 @@ class SqlBackend(Backend):
         rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
                           (*params, limit))
         return [task_dict(r) for r in rows]
+
+    def _rarest_first(self, tags: list[str]) -> list[str]:
+        """The tags ordered by how many tasks carry them, counted up to a cap."""
+        counts = {tag: self._read(
+            "SELECT count(*) FROM (SELECT 1 FROM task_tags WHERE tag = ? LIMIT ?) capped",
+            (tag, TAG_COUNT_CAP))[0][0] for tag in set(tags)}
+        return sorted(tags, key=counts.__getitem__)
 
     def cancel(self, task_id: int) -> dict:
         with self._write() as conn:
