@@ -310,19 +310,7 @@ class SqlBackend(Backend):
     def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None,
              tags=None):
         clauses, params = [], []
-        source, order = "tasks", "id"
-        if tags:
-            # Walk the rarest tag's index entries newest first; every further tag is
-            # one primary-key probe per candidate. (A scalar subquery, not EXISTS:
-            # PostgreSQL would turn EXISTS into a hash join over all of a common tag.)
-            tags = self._rarest_first(tags) if len(tags) > 1 else tags
-            source, order = "task_tags g JOIN tasks ON tasks.id = g.task_id", "g.task_id"
-            clauses.append("g.tag = ?")
-            params.append(tags[0])
-            for tag in tags[1:]:
-                clauses.append("(SELECT 1 FROM task_tags h"
-                               " WHERE h.tag = ? AND h.task_id = g.task_id) IS NOT NULL")
-                params.append(tag)
+        source, order = self._tag_filter(tags, clauses, params) if tags else ("tasks", "id")
         if status in RARE_STATUSES:
             clauses.append(f"status = '{status}'")
             status = None
@@ -338,6 +326,22 @@ class SqlBackend(Backend):
         rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
                           (*params, limit))
         return [task_dict(r) for r in rows]
+
+    def _tag_filter(self, tags: list[str], clauses: list, params: list) -> tuple[str, str]:
+        """Add the conditions of a tag filter; return the listing's source and order.
+
+        The rarest tag's index entries are walked newest first; every further tag
+        is one primary-key probe per candidate. (A scalar subquery, not EXISTS:
+        PostgreSQL turns EXISTS into a hash join over every task of a common tag.)
+        """
+        first, *others = self._rarest_first(tags) if len(tags) > 1 else tags
+        clauses.append("g.tag = ?")
+        params.append(first)
+        for tag in others:
+            clauses.append("(SELECT 1 FROM task_tags h"
+                           " WHERE h.tag = ? AND h.task_id = g.task_id) IS NOT NULL")
+            params.append(tag)
+        return "task_tags g JOIN tasks ON tasks.id = g.task_id", "g.task_id"
 
     def _rarest_first(self, tags: list[str]) -> list[str]:
         """The tags ordered by how many tasks carry them, counted up to a cap."""
