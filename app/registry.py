@@ -19,6 +19,10 @@ class UnknownTask(ValueError):
     """No task is registered under this name."""
 
 
+class TaskModuleError(ImportError):
+    """A module listed in ``tasks.modules`` could not be imported; one line names it."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A registered task and its defaults."""
@@ -99,5 +103,12 @@ def load_modules(extra: tuple[str, ...] | list[str] = (), root: Path | None = No
     """
     if root is not None and str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    for module in (*BUILTIN_MODULES, *extra):
+    for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    for module in extra:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure inside the user's module is reported as its own
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise TaskModuleError(f"tasks.modules: cannot import {module!r}: "
+                                  f"{type(exc).__name__}: {detail}") from exc

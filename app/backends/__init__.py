@@ -27,3 +27,13 @@ def is_unavailable(url: str, exc: BaseException) -> bool:
     else:
         return False
     return check(exc)
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean the database could not be reached or used,
+    for callers that turn them into a one-line message."""
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
