@@ -44,7 +44,7 @@ def import_media(job_id: int) -> dict:
     job.total_bytes = sum(size for _, size, _ in rows)
     job.finished_at = dt.datetime.now(dt.timezone.utc)
     db.session.commit()
-    return {"artifact": f"artifacts/{manifest}", "files": job.files, "bytes": job.total_bytes}
+    return {"artifact": manifest, "files": job.files, "bytes": job.total_bytes}
 
 
 def _copy_media(source: Path, target: Path) -> list[tuple[str, int, str]]:
