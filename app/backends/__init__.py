@@ -36,4 +36,6 @@ def database_errors() -> tuple[type[BaseException], ...]:
 
     import psycopg
 
-    return (sqlite3.Error, psycopg.Error)
+    from hopper.app.backends.base import QueueUnavailable
+
+    return (sqlite3.Error, psycopg.Error, QueueUnavailable)
