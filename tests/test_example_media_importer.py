@@ -69,7 +69,7 @@ def example_server(example):
 def _answers(url: str) -> bool:
     try:
         return requests.get(url + "/?user=probe", timeout=5).status_code in (200, 503)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
         return False
 
 
@@ -151,10 +151,26 @@ def test_the_example_answers_503_when_hoppers_database_is_unreachable(
     assert "could not be queued" in response.text
 
 
+def test_the_examples_cli_command_enqueues_and_waits_for_the_import(
+        example, media, make_daemon, tmp_path):
+    config = write_settings(example, tasks={"modules": ["app.tasks"],
+                                            "flask_app": "app:create_app"})
+    daemon = make_daemon(config=config)
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "import", str(tmp_path / "camera"),
+         "--user", "erin", "--wait", "60"], cwd=example, capture_output=True, text=True,
+        env={**os.environ, "HOPPER_CONFIG": str(config)}, timeout=120)
+    assert done.returncode == 0, done.stderr + daemon.read_log()
+    queued, finished = done.stdout.splitlines()
+    job_id = int(queued.split()[1])
+    assert finished == f"job {job_id} completed: 3 files"
+    assert _job_row(example, job_id) == ("completed", 3, sum(map(len, media.values())), "erin")
+
+
 def _tagged(hopper: str, tag: str) -> list[dict]:
     try:
         response = requests.get(f"{hopper}/api/tasks", params={"tag": tag}, timeout=10)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
         return []
     return response.json()["tasks"] if response.status_code == 200 else []
 

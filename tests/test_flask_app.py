@@ -39,7 +39,7 @@ def _app_error(daemon) -> dict | None:
     """``flask_app_error`` from GET /api/settings (None while the server starts)."""
     try:
         return requests.get(daemon.base_url + "/api/settings", timeout=5).json()["flask_app_error"]
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
         return None
 
 

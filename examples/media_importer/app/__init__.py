@@ -33,9 +33,11 @@ def create_app() -> Flask:
     )
     db.init_app(app)
     _create_tables(app)
+    from app.cli import import_command
     from app.views import bp
 
     app.register_blueprint(bp)
+    app.cli.add_command(import_command)
     return app
 
 
