@@ -55,6 +55,7 @@ class PostgresBackend(SqlBackend):
 
     placeholder = "%s"
     minute_sql = "FLOOR(finished_at / 60) * 60"
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: str):
         self.url = url
@@ -95,7 +96,7 @@ class PostgresBackend(SqlBackend):
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
-        if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None for t in tasks):
+        if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None and not t.tags for t in tasks):
             # One statement, its own transaction: one round trip instead of BEGIN,
             # INSERT, NOTIFY and COMMIT. The NOTIFY is delivered at its commit.
             return self._insert_rows(self._conn(), tasks, now, notify=True)
@@ -106,6 +107,7 @@ class PostgresBackend(SqlBackend):
                 results = []
                 for start in range(0, len(tasks), INSERT_CHUNK):
                     results += self._insert_rows(conn, tasks[start:start + INSERT_CHUNK], now)
+            self._insert_tags(conn, tasks, results)
             if any(created for _, created in results):
                 conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
         return results
@@ -129,6 +131,11 @@ class PostgresBackend(SqlBackend):
 
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached (refused, down, restarting)."""
+    return isinstance(exc, psycopg.OperationalError)
 
 
 class NotifyListener:

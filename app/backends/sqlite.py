@@ -121,9 +121,10 @@ class SqliteBackend(SqlBackend):
         super().close()
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
-        if len(tasks) == 1 and tasks[0].unique_key is None:
+        if len(tasks) == 1 and tasks[0].unique_key is None and not tasks[0].tags:
             # One statement when the write lock is free: its own transaction, one
             # round trip instead of BEGIN, INSERT, COMMIT and the lock polling setup.
+            # (Tags and unique keys need more than one statement.)
             try:
                 row_id = self._autocommit_conn().execute(
                     INSERT, insert_params(tasks[0], time.time())).lastrowid
@@ -135,17 +136,20 @@ class SqliteBackend(SqlBackend):
         now = time.time()
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
-                return [self._insert_one(conn, t, now) for t in tasks]
-            # Multi-row INSERTs: SQLite binds and inserts a chunk of rows per
-            # statement (about 1.5-2x the rows/s of executemany, one row per call).
-            # One writer at a time: the rows get consecutive ids.
-            params = [insert_params(t, now) for t in tasks]
-            for start in range(0, len(params), INSERT_CHUNK):
-                chunk = params[start:start + INSERT_CHUNK]
-                last = conn.execute(_insert_rows(len(chunk)),
-                                    [value for row in chunk for value in row]).lastrowid
-            first = last - len(tasks) + 1
-            return [(first + i, True) for i in range(len(tasks))]
+                results = [self._insert_one(conn, t, now) for t in tasks]
+            else:
+                # Multi-row INSERTs: SQLite binds and inserts a chunk of rows per
+                # statement (about 1.5-2x the rows/s of executemany, one row per
+                # call). One writer at a time: the rows get consecutive ids.
+                params = [insert_params(t, now) for t in tasks]
+                for start in range(0, len(params), INSERT_CHUNK):
+                    chunk = params[start:start + INSERT_CHUNK]
+                    last = conn.execute(_insert_rows(len(chunk)),
+                                        [value for row in chunk for value in row]).lastrowid
+                first = last - len(tasks) + 1
+                results = [(first + i, True) for i in range(len(tasks))]
+            self._insert_tags(conn, tasks, results)
+            return results
 
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
                          limit: int, lease_s: float) -> list[Claimed]:
@@ -230,6 +234,21 @@ class SqliteBackend(SqlBackend):
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
         return [Claimed(*row[:7], queue=row[9]) for row in rows]
+
+
+# Result codes that mean the database file cannot be used right now (as opposed
+# to a mistake in a statement): missing or unwritable folder, lock held too long,
+# disk errors, a full disk, a file that is not a database.
+_UNAVAILABLE_CODES = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                      sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM,
+                      sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database file cannot be reached or used."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE_CODES
+    return isinstance(exc, OSError)  # creating the database's folder failed
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
