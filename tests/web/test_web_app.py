@@ -108,7 +108,8 @@ def test_api_enqueue_without_a_cookie_sets_no_session_cookie(app):
 
 
 def test_api_enqueue_answers_the_row_that_was_stored(app):
-    created = app.test_client().post("/api/tasks", json={"name": "echo", "args": {"a": 1},
-                                                         "priority": 5, "delay": 60}).json
+    created = app.test_client().post("/api/tasks", json={
+        "name": "echo", "args": {"a": 1}, "priority": 5, "delay": 60,
+        "tags": ["user:42", "report"], "meta": {"source": "test"}}).json
     stored = app.test_client().get(f"/api/tasks/{created['id']}").json
     assert created == stored
