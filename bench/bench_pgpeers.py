@@ -265,7 +265,7 @@ def main() -> int:
     ap.add_argument("--gap-ms", type=float, default=env_float("LAT_GAP_MS", 20))
     ap.add_argument("--cold-n", type=int, default=env_int("COLD_N", 3))
     ap.add_argument("--cold-idle", type=float, default=env_float("COLD_IDLE_S", 5))
-    ap.add_argument("--drain-cap-s", type=float, default=env_float("PG_DRAIN_CAP_S", 60))
+    ap.add_argument("--drain-cap-s", type=float, default=env_float("PG_DRAIN_CAP_S", 30))
     a = ap.parse_args()
     if a.consume:
         CONSUMERS[a.consume](a.url, a.done)
