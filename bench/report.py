@@ -179,6 +179,7 @@ def main() -> int:
     ap.add_argument("--pgqueuer", help="bench_pgpeers.py --queue pgqueuer JSON")
     ap.add_argument("--procrastinate", help="bench_pgpeers.py --queue procrastinate JSON")
     ap.add_argument("--http", help="bench_http.py --json output")
+    ap.add_argument("--enqueue-ab", help="bench_enqueue_ab.py --json output")
     ap.add_argument("--md")
     ap.add_argument("--cmd", default="bash bench/run_all.sh")
     a = ap.parse_args()
@@ -210,6 +211,14 @@ def main() -> int:
         with open(a.http) as f:
             http = json.load(f)
     trows += http_targets(http)
+    if a.enqueue_ab and os.path.exists(a.enqueue_ab):
+        with open(a.enqueue_ab) as f:
+            ab = json.load(f)
+        ratio = ab["ratio_median"]
+        trows.append([f"single enqueue/s vs huey, interleaved bursts of {ab['burst']} "
+                      f"(median of {len(ab['rounds'])} rounds; both synchronous=FULL)",
+                      fmt(ab["hopper_median"]), fmt(ab["huey_median"]), fmt(ratio, 2), ">= 1.2x",
+                      "yes" if ratio >= 1.2 else "NO"])
     head = qhead(meta)
     print(f"\nN={meta.get('N')} tasks, {meta.get('WORKERS')} workers, latency: "
           f"{meta.get('LAT_N')} tasks @ {meta.get('LAT_GAP_MS')} ms, cold: "

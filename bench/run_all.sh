@@ -13,7 +13,9 @@
 #    worker processes, same N; SKIP_PG=1 leaves this out
 # 4. bench/bench_http.py: single POST /api/tasks beside a bare Flask endpoint under the
 #    same Gunicorn command line, then POST /api/tasks/batch
-# 5. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+# 5. bench/bench_enqueue_ab.py: single enqueues of Hopper and SqliteHuey (both synchronous=FULL)
+#    in alternating bursts, so the disk's fsync time is the same for both
+# 6. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
 #
 # Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
 # PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
@@ -67,6 +69,10 @@ if [ "${SKIP_PG:-0}" != 1 ]; then
            --procrastinate "$OUT/procrastinate.json")
 fi
 
+echo "[bench] single enqueue, Hopper and SqliteHuey interleaved: bench/bench_enqueue_ab.py" >&2
+"$PY" bench/bench_enqueue_ab.py --json "$OUT/enqueue-ab.json" > /dev/null 2> "$OUT/enqueue-ab.log" || rc=1
+cat "$OUT/enqueue-ab.log" >&2
+
 echo "[bench] http: bench/bench_http.py (bare Flask vs POST /api/tasks, then batches)" >&2
 "$PY" bench/bench_http.py --json "$OUT/http.json" > "$OUT/http.log" 2>&1 || rc=1
 cat "$OUT/http.log" >&2
@@ -78,7 +84,7 @@ grep '^\[' "$OUT/hopper-after.log" >&2
 
 "$PY" bench/report.py --peers "$PEERS_JSON" \
   --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" "${pg_args[@]}" \
-  --http "$OUT/http.json" \
+  --http "$OUT/http.json" --enqueue-ab "$OUT/enqueue-ab.json" \
   --md "$OUT/table.md" --cmd "bash bench/run_all.sh  (N=$N WORKERS=$WORKERS)" || rc=1
 echo "[bench] total $(( $(date +%s) - started )) s; results in $OUT" >&2
 exit $rc
