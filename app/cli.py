@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from hopper.app import settings as settings_mod
+from hopper.app import bundled, settings as settings_mod
 
 
 
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         return 2
     from hopper.app import queue
 
-    client = queue.configure(settings, migrate=command != "migrate")
+    client = queue.configure(settings, migrate=command != "migrate", modules=bundled.TASK_MODULES)
     handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
                "library": _library, "backup": _backup}[command]
     try:

@@ -4,20 +4,20 @@ schedules), and the web server process."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 
-from hopper.app import queue, reaper, settings as settings_mod
-from hopper.app.scheduler import Scheduler
+from hopper.app import bundled, queue, reaper, settings as settings_mod
+from hopper.app.defaults import HEARTBEAT_S, PRUNE_EVERY_S
+from hopper.app.identity import host_name, new_daemon_id
+from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
 from hopper.worker.pool import WorkerPool
 
 log = logging.getLogger("hopper")
-
-HEARTBEAT_S = 1.0
-PRUNE_EVERY_S = 60.0
 
 
 class Daemon:
@@ -27,21 +27,26 @@ class Daemon:
         self.settings = settings
         self.web_enabled = web
         self.stopping = threading.Event()
-        self.client = queue.configure(settings)
+        self.daemon_id = new_daemon_id()
+        self.started_at = time.time()
+        self.client = queue.configure(settings, modules=bundled.TASK_MODULES)
         self.backend = self.client.backend
-        self.pool = WorkerPool(settings, self.backend)
-        self.scheduler = Scheduler(schedules_for(settings))
+        self.pool = WorkerPool(settings, self.backend, self.daemon_id, bundled.TASK_MODULES)
+        self.scheduler = Scheduler(self.backend, schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
         self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping",
                                              daemon=True)
+        self._scheduler_thread = threading.Thread(target=self._scheduling, name="scheduler",
+                                                  daemon=True)
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; return the process exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        rescued = reaper.rescue_orphans(self.backend, set())
+        self._beat()
+        rescued = reaper.rescue_orphans(self.backend, set(), self.daemon_id)
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
         self.backend.put_state("settings_error", None)
@@ -49,6 +54,7 @@ class Daemon:
         self.pool.heartbeat()
         self.watcher.start()
         self._housekeeper.start()
+        self._scheduler_thread.start()
         if self.web_enabled:
             from hopper.app.web.server import WebServer
 
@@ -73,6 +79,8 @@ class Daemon:
             self.web.stop()
         self.pool.stop(self.settings.shutdown_grace)
         self._housekeeper.join(5)
+        self._scheduler_thread.join(5)
+        self.backend.remove_daemon(self.daemon_id)
         log.info("hopper stopped")
         return 0
 
@@ -96,13 +104,16 @@ class Daemon:
         self.backend.put_state("settings_error", {"error": message, "at": time.time()})
 
     # -- housekeeping ------------------------------------------------------
+    def _beat(self) -> None:
+        self.backend.beat_daemon(self.daemon_id, host_name(), os.getpid(), self.started_at)
+
     def _housekeeping(self) -> None:
         last_prune = 0.0
         while not self.stopping.wait(HEARTBEAT_S):
             try:
+                self._beat()
                 self.pool.heartbeat()
-                reaper.rescue_orphans(self.backend, self.pool.worker_ids())
-                self.scheduler.tick()
+                reaper.rescue_orphans(self.backend, self.pool.worker_ids(), self.daemon_id)
                 if time.monotonic() - last_prune > PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     reaper.prune(self.backend, self.settings.retention_succeeded,
@@ -110,12 +121,16 @@ class Daemon:
             except Exception:  # keep supervising through a transient DB error
                 log.exception("housekeeping error")
 
-
-def schedules_for(settings: settings_mod.Settings) -> tuple[dict, ...]:
-    """The user's schedules plus the library's catch-up scan every rescan_interval (0: off)."""
-    if settings.rescan_interval <= 0:
-        return settings.schedules
-    return (*settings.schedules, {"name": "library.scan", "every": settings.rescan_interval})
+    def _scheduling(self) -> None:
+        """Wake at each slot (at least every second) and enqueue what is due."""
+        while not self.stopping.is_set():
+            try:
+                self.scheduler.tick()
+                wait = self.scheduler.wait_s()
+            except Exception:  # keep scheduling through a transient DB error
+                log.exception("scheduler error")
+                wait = HEARTBEAT_S
+            self.stopping.wait(wait + 0.001)
 
 
 def configure_logging() -> None:

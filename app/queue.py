@@ -12,9 +12,10 @@ import threading
 import time
 from typing import Any
 
-from hopper.app import registry, settings as settings_mod
+from hopper.app import execute, registry, settings as settings_mod
 from hopper.app.backends import open_backend
 from hopper.app.backends.base import FINISHED, Backend, NewTask
+from hopper.app.eager import run_eagerly
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.wakeup import Doorbell, doorbell_path
 
@@ -28,9 +29,10 @@ _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key"
 class Client:
     """A process's handle on the queue: settings, backend and doorbell."""
 
-    def __init__(self, settings: settings_mod.Settings, migrate: bool = True):
+    def __init__(self, settings: settings_mod.Settings, migrate: bool = True,
+                 modules: tuple[str, ...] = ()):
         self.settings = settings
-        registry.load_modules(settings.task_modules)
+        registry.load_modules((*modules, *settings.task_modules))
         self.backend: Backend = open_backend(settings.database, settings.durability)
         if migrate:
             self.backend.migrate()
@@ -43,11 +45,15 @@ _client: Client | None = None
 _client_lock = threading.Lock()
 
 
-def configure(settings: settings_mod.Settings | None = None, migrate: bool = True) -> Client:
-    """Bind this process to a settings file (default: HOPPER_CONFIG or settings.yaml)."""
+def configure(settings: settings_mod.Settings | None = None, migrate: bool = True,
+              modules: tuple[str, ...] = ()) -> Client:
+    """Bind this process to a settings file (default: HOPPER_CONFIG or settings.yaml).
+
+    ``modules`` are task modules to load besides the settings' ``tasks.modules``
+    (the daemon passes the library's)."""
     global _client
     with _client_lock:
-        _client = Client(settings or settings_mod.load(), migrate)
+        _client = Client(settings or settings_mod.load(), migrate, modules)
         return _client
 
 
@@ -145,9 +151,7 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     """Insert validated tasks, then run them (eager mode) or wake idle workers."""
     results = c.backend.enqueue(tasks)
     if c.eager:
-        from hopper.worker.loop import run_eagerly
-
-        run_eagerly(c.backend)
+        run_eagerly(c.backend, [task_id for task_id, created in results if created])
     elif c.doorbell is not None:
         c.doorbell.ring(sum(created for _, created in results))
     return results
@@ -190,9 +194,7 @@ def retry(task_id: int) -> dict:
 
 def current_task_id() -> int | None:
     """Inside a running task: its id (use it as ``parent_id`` for children)."""
-    from hopper.worker.execute import current_task_id as var
-
-    return var.get()
+    return execute.current_task_id.get()
 
 
 def set_progress(done: int, total: int) -> None:

@@ -5,7 +5,7 @@ import datetime as dt
 
 from flask import Flask
 
-from hopper.app import queue, settings as settings_mod
+from hopper.app import bundled, queue, registry, settings as settings_mod
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -18,6 +18,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     )
 
     client = queue.configure(settings) if settings is not None else queue.client()
+    registry.load_modules(bundled.TASK_MODULES)
     app = Flask(__name__)
     app.config.update(
         # Werkzeug answers 413 for bigger bodies before a view reads them.

@@ -29,8 +29,10 @@ def on_starting(server):
 def when_ready(server):
     """Start the inbox watcher (and its startup scan) in the arbiter process."""
     global _watcher
-    from hopper.app import settings as settings_mod
+    from hopper.app import bundled, registry, settings as settings_mod
     from hopper.app.library.watcher import InboxWatcher
+
+    registry.load_modules(bundled.TASK_MODULES)  # the watcher enqueues library tasks
 
     # The arbiter has no logging set up for our loggers: send the watcher's
     # messages (what it watches, files it could not enqueue) to Gunicorn's log.

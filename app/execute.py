@@ -1,4 +1,7 @@
-"""Running one claimed task and turning what happened into an Outcome."""
+"""Running one claimed task and turning what happened into an Outcome.
+
+Shared by the worker loop and eager mode; it knows nothing about processes.
+"""
 from __future__ import annotations
 
 import contextvars
@@ -7,10 +10,8 @@ import random
 import time
 import traceback
 
-from hopper.app import registry
-from hopper.app.backends.base import Claimed, Outcome
-
-MAX_BACKOFF_S = 3600.0
+from hopper.app import defaults, registry
+from hopper.app.backends.base import ATTEMPT_ERROR, Claimed, Outcome
 
 current_task_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "current_task_id", default=None)
@@ -23,7 +24,22 @@ def backoff_delay(base: float, attempts: int) -> float:
 
     The jitter only ever lengthens a gap, so gaps still grow attempt after attempt.
     """
-    return min(MAX_BACKOFF_S, base * 2 ** (attempts - 1) * random.uniform(1.0, 1.25))
+    return min(defaults.MAX_BACKOFF_S, base * 2 ** (attempts - 1) * random.uniform(1.0, 1.25))
+
+
+def backoff_for(name: str) -> float:
+    """The first retry delay of a task name (the default for an unknown name)."""
+    try:
+        return registry.get(name).backoff
+    except registry.UnknownTask:
+        return defaults.BACKOFF_BASE_S
+
+
+def retry_at_for(name: str, attempts: int, max_attempts: int) -> float | None:
+    """When a failed attempt may run again; None when no attempt is left."""
+    if attempts >= max_attempts:
+        return None
+    return time.time() + backoff_delay(backoff_for(name), attempts)
 
 
 def _run(spec: registry.TaskSpec, args: dict):
@@ -45,17 +61,17 @@ def execute(task: Claimed) -> Outcome:
         spec = registry.get(task.name)
         args = json.loads(task.args)
         result = json.dumps(_run(spec, args))
-        return Outcome(task.id, True, started, time.time(), result=result)
+        return Outcome(task.id, True, started, time.time(), result=result,
+                       parent_id=task.parent_id)
     except registry.UnknownTask as exc:
-        return Outcome(task.id, False, started, time.time(), error=str(exc))
+        return Outcome(task.id, False, started, time.time(), error=str(exc),
+                       parent_id=task.parent_id, kind=ATTEMPT_ERROR)
     except Exception:  # a task's own failure is data, recorded for retry
         # A message may carry undecodable file names (surrogate escapes) the
         # database cannot store as text: keep them visible as \udcXX escapes.
         error = traceback.format_exc().encode("utf-8", "backslashreplace").decode("utf-8")
-        retry_at = None
-        if task.attempts < task.max_attempts:
-            spec = registry.get(task.name)
-            retry_at = time.time() + backoff_delay(spec.backoff, task.attempts)
-        return Outcome(task.id, False, started, time.time(), error=error, retry_at=retry_at)
+        return Outcome(task.id, False, started, time.time(), error=error,
+                       retry_at=retry_at_for(task.name, task.attempts, task.max_attempts),
+                       parent_id=task.parent_id, kind=ATTEMPT_ERROR)
     finally:
         current_task_id.reset(token)
