@@ -12,12 +12,7 @@ import yaml
 
 from hopper.app import queue
 from daemons import REPO
-from helpers import enqueue_from_processes, poll_until
-
-
-def test_eight_processes_enqueueing_one_unique_key_get_one_task(client, settings_path):
-    assert len(enqueue_from_processes(settings_path, "the-one")) == 1
-    assert client.backend.counts() == {"default": {"queued": 1}}
+from helpers import poll_until
 
 
 def _write_workers(config, raw: dict, n: int) -> None:
