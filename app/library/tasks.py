@@ -40,10 +40,12 @@ def _is_last_attempt(row: dict | None) -> bool:
 def _poison_error(row: dict | None) -> str | None:
     """On the last attempt, the previous attempt's error if that attempt hung or died
     with the file in hand: such a file is quarantined instead of tried once more."""
-    if not _is_last_attempt(row) or row is None or row["attempts"] < 2 or not row["history"]:
+    if not _is_last_attempt(row) or row is None or row["attempts"] < 2:
         return None
-    previous = row["history"][-1]
-    return previous["error"] if previous["kind"] in NO_RETURN_KINDS else None
+    previous = [h for h in row["history"] if h["attempt"] == row["attempts"] - 1]
+    if previous and previous[-1]["kind"] in NO_RETURN_KINDS:
+        return previous[-1]["error"]
+    return None
 
 
 @task(name="library.ingest", queue="library", max_attempts=INGEST_MAX_ATTEMPTS, backoff=1.0,
