@@ -10,7 +10,10 @@ from __future__ import annotations
 # -- leases and liveness ------------------------------------------------------
 LEASE_S = 30.0              # a running task's lease; the supervisor renews it every heartbeat
 HEARTBEAT_S = 1.0           # supervisor: worker rows, leases, orphan rescue
-LIVE_WORKER_AGE_S = 3.0     # a worker or daemon row older than this is a dead one's
+LIVE_WORKER_AGE_S = 3.0     # a worker row older than this is a dead one's (shown as gone)
+DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks are rescued;
+                            # longer than a slow heartbeat, and than small clock differences
+                            # between machines (heartbeats carry each daemon's own clock)
 STALE_WORKER_ROW_S = 3600   # rows of killed daemons' workers are deleted after this
 
 # -- the worker loop ----------------------------------------------------------

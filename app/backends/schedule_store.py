@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from hopper.app.backends.base import NewTask
-from hopper.app.defaults import LIVE_WORKER_AGE_S
+from hopper.app.defaults import DAEMON_STALE_S, LIVE_WORKER_AGE_S
 
 _CLAIM_SLOT = ("INSERT INTO schedule_runs (name, slot, task_id, created_at) VALUES (?, ?, NULL, ?)"
                " ON CONFLICT (name, slot) DO NOTHING RETURNING name")
@@ -80,7 +80,7 @@ class ScheduleStore:
     def stale_daemons(self) -> list[str]:
         """Ids of daemons whose heartbeat stopped: their workers are gone."""
         return [r[0] for r in self._read("SELECT id FROM daemons WHERE heartbeat_at < ?",
-                                         (time.time() - LIVE_WORKER_AGE_S,))]
+                                         (time.time() - DAEMON_STALE_S,))]
 
     def live_daemons(self) -> list[dict]:
         """Daemons with a fresh heartbeat."""

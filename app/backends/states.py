@@ -129,7 +129,10 @@ def storable_result(result: str | None) -> str | None:
     MAX_RESULT_BYTES replaced by a JSON note saying so (with its start)."""
     if result is None:
         return None
-    result = result.replace("\x00", "\\u0000")  # only ever inside a JSON string
+    if "\x00" in result:
+        result = result.replace("\x00", "\\u0000")  # only ever inside a JSON string
+    if len(result) <= defaults.MAX_RESULT_BYTES // 4:
+        return result  # at most 4 bytes a character: small enough without encoding it
     size = len(result.encode("utf-8", "surrogatepass"))
     if size <= defaults.MAX_RESULT_BYTES:
         return result
@@ -173,7 +176,8 @@ class TaskStates:
         ready tasks in one transaction. If the database refuses a value in the
         batch, each outcome is recorded on its own instead (see ``_record_alone``),
         so the others are not lost and every attempt is counted."""
-        outcomes = [storable(o) for o in outcomes]
+        for outcome in outcomes:
+            storable(outcome)
         try:
             with self._write() as conn:
                 if outcomes:
