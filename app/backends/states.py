@@ -23,16 +23,15 @@ The claim statement itself is engine SQL (``_claim`` in the engine modules).
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
-from hopper.app import defaults
 from hopper.app.backends.base import (
     ATTEMPT_ERROR, ATTEMPT_LOST, ATTEMPT_UNSTORABLE, UNFINISHED, Claimed, NewTask, Outcome,
     TaskConflict,
 )
+from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
 
@@ -108,47 +107,6 @@ _REWAIT = ("UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NUL
 _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" WHERE t.unique_key = me.unique_key AND t.id <> me.id"
               f" AND t.status IN {UNFINISHED_SQL}")
-
-
-def storable_error(error: str | None) -> str | None:
-    """An error text every engine stores: NUL bytes shown as ``\\x00``, and a very
-    long text cut in the middle with a note (the head and the tail are what matter)."""
-    if error is None:
-        return None
-    error = error.replace("\x00", "\\x00")
-    limit = defaults.MAX_ERROR_CHARS
-    if len(error) > limit:
-        cut = len(error) - limit
-        error = (f"{error[:limit // 2]}\n[... {cut} characters cut: the error was longer than"
-                 f" {limit} characters ...]\n{error[-limit // 2:]}")
-    return error
-
-
-def storable_result(result: str | None) -> str | None:
-    """A result's JSON text as stored: a NUL escaped, and a result larger than
-    MAX_RESULT_BYTES replaced by a JSON note saying so (with its start)."""
-    if result is None:
-        return None
-    if "\x00" in result:
-        result = result.replace("\x00", "\\u0000")  # only ever inside a JSON string
-    if len(result) <= defaults.MAX_RESULT_BYTES // 4:
-        return result  # at most 4 bytes a character: small enough without encoding it
-    size = len(result.encode("utf-8", "surrogatepass"))
-    if size <= defaults.MAX_RESULT_BYTES:
-        return result
-    return json.dumps({
-        "truncated": True,
-        "note": f"the result was {size} bytes of JSON, more than the {defaults.MAX_RESULT_BYTES}"
-                " bytes stored; it was cut",
-        "head": result[:1000].encode("utf-8", "backslashreplace").decode("utf-8"),
-    })
-
-
-def storable(outcome: Outcome) -> Outcome:
-    """The outcome with its error and result cleaned or cut to what the database stores."""
-    outcome.error = storable_error(outcome.error)
-    outcome.result = storable_result(outcome.result)
-    return outcome
 
 
 class TaskStates:
@@ -306,6 +264,7 @@ class TaskStates:
                 counted = [r[0] for r in self._run(
                     conn, "SELECT id FROM tasks WHERE status = 'running' AND worker = ?",
                     (worker_id,)).fetchall()]
+            self._lock_ancestors(conn, counted)  # all at once: in id order, like everyone
             touched = sum(self._fail_and_settle(conn, t, worker_id, error, retry_at, ATTEMPT_LOST)
                           for t in counted)
             return touched + self._run(conn, _RELEASE_WORKER, (worker_id,)).rowcount
