@@ -5,7 +5,6 @@ import time
 
 from hopper.app import defaults, queue, reaper
 from hopper.app.backends.base import NewTask
-from helpers import poll_until
 
 
 def _sql(client, statement: str, params: tuple = ()) -> None:

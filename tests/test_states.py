@@ -6,7 +6,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
 
 from hopper.app import defaults, queue, settings as settings_mod
 from hopper.app.backends.base import Outcome

@@ -97,7 +97,8 @@ WITH RECURSIVE up(id) AS (
     SELECT parent_id FROM tasks WHERE id = ANY(CAST(? AS BIGINT[])) AND parent_id IS NOT NULL
     UNION
     SELECT t.parent_id FROM tasks t JOIN up ON t.id = up.id WHERE t.parent_id IS NOT NULL)
-SELECT id FROM tasks WHERE id IN (SELECT id FROM up) OR id = ANY(CAST(? AS BIGINT[])) ORDER BY id FOR UPDATE
+SELECT id FROM tasks WHERE id IN (SELECT id FROM up) OR id = ANY(CAST(? AS BIGINT[]))
+ ORDER BY id FOR UPDATE
 """
 _REQUEUE = ("UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0, error = NULL,"
             " result = NULL, worker = NULL, started_at = NULL, finished_at = NULL,"
