@@ -6,7 +6,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-
 from hopper.app import defaults, queue, settings as settings_mod
 from hopper.app.backends.base import Outcome
 from helpers import poll_until
