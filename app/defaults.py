@@ -38,6 +38,15 @@ MAX_ATTEMPTS = 3            # attempts of a task that names none
 MAX_RESULT_BYTES = 1_000_000   # a larger result is replaced by a note saying so
 MAX_ERROR_CHARS = 64_000       # a longer error (traceback) keeps its head and tail
 
+# -- the supervisor -------------------------------------------------------------
+SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the web server
+# A web server that keeps exiting is restarted after a delay that doubles from
+# WEB_RESTART_FIRST_S up to WEB_RESTART_MAX_S; one that stayed up WEB_STABLE_S
+# before exiting starts over from the first delay.
+WEB_RESTART_FIRST_S = 1.0
+WEB_RESTART_MAX_S = 30.0
+WEB_STABLE_S = 30.0
+
 # -- housekeeping -------------------------------------------------------------
 PRUNE_EVERY_S = 60.0        # how often retention runs
 PRUNE_CHUNK = 5000          # rows deleted per write transaction while pruning

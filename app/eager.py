@@ -14,7 +14,7 @@ from collections import deque
 
 from hopper.app.backends.base import Backend
 from hopper.app.defaults import EAGER_LEASE_S
-from hopper.app.execute import execute
+from hopper.app.execute import execute, log_outcome
 from hopper.app.identity import host_name
 
 _state = threading.local()
@@ -36,6 +36,7 @@ def run_eagerly(backend: Backend, task_ids: list[int]) -> None:
             if not claimed:
                 continue  # finished, running elsewhere, or a unique_key hit on a running task
             outcome = execute(claimed[0])
+            log_outcome(claimed[0], outcome, worker_id)
             backend.finish_and_claim(worker_id, [outcome], [], 0, EAGER_LEASE_S)
             ran.append(task_id)
             pending.extend(_continuations(backend, ran))

@@ -10,7 +10,7 @@ import random
 import time
 import traceback
 
-from hopper.app import defaults, registry
+from hopper.app import defaults, logs, registry
 from hopper.app.backends.base import ATTEMPT_ERROR, Claimed, Outcome
 
 current_task_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -75,3 +75,13 @@ def execute(task: Claimed) -> Outcome:
                        parent_id=task.parent_id, kind=ATTEMPT_ERROR)
     finally:
         current_task_id.reset(token)
+
+
+def log_outcome(task: Claimed, outcome: Outcome, worker_id: str) -> None:
+    """The succeeded, retried or failed event of one attempt."""
+    if outcome.ok:
+        event = "succeeded"
+    else:
+        event = "retried" if outcome.retry_at is not None else "failed"
+    logs.task_event(event, task.id, task.name, task.queue, worker_id, task.attempts,
+                    outcome.finished_at - outcome.started_at)

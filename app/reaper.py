@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
+from hopper.app import logs
 from hopper.app.backends.base import ATTEMPT_LOST, Backend
 from hopper.app.identity import daemon_of
 
@@ -32,16 +33,23 @@ def rescue_orphans(backend: Backend, own_workers: set[str], daemon_id: str | Non
         owner = daemon_of(worker_id)
         if owner is None or (owner != daemon_id and owner not in dead_daemons):
             continue  # not ours, and its daemon is alive (or unknown): its lease decides
+        held = [t for t in backend.list(status="running", limit=500)
+                if t["worker"] == worker_id]  # rare: read only to log each task
         rescued += backend.requeue_worker(worker_id, None, f"worker {worker_id} died",
                                           retry_at=time.time(), count_all=True)
         log.warning("re-queued the tasks of dead worker %s", worker_id)
+        for task in held:
+            logs.task_event("rescued", task["id"], task["name"], task["queue"], worker_id,
+                            task["attempts"], reason="worker process gone")
     for task_id, worker_id in backend.expired_leases():
         if worker_id in own_workers:
             continue
+        task = backend.get(task_id) or {}
         if backend.fail_attempt(task_id, worker_id, f"lease of worker {worker_id} expired",
                                 retry_at=time.time(), kind=ATTEMPT_LOST):
             rescued += 1
-            log.warning("task %s: lease of worker %s expired; re-queued", task_id, worker_id)
+            logs.task_event("rescued", task_id, task.get("name"), task.get("queue"), worker_id,
+                            task.get("attempts"), reason="lease expired")
     return rescued
 
 

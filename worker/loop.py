@@ -17,11 +17,12 @@ from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
 from typing import Callable
 
+from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.app.defaults import (
     FAST_TASK_S, IDLE_POLL_S, MAX_BATCH, PREFETCH_HOLD_S, SLOT_LOCK_WAIT_S,
 )
-from hopper.app.execute import execute
+from hopper.app.execute import execute, log_outcome
 from hopper.app.identity import worker_id_for
 
 log = logging.getLogger("hopper.worker")
@@ -156,10 +157,12 @@ class WorkerLoop:
     def _run_one(self, task: Claimed) -> Outcome:
         deadline = time.monotonic() + task.timeout if task.timeout else 0.0
         self.slot.begin(task.id, deadline)
+        logs.task_event("started", task.id, task.name, task.queue, self.worker_id, task.attempts)
         try:
             outcome = execute(task)
         finally:
             self.slot.end()
+        log_outcome(task, outcome, self.worker_id)
         took = outcome.finished_at - outcome.started_at
         previous = self.durations.get(task.name, took)
         self.durations[task.name] = previous * 0.8 + took * 0.2
@@ -196,6 +199,7 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
     """Entry point of a worker process started by the WorkerPool with its settings."""
     worker_id = worker_id_for(os.getpid(), daemon_id, nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
+    logs.configure()  # as the supervisor was told (HOPPER_LOG_FORMAT, HOPPER_LOG_LEVEL)
     from hopper.app import queue
     from hopper.app.wakeup import DoorbellListener, doorbell_path
 

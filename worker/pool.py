@@ -17,6 +17,7 @@ from multiprocessing.connection import wait as wait_sentinels
 
 import psutil
 
+from hopper.app import logs
 from hopper.app.backends.base import ATTEMPT_TIMEOUT, Backend, WorkerRow
 from hopper.app.defaults import CANCEL_CHECK_S, FAST_EXIT_S, MAX_RESPAWN_DELAY_S, MONITOR_TICK_S
 from hopper.app.execute import retry_at_for
@@ -132,6 +133,9 @@ class WorkerPool:
             handle.worker_id, task_id, f"worker process died (exit code {code})",
             retry_at=time.time())
         self.backend.remove_workers([handle.worker_id])
+        if task_id is not None and touched:
+            _log_task("rescued", self.backend, task_id, handle.worker_id,
+                      reason=f"worker process died (exit code {code})")
         with self._lock:
             self.workers.pop(handle.worker_id, None)
             if handle.retiring or self._closing:
@@ -174,10 +178,13 @@ class WorkerPool:
             task = self.backend.get(task_id)
             if task is None:
                 continue
-            self.backend.fail_attempt(
-                task_id, handle.worker_id, f"timed out after {task['timeout'] or 0:g}s",
-                retry_at_for(task["name"], task["attempts"], task["max_attempts"]),
-                kind=ATTEMPT_TIMEOUT)
+            reason = f"timed out after {task['timeout'] or 0:g}s"
+            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"])
+            self.backend.fail_attempt(task_id, handle.worker_id, reason, retry_at,
+                                      kind=ATTEMPT_TIMEOUT)
+            logs.task_event("retried" if retry_at is not None else "failed", task_id,
+                            task["name"], task["queue"], handle.worker_id, task["attempts"],
+                            reason=reason)
             log.warning("task %s timed out on %s; stopped that worker", task_id,
                         handle.worker_id)
 
@@ -223,14 +230,20 @@ class WorkerPool:
             return set(self.workers)
 
     # -- shutdown ----------------------------------------------------------
-    def stop(self, grace_s: float) -> None:
-        """Stop claiming, let running tasks finish within ``grace_s``, then
-        kill what is left and put its tasks back in the queue."""
+    def stop_claiming(self) -> None:
+        """Ask every worker to claim nothing more (running tasks go on); no respawns."""
         with self._lock:
             self._closing = True
             handles = list(self.workers.values())
         for handle in handles:
             handle.slot.request_stop()
+
+    def stop(self, grace_s: float) -> None:
+        """Stop claiming, let running tasks finish within ``grace_s``, then
+        kill what is left and put its tasks back in the queue."""
+        self.stop_claiming()
+        with self._lock:
+            handles = list(self.workers.values())
         deadline = time.monotonic() + grace_s
         for handle in handles:
             handle.process.join(max(0.0, deadline - time.monotonic()))
@@ -247,3 +260,12 @@ class WorkerPool:
         self.backend.remove_workers([h.worker_id for h in handles])
         self.workers.clear()
 
+
+
+def _log_task(event: str, backend: Backend, task_id: int, worker_id: str, **extra) -> None:
+    """A task event for a rare path (rescue), reading the task's fields first."""
+    if not logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS[event]):
+        return
+    task = backend.get(task_id) or {}
+    logs.task_event(event, task_id, task.get("name"), task.get("queue"), worker_id,
+                    task.get("attempts"), **extra)

@@ -26,7 +26,7 @@ UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at =
        attempts = attempts + 1
  WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= %s
               ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after, queue
 """
 
 class PostgresBackend(SqlBackend):
@@ -80,7 +80,7 @@ class PostgresBackend(SqlBackend):
         now = time.time()
         rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
-        return [Claimed(*row[:7]) for row in rows]
+        return [Claimed(*row[:7], queue=row[9]) for row in rows]
 
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)

@@ -77,7 +77,7 @@ _CLAIM_ID = """
 UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
        attempts = attempts + 1
  WHERE id = ? AND status = 'queued'
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue
 """
 _CHILD_FAILED = ("EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id"
                  " AND c.status IN ('failed', 'cancelled'))")
@@ -165,7 +165,7 @@ class TaskStates:
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
-        return [Claimed(*row) for row in rows if row is not None]
+        return [Claimed(*row[:7], queue=row[7]) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
