@@ -99,7 +99,8 @@ def test_killing_the_supervisor_leaves_no_orphans_and_a_restart_rescues_its_task
     lost_worker = queue.get_task(task_id)["worker"]
 
     make_daemon(config=daemon.config)
-    rescued = poll_until(lambda: (t := queue.get_task(task_id))["attempts"] == 2 and t, timeout=15)
+    # The killed daemon's heartbeat goes stale after DAEMON_STALE_S (10 s); then it is rescued.
+    rescued = poll_until(lambda: (t := queue.get_task(task_id))["attempts"] == 2 and t, timeout=30)
     assert rescued["status"] == "running"
     assert rescued["worker"] != lost_worker
 
