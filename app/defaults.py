@@ -28,6 +28,10 @@ CANCEL_CHECK_S = 0.2        # how often running tasks are checked for a cancel
 FAST_EXIT_S = 2.0           # a worker dying sooner than this after start is crash-looping
 MAX_RESPAWN_DELAY_S = 10.0  # the longest wait before replacing a crash-looping worker
 SLOT_LOCK_WAIT_S = 1.0      # the monitor's wait for a worker to finish changing tasks
+# A Flask app (tasks.flask_app) that fails to build fails the same way until the
+# user's code or settings change: retry rarely, and say why once.
+APP_FAILED_FIRST_DELAY_S = 1.0
+APP_FAILED_MAX_DELAY_S = 30.0
 
 # -- retries ------------------------------------------------------------------
 BACKOFF_BASE_S = 1.0        # the first retry delay of a task that names none

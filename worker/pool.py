@@ -19,11 +19,15 @@ import psutil
 
 from hopper.app import logs
 from hopper.app.backends.base import ATTEMPT_TIMEOUT, Backend, WorkerRow
-from hopper.app.defaults import CANCEL_CHECK_S, FAST_EXIT_S, MAX_RESPAWN_DELAY_S, MONITOR_TICK_S
+from hopper.app.defaults import (
+    APP_FAILED_FIRST_DELAY_S, APP_FAILED_MAX_DELAY_S, CANCEL_CHECK_S, FAST_EXIT_S,
+    MAX_RESPAWN_DELAY_S, MONITOR_TICK_S,
+)
 from hopper.app.execute import retry_at_for
 from hopper.app.identity import host_name, new_daemon_id, worker_id_for
 from hopper.app.settings import Settings
 from hopper.worker.context import context
+from hopper.worker.flask_context import ERROR_STATE_KEY, EXIT_APP_FAILED  # (Flask not imported)
 from hopper.worker.loop import Slot, worker_main
 
 log = logging.getLogger("hopper.pool")
@@ -63,6 +67,7 @@ class WorkerPool:
         self._last_cancel_check = 0.0
         self._respawn_delay = 0.0
         self._respawn_at = 0.0
+        self._reported_app_error: str | None = None
 
     # -- sizing ------------------------------------------------------------
     def start(self, n: int) -> None:
@@ -140,6 +145,9 @@ class WorkerPool:
             self.workers.pop(handle.worker_id, None)
             if handle.retiring or self._closing:
                 return
+            if code == EXIT_APP_FAILED:
+                self._app_failed()
+                return
             log.warning("worker %s exited with code %s; %d task(s) re-queued; replacing it",
                         handle.worker_id, code, touched)
             if time.time() - handle.started_at < FAST_EXIT_S and handle.killed_for is None:
@@ -149,6 +157,25 @@ class WorkerPool:
             else:
                 self._respawn_delay = 0.0
             self._respawn_at = time.monotonic() + self._respawn_delay
+
+    def _app_failed(self) -> None:
+        """A worker could not build tasks.flask_app: back off; log each new error once."""
+        self._respawn_delay = min(APP_FAILED_MAX_DELAY_S,
+                                  max(APP_FAILED_FIRST_DELAY_S, self._respawn_delay * 2))
+        self._respawn_at = time.monotonic() + self._respawn_delay
+        published = self.backend.get_state(ERROR_STATE_KEY) or {}
+        error = published.get("traceback") or published.get("error") or "(no details published)"
+        if error != self._reported_app_error:
+            self._reported_app_error = error
+            log.error("tasks.flask_app %r could not be built; no task runs until it can"
+                      " (workers retry with growing delays, up to every %.0fs):\n%s",
+                      self.settings.flask_app, APP_FAILED_MAX_DELAY_S, error)
+
+    def reset_backoff(self) -> None:
+        """Start replacement workers without delay (the settings changed)."""
+        with self._lock:
+            self._respawn_delay, self._respawn_at = 0.0, 0.0
+            self._reported_app_error = None
 
     def _fill(self) -> None:
         """Start replacements for workers that died, once any crash-loop backoff has passed."""

@@ -37,6 +37,7 @@ class PostgresBackend(SqlBackend):
     # A value PostgreSQL refuses: a NUL in text, an invalid byte sequence, a value too long.
     data_errors = (psycopg.DataError,)
     minute_sql = "FLOOR(finished_at / 60) * 60"
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: str):
         self.url = url
@@ -72,6 +73,7 @@ class PostgresBackend(SqlBackend):
                     results.append((cur.fetchone()[0], True))
                     if not cur.nextset():
                         break
+            self._insert_tags(conn, tasks, results)
             if any(created for _, created in results):
                 conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
         return results
@@ -84,6 +86,11 @@ class PostgresBackend(SqlBackend):
 
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached (refused, down, restarting)."""
+    return isinstance(exc, psycopg.OperationalError)
 
 
 class NotifyListener:
