@@ -1,6 +1,9 @@
 """The Python API against a real database (SQLite and PostgreSQL), without a daemon."""
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import pytest
 
 from hopper.app import queue
@@ -143,8 +146,6 @@ def test_eight_processes_enqueueing_one_unique_key_get_one_task(engine_client, e
 
 
 def test_enqueue_waits_for_a_held_write_lock_then_stores_the_task(client):
-    import threading
-
     holder = sqlite3.connect(client.backend.path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     result: list[int] = []
@@ -158,17 +159,17 @@ def test_enqueue_waits_for_a_held_write_lock_then_stores_the_task(client):
     assert queue.get_task(result[0])["args"] == {"n": 1}
 
 
-def test_enqueue_args_keep_their_json_types_and_unicode(client):
+def test_enqueue_args_keep_their_json_types_and_unicode(engine_client):
     args = {"n": 1, "f": 1.5, "s": "é\u2603", "l": [None, True], "d": {"k": "v"}}
     assert queue.get_task(queue.enqueue("echo", args))["args"] == args
 
 
-def test_enqueue_of_a_self_containing_object_raises_value_error(client):
+def test_enqueue_of_a_self_containing_object_raises_value_error(engine_client):
     args: dict = {}
     args["me"] = args
     with pytest.raises(ValueError, match="not JSON-serializable"):
         queue.enqueue("echo", args)
-    assert _task_count(client) == 0
+    assert _task_count(engine_client) == 0
 
 
 def test_enqueue_many_returns_ids_in_request_order_on_both_engines(engine_client):
