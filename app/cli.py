@@ -1,4 +1,4 @@
-"""Command line: ``python run.py [--config PATH] [serve|worker|enqueue|status|migrate|library|backup]``."""
+"""Command line: ``python run.py [--config PATH] [serve|worker|queue|enqueue|status|migrate|library|backup]``."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="settings file (default: $HOPPER_CONFIG or settings.yaml)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="the daemon: workers, web server, watchers (default)")
-    sub.add_parser("worker", help="workers only, e.g. on other machines against PostgreSQL")
+    worker = sub.add_parser("worker", help="workers only, e.g. on other machines against PostgreSQL")
+    worker.add_argument("--queues", metavar="A,B",
+                        help="claim only these queues (the library queue runs only where named "
+                             "here or on serve)")
+    queue_cmd = sub.add_parser("queue", help="pause or resume a queue for every daemon")
+    queue_cmd.add_argument("action", choices=["pause", "resume"])
+    queue_cmd.add_argument("name", help="the queue's name")
     enqueue = sub.add_parser("enqueue", help="enqueue a task")
     enqueue.add_argument("name")
     enqueue.add_argument("--args", default="{}", help="JSON object of arguments")
@@ -48,12 +54,21 @@ def main(argv: list[str]) -> int:
         os.environ["HOPPER_CONFIG"] = str(Path(args.config).resolve())
     command = args.command or "serve"
     if command in ("serve", "worker"):
+        from hopper.worker.limits import parse_queue_list
+
+        queues = None
+        if getattr(args, "queues", None) is not None:
+            try:
+                queues = parse_queue_list(args.queues)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         from hopper.worker.context import start_early
 
         start_early()  # the fork server imports the worker code while the supervisor starts
         from hopper.app.daemon import serve
 
-        return serve(args.config, web=command == "serve")
+        return serve(args.config, web=command == "serve", queues=queues)
     try:
         settings = settings_mod.load(args.config)
     except settings_mod.SettingsError as exc:
@@ -63,7 +78,7 @@ def main(argv: list[str]) -> int:
 
     client = queue.configure(settings, migrate=command != "migrate")
     handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
-               "library": _library, "backup": _backup}[command]
+               "library": _library, "backup": _backup, "queue": _queue}[command]
     try:
         return handler(args, client)
     except ValueError as exc:
@@ -111,6 +126,20 @@ def _status(args, client) -> int:
     for f in failures:
         last_line = (f["error"] or "").strip().splitlines()[-1:] or [""]
         print(f"  #{f['id']} {f['name']}: {last_line[0]}")
+    return 0
+
+
+def _queue(args, client) -> int:
+    from hopper.app import queue
+
+    try:
+        settings_mod.check_queue_name(args.name)
+    except settings_mod.SettingsError as exc:
+        raise ValueError(str(exc)) from None
+    changed = queue.pause_queue(args.name) if args.action == "pause" else queue.resume_queue(
+        args.name)
+    state = "paused" if args.action == "pause" else "resumed"
+    print(f"queue {args.name} {state}" if changed else f"queue {args.name} was already {state}")
     return 0
 
 

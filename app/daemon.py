@@ -12,6 +12,7 @@ from pathlib import Path
 from hopper.app import queue, reaper, settings as settings_mod
 from hopper.app.scheduler import Scheduler
 from hopper.app.settings_watcher import SettingsWatcher
+from hopper.worker.limits import Routing
 from hopper.worker.pool import WorkerPool
 
 log = logging.getLogger("hopper")
@@ -21,15 +22,18 @@ PRUNE_EVERY_S = 60.0
 
 
 class Daemon:
-    """One supervisor process. ``web=False`` runs workers only."""
+    """One supervisor process. ``web=False`` runs workers only (``run.py worker``);
+    ``queues`` limits the queues its workers claim (``--queues``)."""
 
-    def __init__(self, settings: settings_mod.Settings, web: bool = True):
+    def __init__(self, settings: settings_mod.Settings, web: bool = True,
+                 queues: frozenset[str] | None = None):
         self.settings = settings
         self.web_enabled = web
         self.stopping = threading.Event()
         self.client = queue.configure(settings)
         self.backend = self.client.backend
-        self.pool = WorkerPool(settings, self.backend)
+        self.routing = Routing(only=queues, serve=web)
+        self.pool = WorkerPool(settings, self.backend, self.routing)
         self.scheduler = Scheduler(schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
@@ -54,9 +58,10 @@ class Daemon:
 
             self.web = WebServer(self.settings)
             self.web.start()
-        log.info("hopper running: %d worker(s), database %s%s", self.settings.workers,
-                 self.settings.database,
-                 f", http://{self.settings.bind}" if self.web_enabled else "")
+        log.info("hopper running: %d worker(s), database %s%s, queues: %s",
+                 self.settings.workers, self.settings.database,
+                 f", http://{self.settings.bind}" if self.web_enabled else "",
+                 describe_routing(self.routing))
         while not self.stopping.wait(0.5):
             if self.web is not None and not self.web.alive():
                 log.error("the web server exited; restarting it")
@@ -78,9 +83,12 @@ class Daemon:
 
     # -- live settings -----------------------------------------------------
     def apply_settings(self, new: settings_mod.Settings) -> None:
-        """Apply a changed settings file: worker count and schedules, live."""
+        """Apply a changed settings file: worker count, queue limits and schedules, live."""
         old, self.settings = self.settings, new
         self.pool.settings = new  # workers started from now on get the new settings
+        if new.queue_limits != old.queue_limits:
+            self.pool.set_queue_limits(new.queue_limits)
+            log.info("queue concurrency now %s", new.queue_limits or "unlimited")
         if new.workers != self.pool.target:
             self.pool.scale(new.workers)
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
@@ -111,6 +119,15 @@ class Daemon:
                 log.exception("housekeeping error")
 
 
+def describe_routing(routing: Routing) -> str:
+    """The queues a daemon claims, for its start-up log line."""
+    if routing.only is not None:
+        return "only " + ", ".join(sorted(routing.only))
+    if routing.excluded:
+        return "all but " + ", ".join(sorted(routing.excluded)) + " (run by serve)"
+    return "all"
+
+
 def schedules_for(settings: settings_mod.Settings) -> tuple[dict, ...]:
     """The user's schedules plus the library's catch-up scan every rescan_interval (0: off)."""
     if settings.rescan_interval <= 0:
@@ -123,12 +140,13 @@ def configure_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def serve(config: str | Path | None, web: bool = True) -> int:
-    """``python run.py serve``: load settings (refusing a bad file) and run."""
+def serve(config: str | Path | None, web: bool = True,
+          queues: frozenset[str] | None = None) -> int:
+    """``python run.py serve`` (or ``worker``): load settings (refusing a bad file) and run."""
     configure_logging()
     try:
         settings = settings_mod.load(config)
     except settings_mod.SettingsError as exc:
         log.error("cannot start: %s", exc)
         return 2
-    return Daemon(settings, web=web).run()
+    return Daemon(settings, web=web, queues=queues).run()

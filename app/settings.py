@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from hopper.app.defaults import MAX_LIMITED_QUEUES, QUEUE_NAME_MAX
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "settings.yaml"
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
@@ -64,6 +66,7 @@ class Settings:
     retention_failed: float = 30 * 86400.0
     task_modules: tuple[str, ...] = ()
     schedules: tuple[dict, ...] = ()
+    queue_limits: dict[str, int] = field(default_factory=dict)  # queues.NAME.concurrency
     eager: bool = False
     lease: float = 30.0
     shutdown_grace: float = 30.0
@@ -167,6 +170,43 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
     return tuple(out)
 
 
+def check_queue_name(name: Any, key: str = "queue") -> str:
+    """A queue name: a non-empty string of at most QUEUE_NAME_MAX printable characters."""
+    if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX:
+        raise SettingsError(f"{key}: a queue name must be a string of 1 to {QUEUE_NAME_MAX} "
+                            f"characters, got {name!r}")
+    if not name.isprintable() or name != name.strip() or "," in name or "/" in name:
+        raise SettingsError(f"{key}: queue name {name!r} may not contain commas, slashes, "
+                            "control characters or surrounding spaces")
+    return name
+
+
+def _queue_limits(raw: Any) -> dict[str, int]:
+    """``queues: {NAME: {concurrency: N}}`` as ``{NAME: N}`` (queues without a limit left out)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError("queues: expected a mapping such as {library: {concurrency: 1}}")
+    limits = {}
+    for name, entry in raw.items():
+        check_queue_name(name, f"queues.{name}")
+        key = f"queues.{name}"
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}}, got {entry!r}")
+        unknown = sorted(str(k) for k in entry if k != "concurrency")
+        if unknown:
+            raise SettingsError(f"{key}: unknown key(s) {', '.join(unknown)}; the only key is "
+                                "concurrency (pause a queue with `run.py queue pause NAME`)")
+        if "concurrency" in entry:
+            limits[name] = _int(entry["concurrency"], f"{key}.concurrency", 0, MAX_WORKERS)
+    if sum(1 for n in limits.values() if n > 0) > MAX_LIMITED_QUEUES:
+        raise SettingsError(f"queues: at most {MAX_LIMITED_QUEUES} queues may have a "
+                            "concurrency above 0")
+    return limits
+
+
 def validate(raw: dict, path: Path) -> Settings:
     """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
     base = path.parent
@@ -205,6 +245,7 @@ def validate(raw: dict, path: Path) -> Settings:
         retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),
         task_modules=tuple(modules),
         schedules=_schedules(raw.get("schedules")),
+        queue_limits=_queue_limits(raw.get("queues")),
         eager=bool(raw.get("eager", False)),
         lease=parse_duration(raw.get("lease", "30s"), "lease"),
         shutdown_grace=parse_duration(raw.get("shutdown_grace", "30s"), "shutdown_grace"),

@@ -12,6 +12,8 @@ from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
     enqueue,
     enqueue_many,
     get_task,
+    pause_queue,
+    resume_queue,
     retry,
     set_progress,
     task,
@@ -19,4 +21,4 @@ from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
 )
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "current_task_id",
-           "set_progress", "cancel", "retry"]
+           "set_progress", "cancel", "retry", "pause_queue", "resume_queue"]

@@ -19,6 +19,7 @@ from multiprocessing.sharedctypes import RawArray
 
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.worker.execute import execute
+from hopper.worker.limits import QueueGate, QueueLimits, Routing
 
 MAX_BATCH = 64
 IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
@@ -67,9 +68,9 @@ class WorkerLoop:
     """Runs tasks until asked to stop; owns no process-level state."""
 
     def __init__(self, backend: Backend, worker_id: str, lease_s: float, slot: Slot,
-                 listener=None, doorbell=None):
+                 listener=None, doorbell=None, gate: QueueGate | None = None):
         self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
-        self.listener, self.doorbell = listener, doorbell
+        self.listener, self.doorbell, self.gate = listener, doorbell, gate
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
 
@@ -84,8 +85,7 @@ class WorkerLoop:
         release: list[int] = []
         batch = 1
         while not self.stopping():
-            claimed = self.backend.finish_and_claim(self.worker_id, pending, release, batch,
-                                                    self.lease_s)
+            claimed = self._exchange(pending, release, batch)
             if release and self.doorbell is not None:
                 self.doorbell.ring(len(release))
             pending, release = [], []
@@ -96,7 +96,20 @@ class WorkerLoop:
                 self.doorbell.ring()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
             batch = self._next_batch_size(claimed, batch)
-        self.backend.finish_and_claim(self.worker_id, pending, release, 0, self.lease_s)
+        self._exchange(pending, release, 0)
+
+    def _exchange(self, pending: list[Outcome], release: list[int], limit: int) -> list[Claimed]:
+        """Report outcomes, give back ``release`` and claim up to ``limit`` tasks of the
+        queues this pool may run now (one transaction)."""
+        if self.gate is None:
+            return self.backend.finish_and_claim(self.worker_id, pending, release, limit,
+                                                 self.lease_s)
+        done = [o.task_id for o in pending] + release
+        with self.gate.claiming(done) as queues:
+            claimed = self.backend.finish_and_claim(self.worker_id, pending, release, limit,
+                                                    self.lease_s, queues)
+            self.gate.record(done, claimed)
+        return claimed
 
     def _idle(self) -> None:
         if self.listener is not None:
@@ -121,7 +134,7 @@ class WorkerLoop:
 
     def _give_back(self, pending: list[Outcome], unstarted: list[int]) -> None:
         if pending or unstarted:
-            self.backend.finish_and_claim(self.worker_id, pending, unstarted, 0, self.lease_s)
+            self._exchange(pending, unstarted, 0)
             pending.clear()
         if unstarted and self.doorbell is not None:
             self.doorbell.ring(len(unstarted))
@@ -164,8 +177,10 @@ def _die_with_fork_server() -> None:
         os._exit(0)
 
 
-def worker_main(slot: Slot, settings, nonce: str) -> None:
-    """Entry point of a worker process started by the WorkerPool with its settings."""
+def worker_main(slot: Slot, settings, nonce: str, limits: QueueLimits | None = None,
+                row: int = 0, routing: Routing = Routing()) -> None:
+    """Entry point of a worker process started by the WorkerPool with its settings,
+    the pool's queue limits, this worker's row in them and the daemon's routing."""
     worker_id = worker_id_for(os.getpid(), nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
     from hopper.app import queue
@@ -175,7 +190,9 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
     client = queue.configure(settings)
     bell = doorbell_path(settings.database)
     listener = DoorbellListener(bell) if bell else client.backend.listener()
-    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell)
+    gate = QueueGate(limits, row, routing) if limits is not None else None
+    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell,
+                      gate)
     loop.run()
 
 

@@ -20,9 +20,10 @@ import psutil
 
 from hopper.app import registry
 from hopper.app.backends.base import Backend, WorkerRow
-from hopper.app.settings import Settings
+from hopper.app.settings import MAX_WORKERS, Settings
 from hopper.worker.context import context
 from hopper.worker.execute import backoff_delay
+from hopper.worker.limits import QueueLimits, Routing
 from hopper.worker.loop import Slot, worker_id_for, worker_main
 
 log = logging.getLogger("hopper.pool")
@@ -39,6 +40,7 @@ class WorkerHandle:
     slot: Slot
     worker_id: str
     started_at: float
+    row: int = 0                    # this worker's row in the pool's QueueLimits
     retiring: bool = False
     killed_for: int | None = None   # the task already settled when we killed it
     ps: psutil.Process | None = field(default=None, repr=False)
@@ -53,8 +55,11 @@ class WorkerHandle:
 class WorkerPool:
     """Worker processes for one settings file, against one backend."""
 
-    def __init__(self, settings: Settings, backend: Backend):
+    def __init__(self, settings: Settings, backend: Backend, routing: Routing = Routing()):
         self.settings, self.backend, self.lease_s = settings, backend, settings.lease
+        self.routing = routing
+        self.limits = QueueLimits(MAX_WORKERS)
+        self.limits.publish(settings.queue_limits)
         self.target = 0
         self.workers: dict[str, WorkerHandle] = {}
         self._lock = threading.RLock()
@@ -90,13 +95,22 @@ class WorkerPool:
         if n != len(active):
             log.info("pool resized from %d to %d workers", len(active), n)
 
+    def set_queue_limits(self, limits: dict[str, int]) -> None:
+        """Apply ``queues.NAME.concurrency`` live: workers see it at their next claim."""
+        self.limits.publish(limits)
+
     def _spawn(self) -> None:
-        slot, nonce = Slot(), os.urandom(2).hex()
-        process = self._ctx.Process(target=worker_main, args=(slot, self.settings, nonce),
-                                    daemon=True, name="hopper-worker")
-        process.start()
+        slot, nonce, row = Slot(), os.urandom(2).hex(), self.limits.take_row()
+        process = self._ctx.Process(
+            target=worker_main, args=(slot, self.settings, nonce, self.limits, row, self.routing),
+            daemon=True, name="hopper-worker")
+        try:
+            process.start()
+        except BaseException:
+            self.limits.release_row(row)
+            raise
         worker_id = worker_id_for(process.pid, nonce)
-        handle = WorkerHandle(process, slot, worker_id, time.time())
+        handle = WorkerHandle(process, slot, worker_id, time.time(), row)
         try:
             handle.ps = psutil.Process(process.pid)
             handle.ps.cpu_percent(None)
@@ -135,6 +149,7 @@ class WorkerPool:
         self.backend.remove_workers([handle.worker_id])
         with self._lock:
             self.workers.pop(handle.worker_id, None)
+            self.limits.release_row(handle.row)
             if handle.retiring or self._closing:
                 return
             log.warning("worker %s exited with code %s; %d task(s) re-queued; replacing it",
@@ -240,6 +255,7 @@ class WorkerPool:
             self._monitor.join(2)
         self.backend.remove_workers([h.worker_id for h in handles])
         self.workers.clear()
+        self.limits.close()
 
 
 def _backoff_for(name: str) -> float:
