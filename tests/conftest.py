@@ -25,8 +25,8 @@ def make_daemon(tmp_path):
     started: list[Daemon] = []
 
     def factory(command: str = "serve", start: bool = True, config: Path | None = None,
-                **overrides) -> Daemon:
-        daemon = Daemon(config or write_settings(tmp_path, **overrides), command)
+                args: tuple[str, ...] = (), **overrides) -> Daemon:
+        daemon = Daemon(config or write_settings(tmp_path, **overrides), command, args)
         started.append(daemon)
         return daemon.start() if start else daemon
 
@@ -109,3 +109,17 @@ def pg_client(pg_settings, monkeypatch):
     from hopper.app import queue, settings
 
     return queue.configure(settings.load(pg_settings))
+
+
+@pytest.fixture
+def other_settings(tmp_path, database):
+    """Factory: a settings file in its own folder on the same database as
+    ``engine_settings`` (for a second daemon): ``other_settings("b", workers=2)``."""
+    def factory(name: str, **overrides) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        shared = (f"sqlite:///{tmp_path}/data/hopper.db" if database.startswith("sqlite:///")
+                  else database)
+        return write_settings(folder, **{"database": shared, **overrides})
+
+    return factory

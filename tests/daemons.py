@@ -48,9 +48,10 @@ def write_settings(folder: Path, **overrides) -> Path:
 class Daemon:
     """A real ``python run.py`` process on a temp settings file."""
 
-    def __init__(self, config: Path, command: str = "serve"):
+    def __init__(self, config: Path, command: str = "serve", args: tuple[str, ...] = ()):
         self.config = config
         self.command = command
+        self.args = tuple(args)
         self.process: subprocess.Popen | None = None
         self.log_path = config.parent / f"daemon-{command}.log"
 
@@ -70,7 +71,8 @@ class Daemon:
                "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "run.py"), "--config", str(self.config), self.command],
+            [sys.executable, str(REPO / "run.py"), "--config", str(self.config), self.command,
+             *self.args],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         expected = self.settings.get("workers", 2) if wait_workers is None else wait_workers
         poll_until(lambda: len(self.worker_pids()) == expected, timeout=30,
@@ -84,12 +86,14 @@ class Daemon:
             return []
 
     def workers(self) -> list[dict]:
-        """Live workers as the daemon publishes them in the database."""
+        """This daemon's live workers as it publishes them in the database (other
+        daemons may share the database)."""
         from hopper.app.backends import open_backend
 
         backend = open_backend(self.database)
+        mine = {p.pid for p in self.tree()}
         try:
-            return [w for w in backend.live_workers() if psutil.pid_exists(w["pid"])]
+            return [w for w in backend.live_workers() if w["pid"] in mine]
         except sqlite3.OperationalError:  # no tables yet: the daemon is still starting
             return []
         finally:

@@ -75,3 +75,11 @@ def fail_with_name(name_bytes: str):
     """Fail with a file name that is not valid UTF-8 (as os.listdir returns it)."""
     name = os.fsdecode(bytes.fromhex(name_bytes))
     raise FileNotFoundError(f"cannot read {name}")
+
+
+@task(name="timed")
+def timed(seconds: float):
+    """Sleep ``seconds``; return when it observably started and ended, and where."""
+    start = time.time()
+    time.sleep(seconds)
+    return {"start": start, "end": time.time(), "pid": os.getpid()}

@@ -35,7 +35,8 @@ def _claim_sql(queues: int) -> str:
     if queues == 1:
         picked = _PICK.replace("id, priority, run_after", "id", 1)
     else:
-        union = " UNION ALL ".join(f"({_PICK})" for _ in range(queues))
+        # FOR UPDATE is not allowed on a UNION's own branches; in a subquery it is.
+        union = " UNION ALL ".join(f"SELECT * FROM ({_PICK}) AS q{i}" for i in range(queues))
         picked = (f"SELECT id FROM ({union}) AS picked"
                   " ORDER BY priority DESC, run_after, id LIMIT %s")
     return ("UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at = %s,"
