@@ -140,3 +140,26 @@ def _healthy(base_url: str) -> bool:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+def test_queue_cli_refuses_an_unknown_action_and_bad_names(engine_settings, engine_client):
+    result = _cli(engine_settings, "queue", "frobnicate", "default")
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+    result = _cli(engine_settings, "queue", "pause", "a,b")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: queue: queue name 'a,b' may not contain commas")
+    result = _cli(engine_settings, "worker", "--queues", "q1,,q2")
+    assert result.returncode == 2
+    assert "error: --queues expects queue names separated by commas" in result.stderr
+    assert engine_client.backend.paused_queues() == {}
+
+
+def test_a_bad_queue_concurrency_in_settings_is_refused_at_start(engine_settings):
+    text = engine_settings.read_text()
+    for value, message in (("-1", "queues.video.concurrency: must be between 0 and"),
+                           ("x", "queues.video.concurrency: expected a whole number, got 'x'")):
+        engine_settings.write_text(text + f"queues:\n  video: {{concurrency: {value}}}\n")
+        result = _cli(engine_settings, "serve")
+        assert result.returncode == 2
+        assert message in result.stdout + result.stderr
