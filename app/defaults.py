@@ -18,14 +18,18 @@ SERVE_ONLY_QUEUES = ("library",)
 # takes one column of the pool's shared-memory table of held tasks.
 MAX_LIMITED_QUEUES = 32
 
+# How many entries ``queues:`` in settings.yaml may have (limits of 0 included).
+MAX_QUEUE_SETTINGS = 256
+
 # Rows of that table: one per worker process alive at the same time. A pool
 # that shrinks and grows again briefly has retiring and new workers side by
 # side, so there is room for several times the largest pool.
 LIMIT_TABLE_ROWS_PER_WORKER = 4
 
 # Bytes of shared memory that carry the live concurrency settings (JSON) from
-# the supervisor to its workers: room for MAX_LIMITED_QUEUES long names.
-LIMITS_BLOB_BYTES = 8192
+# the supervisor to its workers: room for MAX_QUEUE_SETTINGS names of
+# QUEUE_NAME_MAX characters, each escaped to up to 6 bytes per character.
+LIMITS_BLOB_BYTES = 256 * 1024
 
 # ``GET /api/queues`` reports tasks finished per minute over this window.
 QUEUE_THROUGHPUT_MINUTES = 60

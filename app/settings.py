@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from hopper.app.defaults import MAX_LIMITED_QUEUES, QUEUE_NAME_MAX
+from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "settings.yaml"
@@ -187,6 +187,8 @@ def _queue_limits(raw: Any) -> dict[str, int]:
         return {}
     if not isinstance(raw, dict):
         raise SettingsError("queues: expected a mapping such as {library: {concurrency: 1}}")
+    if len(raw) > MAX_QUEUE_SETTINGS:
+        raise SettingsError(f"queues: at most {MAX_QUEUE_SETTINGS} entries")
     limits = {}
     for name, entry in raw.items():
         check_queue_name(name, f"queues.{name}")
