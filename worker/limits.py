@@ -152,6 +152,12 @@ class QueueGate:
         self._mine: dict[int, int] = {}   # task id -> column, for tasks of limited queues
         self._plain = QueueFilter()
 
+    @property
+    def counting(self) -> bool:
+        """Whether claims and reports must be counted (a limited queue exists or did)."""
+        self._refresh()
+        return bool(self._columns or self._mine)
+
     def _refresh(self) -> None:
         if self._version == self.limits.version:
             return
@@ -191,6 +197,8 @@ class QueueGate:
 
     def record(self, done: list[int], claimed: list[Claimed]) -> None:
         """Count the tasks just claimed and forget those just reported."""
+        if not self._columns and not self._mine:
+            return  # no limited queue: nothing to count (the common case)
         for task_id in done:
             column = self._mine.pop(task_id, None)
             if column is not None:

@@ -104,7 +104,7 @@ class WorkerLoop:
         if self.gate is None:
             return self.backend.finish_and_claim(self.worker_id, pending, release, limit,
                                                  self.lease_s)
-        done = [o.task_id for o in pending] + release
+        done = [o.task_id for o in pending] + release if self.gate.counting else []
         with self.gate.claiming(done) as queues:
             claimed = self.backend.finish_and_claim(self.worker_id, pending, release, limit,
                                                     self.lease_s, queues)

@@ -26,8 +26,8 @@ PRUNE_CHUNK = 5000
 # so the planner can use the partial index that holds only them.
 RARE_STATUSES = ("waiting", "failed", "cancelled")
 UNFINISHED_SQL = "('queued', 'running', 'waiting')"
-# The queues that have queued tasks, one index seek per queue (a loose index scan
-# of tasks_queue_ready): however many tasks a queue holds, it costs one step.
+# The unpaused queues that have queued tasks, one index seek per queue (a loose
+# index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """
 WITH RECURSIVE q(name) AS (
     SELECT (SELECT queue FROM tasks WHERE status = 'queued' ORDER BY queue LIMIT 1)
@@ -37,6 +37,7 @@ WITH RECURSIVE q(name) AS (
       FROM q WHERE q.name IS NOT NULL
 )
 SELECT name FROM q WHERE name IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = q.name)
 """
 # What a claim returns: the Claimed fields, then the claim order's keys.
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
@@ -197,13 +198,17 @@ class SqlBackend(Backend):
         """
         only = queues.only if queues is not None else None
         caps = queues.caps if queues is not None else {}
-        names = sorted(only) if only is not None else [
-            r[0] for r in self._run(conn, QUEUED_QUEUES).fetchall()]
-        paused = {r[0] for r in self._run(conn, "SELECT queue FROM paused_queues").fetchall()}
+        if only is None:
+            names = [r[0] for r in self._run(conn, QUEUED_QUEUES).fetchall()]
+        else:
+            paused = {r[0] for r in self._run(conn, "SELECT queue FROM paused_queues").fetchall()}
+            names = sorted(only - paused)
+        if not caps:
+            return [(name, limit) for name in names]
         targets = []
         for name in names:
             n = min(limit, caps.get(name, limit))
-            if n > 0 and name not in paused:
+            if n > 0:
                 targets.append((name, n))
         return targets
 
