@@ -66,7 +66,7 @@ def test_concurrency_one_never_runs_two_tasks_of_that_queue_at_once(
 
 def test_worker_with_queues_runs_only_those_queues(database, engine_client, make_daemon):
     q1, q2, plain = _enqueue("q1", 10), _enqueue("q2", 10), _enqueue("default", 10)
-    make_daemon("worker", args=("--queues", "q2"), database=database, workers=2)
+    make_daemon("worker", extra_args=("--queues", "q2"), database=database, workers=2)
     poll_until(lambda: _counts(engine_client, "q2") == {"succeeded": 10}, timeout=60,
                message=lambda: str(engine_client.backend.counts()))
     assert _counts(engine_client, "q1") == {"queued": 10}
@@ -82,7 +82,7 @@ def test_library_queue_is_not_claimed_by_a_worker_daemon_unless_named(
     poll_until(lambda: _counts(engine_client, "default") == {"succeeded": 5}, timeout=60)
     assert _counts(engine_client, "library") == {"queued": 5}
 
-    make_daemon("worker", args=("--queues", "library"), config=other_settings("named"))
+    make_daemon("worker", extra_args=("--queues", "library"), config=other_settings("named"))
     poll_until(lambda: _counts(engine_client, "library") == {"succeeded": 5}, timeout=60,
                message=lambda: str(engine_client.backend.counts()))
     assert len(library) == len(plain)
@@ -111,7 +111,7 @@ def _stream_then_pause(client, pause) -> None:
 
 def test_pause_from_the_cli_is_honoured_by_another_daemon_within_a_second(
         database, engine_client, engine_settings, make_daemon, other_settings):
-    make_daemon("worker", args=("--queues", "flow"), config=other_settings("b", workers=2))
+    make_daemon("worker", extra_args=("--queues", "flow"), config=other_settings("b", workers=2))
 
     def pause():
         result = _cli(engine_settings, "queue", "pause", "flow")
@@ -125,7 +125,7 @@ def test_pause_from_the_api_is_honoured_by_another_daemon_within_a_second(
         database, engine_client, make_daemon, other_settings):
     web = make_daemon(database=database, workers=1, queues={"flow": {"concurrency": 0}})
     poll_until(lambda: _healthy(web.base_url), timeout=30, message=web.read_log)
-    make_daemon("worker", args=("--queues", "flow"), config=other_settings("b", workers=2))
+    make_daemon("worker", extra_args=("--queues", "flow"), config=other_settings("b", workers=2))
 
     def pause():
         response = requests.post(f"{web.base_url}/api/queues/flow/pause", timeout=10)
