@@ -64,6 +64,23 @@ def test_concurrency_one_never_runs_two_tasks_of_that_queue_at_once(
     assert any(b[0] < a[1] for a, b in zip(other_spans, other_spans[1:]))
 
 
+def test_batched_claims_of_fast_tasks_never_exceed_the_queue_concurrency(
+        database, engine_client, make_daemon):
+    make_daemon(database=database, workers=4, queues={"pair": {"concurrency": 2}})
+    # Tasks this short are claimed in batches of up to 64: the limit must hold per batch.
+    ids = _enqueue("pair", 300, "timed", seconds=0.001)
+    poll_until(lambda: _counts(engine_client, "pair") == {"succeeded": 300}, timeout=90,
+               message=lambda: str(engine_client.backend.counts()))
+
+    events = sorted([(r["start"], 1) for r in _results(ids)] + [(r["end"], -1) for r in _results(ids)])
+    running, most = 0, 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    assert most <= 2
+    assert len({r["pid"] for r in _results(ids)}) >= 2
+
+
 def test_worker_with_queues_runs_only_those_queues(database, engine_client, make_daemon):
     q1, q2, plain = _enqueue("q1", 10), _enqueue("q2", 10), _enqueue("default", 10)
     make_daemon("worker", extra_args=("--queues", "q2"), database=database, workers=2)
