@@ -150,6 +150,8 @@ class QueueGate:
         self._limits: dict[str, int] = {}
         self._columns: dict[str, int] = {}
         self._mine: dict[int, int] = {}   # task id -> column, for tasks of limited queues
+        self._limited: list[str] = []     # limited queues this daemon may claim
+        self._caps_base: dict[str, int] = {}
         self._plain = QueueFilter()
 
     @property
@@ -164,18 +166,14 @@ class QueueGate:
         with self.limits.locked():
             self._version = self.limits.version
             self._limits, self._columns = self.limits.read()
-        only = self.routing.only
-        caps = {name: 0 for name in self.routing.excluded}
+        only, excluded = self.routing.only, self.routing.excluded
+        self._limited = [name for name, n in self._limits.items()
+                         if n > 0 and name not in excluded and (only is None or name in only)]
+        caps = {name: 0 for name in excluded}
         caps.update({name: 0 for name, n in self._limits.items() if n == 0})
         # Limited queues are claimed only under the lock; without it, none of them.
-        self._plain = QueueFilter(only, {**caps, **{n: 0 for n in self._limited()}})
+        self._plain = QueueFilter(only, {**caps, **{name: 0 for name in self._limited}})
         self._caps_base = caps
-
-    def _limited(self) -> list[str]:
-        only = self.routing.only
-        return [name for name, n in self._limits.items()
-                if n > 0 and name not in self.routing.excluded
-                and (only is None or name in only)]
 
     @contextmanager
     def claiming(self, done: list[int]) -> Iterator[QueueFilter]:
@@ -183,7 +181,7 @@ class QueueGate:
         worker gives up); holds the pool's lock when a limited queue may be claimed.
         Call :meth:`record` with the claim's result before leaving."""
         self._refresh()
-        limited = self._limited()
+        limited = self._limited
         if not limited:
             yield self._plain
             return
