@@ -10,10 +10,19 @@ from hopper.app import queue
 from webtools import Api, assert_error, _healthy
 
 
+class _PatientApi(Api):
+    """Requests wait up to 30 s: a PATCH fsyncs the settings file and its folder, and
+    the suite's daemons share two cores and one disk."""
+
+    def request(self, method: str, path: str, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return super().request(method, path, **kwargs)
+
+
 def _web(make_daemon, database, **overrides) -> Api:
     daemon = make_daemon(database=database, **overrides)
     poll_until(lambda: _healthy(daemon.base_url), timeout=30, message=daemon.read_log)
-    api = Api(daemon.base_url)
+    api = _PatientApi(daemon.base_url)
     api.daemon = daemon
     return api
 
