@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import psycopg
 import yaml
 
 from helpers import poll_until
@@ -95,8 +96,8 @@ class Daemon:
         mine = {p.pid for p in self.tree()}
         try:
             return [w for w in backend.live_workers() if w["pid"] in mine]
-        except sqlite3.OperationalError:  # no tables yet: the daemon is still starting
-            return []
+        except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+            return []  # no tables yet: the daemon is still starting
         finally:
             backend.close()
 

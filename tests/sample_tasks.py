@@ -83,3 +83,21 @@ def timed(seconds: float):
     start = time.time()
     time.sleep(seconds)
     return {"start": start, "end": time.time(), "pid": os.getpid()}
+@task(name="report_meta")
+def report_meta(release: str):
+    """Report a stage with set_meta, wait for the test to create ``release``, report again."""
+    from hopper.app.queue import set_meta
+
+    set_meta({"stage": "started", "pid": os.getpid()})
+    deadline = time.monotonic() + 60
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return set_meta({"stage": "finished"})
+
+
+@task(name="modules_loaded")
+def modules_loaded(names: list[str]):
+    """Which of these modules the worker process has imported."""
+    import sys
+
+    return {name: name in sys.modules for name in names}
