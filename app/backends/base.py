@@ -145,6 +145,7 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
     out = {column: values.get(column) for column in TASK_COLUMNS if column not in
            ("progress_done", "progress_total", "lease_until")}
     out["progress"] = {"done": None, "total": None}
+    out["history"] = []  # no attempt has ended yet
     out["children"] = {}
     return out
 
