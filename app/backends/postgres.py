@@ -38,7 +38,7 @@ class PostgresBackend(SqlBackend):
     """The multi-machine backend."""
 
     placeholder = "%s"
-    minute_sql = "FLOOR(finished_at / 60) * 60"
+    like = "ILIKE"
 
     def __init__(self, url: str):
         self.url = url
@@ -87,6 +87,12 @@ class PostgresBackend(SqlBackend):
     def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
         conn.execute(_LOCK_PARENTS, (task_ids,)).fetchall()
 
+    def prune_counters(self, now: float) -> None:
+        super().prune_counters(now)
+        with self._write() as conn:
+            for table in _FOLD:
+                conn.execute(fold_statement(table))
+
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)
 
@@ -104,3 +110,26 @@ class NotifyListener:
 
     def close(self) -> None:
         self._conn.close()
+
+
+# Counter rows of connections that are gone are added into shard 0 and removed,
+# so the counter tables stay as small as the number of live connections.
+_FOLD = {
+    "task_counts": (("queue", "status"), ("live", "entered", "created")),
+    "task_minutes": (("minute", "queue"), ("succeeded", "failed", "picked", "pickup_sum")),
+    "task_histograms": (("metric", "queue", "le"), ("n", "total")),
+}
+
+
+def fold_statement(table: str) -> str:
+    """Move the counter rows of ended connections of ``table`` into shard 0."""
+    keys, values = _FOLD[table]
+    key_list, value_list = ", ".join(keys), ", ".join(values)
+    sums = ", ".join(f"SUM({v})" for v in values)
+    updates = ", ".join(f"{v} = t.{v} + EXCLUDED.{v}" for v in values)
+    return (f"WITH gone AS (DELETE FROM {table} WHERE shard <> 0 AND shard NOT IN"
+            f" (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
+            f" RETURNING {key_list}, {value_list})"
+            f" INSERT INTO {table} AS t ({key_list}, shard, {value_list})"
+            f" SELECT {key_list}, 0, {sums} FROM gone GROUP BY {key_list}"
+            f" ON CONFLICT ({key_list}, shard) DO UPDATE SET {updates}")

@@ -14,6 +14,8 @@ from abc import abstractmethod
 from functools import lru_cache
 from typing import Any, ContextManager
 
+from hopper.app.backends.counters import CounterReads
+from hopper.app.backends.task_queries import TaskQueries
 from hopper.app.backends.base import (
     FINISHED, LIVE_WORKER_AGE_S, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome,
     TaskConflict, WorkerRow, task_dict,
@@ -22,9 +24,6 @@ from hopper.app.backends.base import (
 COLS = ", ".join(TASK_COLUMNS)
 STALE_WORKER_ROW_S = 3600
 PRUNE_CHUNK = 5000
-# Statuses few tasks are in at any time: written into listing queries as literals
-# so the planner can use the partial index that holds only them.
-RARE_STATUSES = ("waiting", "failed", "cancelled")
 UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
 INSERT = (
@@ -80,11 +79,10 @@ def insert_params(task: NewTask, now: float) -> tuple:
             task.timeout, task.unique_key, task.parent_id, task.continuation, now)
 
 
-class SqlBackend(Backend):
+class SqlBackend(CounterReads, TaskQueries, Backend):
     """Queue logic in portable SQL; subclasses provide the engine specifics."""
 
     placeholder = "?"
-    minute_sql = "CAST(finished_at / 60 AS INTEGER) * 60"
 
     # -- engine hooks ------------------------------------------------------
     @abstractmethod
@@ -280,24 +278,6 @@ class SqlBackend(Backend):
             task["progress"] = {"done": done, "total": sum(children.values())}
         return task
 
-    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None):
-        clauses, params = [], []
-        if status in RARE_STATUSES:
-            clauses.append(f"status = '{status}'")
-            status = None
-        for column, value in (("status", status), ("name", name), ("queue", queue),
-                              ("parent_id", parent_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if cursor is not None:
-            clauses.append("id < ?")
-            params.append(cursor)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT {COLS} FROM tasks {where} ORDER BY id DESC LIMIT ?",
-                          (*params, limit))
-        return [task_dict(r) for r in rows]
-
     def cancel(self, task_id: int) -> dict:
         with self._write() as conn:
             self._lock_parents_of(conn, [task_id])
@@ -339,23 +319,10 @@ class SqlBackend(Backend):
                       " finished_at = NULL WHERE id = ?", (time.time(), task_id))
         return self.get(task_id)
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for queue, status, n in self._read(
-                "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
-            out.setdefault(queue, {})[status] = n
-        return out
-
-    def throughput(self, minutes: int) -> list[dict]:
-        rows = self._read(
-            f"SELECT {self.minute_sql} AS minute, status, count(*) FROM tasks"
-            " WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
-            f" GROUP BY {self.minute_sql}, status ORDER BY 1", (time.time() - minutes * 60,))
-        return [{"minute": int(m), "status": s, "count": n} for m, s, n in rows]
-
     def recent_failures(self, limit: int) -> list[dict]:
+        # Newest by id: the partial index of failed tasks answers it without a sort.
         rows = self._read(f"SELECT {COLS} FROM tasks WHERE status = 'failed'"
-                          " ORDER BY finished_at DESC LIMIT ?", (limit,))
+                          " ORDER BY id DESC LIMIT ?", (limit,))
         return [task_dict(r) for r in rows]
 
     def prune(self, succeeded_before: float, failed_before: float) -> int:
@@ -372,6 +339,7 @@ class SqlBackend(Backend):
             with self._write() as conn:
                 deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
+        self.prune_counters(time.time())
         with self._write() as conn:
             # Rows of workers whose daemon was killed: long past any liveness check.
             self._run(conn, "DELETE FROM workers WHERE heartbeat_at < ?",
