@@ -14,7 +14,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     """The app factory. Without ``settings`` it uses this process's queue client,
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
     from hopper.app.web import (
-        api_library, api_system, api_tasks, auth, errors, metrics, openapi, ui,
+        api_dashboard, api_library, api_system, api_tasks, auth, errors, metrics, openapi, ui,
     )
 
     client = queue.configure(settings) if settings is not None else queue.client()
@@ -32,7 +32,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     app.json.sort_keys = False
     errors.register(app)
     auth.register(app)
-    for module in (api_tasks, api_system, api_library, openapi, metrics, ui):
+    for module in (api_dashboard, api_tasks, api_system, api_library, openapi, metrics, ui):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, csrf_field=auth.CSRF_FIELD)
     app.jinja_env.filters["when"] = _when

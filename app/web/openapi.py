@@ -98,6 +98,24 @@ SCHEMAS = {
         "throughput": {"type": "array", "items": _obj(
             {"minute": INT, "status": STR, "count": INT}, ["minute", "status", "count"])},
         "window_minutes": INT}, ["queues", "throughput", "window_minutes"]),
+    "BulkRequest": _obj({
+        "action": {"type": "string", "enum": ["retry", "cancel", "delete"]},
+        "ids": {"type": "array", "minItems": 1, "maxItems": 10000, "items": ID},
+        "filter": _obj({"status": {"type": "string", "enum": list(STATUSES)},
+                        "name": {**STR, "minLength": 1, "maxLength": 500},
+                        "queue": {**STR, "minLength": 1, "maxLength": 500},
+                        "q": {**STR, "minLength": 1, "maxLength": 500}},
+                       minProperties=1, additionalProperties=False),
+        "dry_run": {"type": "boolean", "description": "Only count what would be changed"},
+    }, ["action"], additionalProperties=False,
+        description="Either ids or filter. retry: failed or cancelled tasks; cancel: queued, "
+                    "running or waiting ones; delete: finished ones only"),
+    "BulkResult": _obj({"matched": INT, "changed": INT, "limit": INT}, ["matched", "changed"]),
+    "Throughput": _obj({
+        "minutes": {"type": "array", "items": _obj({
+            "minute": INT, "queue": STR, "succeeded": INT, "failed": INT, "picked": INT,
+            "pickup_ms": _null(NUM)}, ["minute", "queue", "succeeded", "failed", "picked"])},
+        "window_minutes": INT, "now": NUM}, ["minutes", "window_minutes"]),
     "Worker": _obj({"id": STR, "pid": INT, "state": STR, "task_id": _null(INT),
                     "cpu_percent": _null(NUM), "rss_bytes": _null(INT), "started_at": NUM},
                    ["id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at"]),
@@ -153,6 +171,7 @@ PATHS = {
                                                 **_errors(400)},
                    [_query("status", {"type": "string", "enum": list(STATUSES)}),
                     _query("name", STR), _query("queue", STR), _query("parent_id", ID),
+                    {**_query("q", STR), "description": "Text in the name, args or error"},
                     LIMIT, CURSOR], operation_id="listTasks"),
     },
     "/api/tasks/batch": {"post": {
@@ -161,6 +180,15 @@ PATHS = {
             "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
             "items": _ref("EnqueueRequest")}}}},
         "responses": {"201": _json(_ref("BatchResult"), "Created"), **_errors(400, 413)}}},
+    "/api/tasks/bulk": {"post": _op(
+        "Retry, cancel or delete the given tasks, or up to 10,000 matching a filter",
+        {"200": _json(_ref("BulkResult"), "Done (or counted, with dry_run)"), **_errors(400, 413)},
+        body="BulkRequest", operation_id="bulkTasks")},
+    "/api/throughput": {"get": _op(
+        "Per minute and queue: tasks succeeded, failed, picked up, mean pickup latency",
+        {"200": _json(_ref("Throughput"), "Per-minute rows"), **_errors(400)},
+        [_query("minutes", {**INT, "minimum": 1, "maximum": 1440, "default": 60})],
+        operation_id="getThroughput")},
     "/api/tasks/{id}": {"get": _op(
         "One task with progress and children counts",
         {"200": _json(_ref("Task"), "The task"), **_errors(400, 404)}, [TASK_ID_PARAM],

@@ -12,8 +12,8 @@ from flask import (
 
 from hopper.app import queue
 from hopper.app.backends.base import STATUSES, TaskConflict
-from hopper.app.web import auth, inputs
-from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
+from hopper.app.web import auth, inputs, task_view
+from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
@@ -26,36 +26,66 @@ def _backend():
 
 @bp.get("/")
 def overview():
-    """Queue counts, live workers and recent failures."""
-    backend = _backend()
-    return render_template("overview.html", queues=backend.counts(), workers=live_workers(),
-                           failures=backend.recent_failures(10))
+    """Queue cards, charts, workers and failures; dashboard.js fills and refreshes them."""
+    return render_template("overview.html")
+
+
+def _known_count(filters: dict) -> int | None:
+    """The number of tasks matching a status/queue filter, from the counters."""
+    if filters["name"] or filters["q"] or filters["parent_id"]:
+        return None
+    if not filters["status"] and not filters["queue"]:
+        return None
+    counts = _backend().counts()
+    queues = [filters["queue"]] if filters["queue"] else list(counts)
+    return sum(n for q in queues for s, n in counts.get(q, {}).items()
+               if filters["status"] in (None, s))
 
 
 @bp.get("/tasks")
 def tasks():
-    """A filterable, paged task list."""
+    """A filterable, searchable, paged task list with bulk actions."""
     try:
         limit = inputs.query_limit()
         filters = {"status": inputs.query_text("status", STATUSES),
                    "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
-                   "parent_id": inputs.query_int("parent_id")}
+                   "q": inputs.query_text("q"), "parent_id": inputs.query_int("parent_id")}
         cursor = inputs.query_int("cursor")
     except ApiError as exc:
         abort(400, exc.detail)
-    rows = _backend().list(**filters, limit=limit + 1, cursor=cursor)
-    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
-    return render_template("tasks.html", tasks=rows[:limit], filters=filters,
-                           statuses=STATUSES, next_cursor=next_cursor, limit=limit)
+    rows, next_cursor = _backend().page(limit=limit, cursor=cursor, **filters)
+    bulk_filter = {k: v for k, v in filters.items() if v and k != "parent_id"}
+    if filters["parent_id"]:
+        bulk_filter = {}  # the bulk API filters by status, name, queue and text only
+    return render_template("tasks.html", tasks=rows, filters=filters, statuses=STATUSES,
+                           next_cursor=next_cursor, cursor=cursor, limit=limit,
+                           bulk_filter=bulk_filter, known_count=_known_count(filters))
+
+
+CHILDREN_SHOWN = 50
 
 
 @bp.get("/tasks/<int:task_id>")
 def task(task_id: int):
-    """One task: fields, result or error, cancel and retry buttons."""
-    found = _backend().get(task_id) if task_id <= inputs.INT64_MAX else None
+    """One task: fields, progress, children, timeline, each attempt's traceback."""
+    backend = _backend()
+    found = backend.get(task_id) if task_id <= inputs.INT64_MAX else None
     if found is None:
         abort(404, f"no task {task_id}")
-    return render_template("task.html", task=found)
+    children = backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1) if found["children"] else []
+    done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
+    percent = min(100, round(100 * done / total)) if total else 0
+    attempts = task_view.attempts(found)
+    return render_template("task.html", task=found, percent=percent, attempts=attempts,
+                           timeline=task_view.timeline(found, attempts),
+                           children=children[:CHILDREN_SHOWN],
+                           children_more=len(children) > CHILDREN_SHOWN)
+
+
+@bp.get("/schedules")
+def schedules():
+    """Schedule entries; dashboard.js reads GET /api/schedules."""
+    return render_template("schedules.html")
 
 
 @bp.post("/tasks/<int:task_id>/<any(cancel, retry):action>")
