@@ -351,7 +351,10 @@
       selectedButton.disabled = n === 0;
       matchingButton.textContent = verb + " all matching the filter";
     }
-    function describe(f) { return Object.keys(f).map(function (k) { return k + "=" + f[k]; }).join(", "); }
+    function describe(f) {
+      return ["status", "name", "queue", "q"].filter(function (k) { return f[k]; })
+        .map(function (k) { return k + "=" + f[k]; }).join(", ");
+    }
     function ask(text, request) {
       pending = request;
       question.textContent = text;
