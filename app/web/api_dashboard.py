@@ -44,6 +44,8 @@ def _bulk_filter(body: dict) -> dict | None:
         raise bad_request("invalid filter", f"unknown filter key(s): {', '.join(unknown)}")
     chosen = {k: inputs.field_text(raw, k, 500) for k in FILTER_KEYS}
     chosen = {k: v for k, v in chosen.items() if v is not None}
+    if any("\x00" in v for v in chosen.values()):
+        raise bad_request("invalid filter", "filter text cannot contain NUL characters")
     if not chosen:
         # "Everything" is never the meaning of an empty filter (sidekiq #3243).
         raise bad_request("empty filter", f"name at least one of {', '.join(FILTER_KEYS)}")
@@ -62,7 +64,7 @@ def bulk():
     if unknown:
         raise bad_request("unknown field", f"unknown field(s): {', '.join(unknown)}")
     action = body.get("action")
-    if action not in BULK_ACTIONS:
+    if not isinstance(action, str) or action not in BULK_ACTIONS:
         raise bad_request("invalid action", f"action must be one of {', '.join(BULK_ACTIONS)}")
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):

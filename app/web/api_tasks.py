@@ -120,11 +120,14 @@ def list_tasks():
     per page, so a page may hold fewer than ``limit`` tasks while ``next_cursor``
     says older ones remain to be searched.
     """
+    q = inputs.query_text("q")
+    if q is not None and "\x00" in q:
+        raise bad_request("invalid q", "q cannot contain NUL characters")
     page, next_cursor = _backend().page(
         limit=inputs.query_limit(), cursor=inputs.query_int("cursor"),
         status=inputs.query_text("status", STATUSES), name=inputs.query_text("name"),
         queue=inputs.query_text("queue"), parent_id=inputs.query_int("parent_id"),
-        q=inputs.query_text("q"))
+        q=q)
     return jsonify(tasks=page, next_cursor=next_cursor)
 
 
