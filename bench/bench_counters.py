@@ -8,6 +8,10 @@ enqueue ``--n`` tasks in batches of 500, then claim and finish them in
 batches of 10 through ``finish_and_claim`` (the worker loop's group commit).
 
     python bench/bench_counters.py [--n 20000] [--runs 3] [--durability normal]
+    python bench/bench_counters.py --postgres postgresql://postgres@127.0.0.1:5432/test
+
+With ``--postgres URL`` each run uses a fresh database created on that server
+(the statement-level triggers of migration postgres/0007).
 """
 from __future__ import annotations
 
@@ -23,18 +27,43 @@ sys.path.insert(0, str(REPO))
 
 TRIGGERS = ("tasks_counted_insert", "tasks_counted_move", "tasks_counted_delete",
             "tasks_counted_pickup", "tasks_counted_finish")
+PG_TRIGGERS = ("tasks_counted_insert", "tasks_counted_update", "tasks_counted_delete")
 
 
-def one_run(folder: Path, n: int, durability: str, triggers: bool) -> tuple[float, float]:
+def _postgres_database(admin_url: str):
+    """A fresh database on the server of ``admin_url``: (url, drop)."""
+    import uuid
+
+    import psycopg
+
+    name = f"hopper_bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(admin_url, autocommit=True)
+    admin.execute(f"CREATE DATABASE {name}")
+
+    def drop():
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+    return admin_url.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def one_run(folder: Path, n: int, durability: str, triggers: bool,
+            postgres: str | None = None) -> tuple[float, float]:
     from hopper.app.backends.base import NewTask, Outcome
+    from hopper.app.backends.postgres import PostgresBackend
     from hopper.app.backends.sqlite import SqliteBackend
 
-    backend = SqliteBackend(f"sqlite:///{folder / ('on' if triggers else 'off')}-{time.time_ns()}.db",
-                            durability)
+    drop = None
+    if postgres:
+        url, drop = _postgres_database(postgres)
+        backend = PostgresBackend(url)
+    else:
+        backend = SqliteBackend(
+            f"sqlite:///{folder / ('on' if triggers else 'off')}-{time.time_ns()}.db", durability)
     backend.migrate()
     if not triggers:
-        for name in TRIGGERS:
-            backend._conn().execute(f"DROP TRIGGER {name}")
+        for name in PG_TRIGGERS if postgres else TRIGGERS:
+            backend._conn().execute(f"DROP TRIGGER {name}" + (" ON tasks" if postgres else ""))
     start = time.perf_counter()
     for low in range(0, n, 500):
         backend.enqueue([NewTask(name="echo", args={"i": i}) for i in range(low, min(n, low + 500))])
@@ -47,6 +76,8 @@ def one_run(folder: Path, n: int, durability: str, triggers: bool) -> tuple[floa
         claimed = backend.finish_and_claim("bench:1-0", outcomes, [], 10 if done < n else 0, 30)
     drained = time.perf_counter()
     backend.close()
+    if drop is not None:
+        drop()
     return n / (enqueued - start), n / (drained - enqueued)
 
 
@@ -55,13 +86,16 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--durability", default="normal", choices=("full", "normal"))
+    parser.add_argument("--postgres", help="admin URL of a PostgreSQL server to run on instead")
     args = parser.parse_args()
     results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="hopper-counters-") as tmp:
         for _ in range(args.runs):
             for triggers in (False, True):
-                results[triggers].append(one_run(Path(tmp), args.n, args.durability, triggers))
-    print(f"| counting triggers (n={args.n}, durability {args.durability}, median of {args.runs}) "
+                results[triggers].append(
+                    one_run(Path(tmp), args.n, args.durability, triggers, args.postgres))
+    engine = "PostgreSQL" if args.postgres else f"SQLite, durability {args.durability}"
+    print(f"| counting triggers ({engine}, n={args.n}, median of {args.runs}) "
           "| enqueue tasks/s | claim+finish tasks/s |")
     print("|---|---:|---:|")
     for triggers in (False, True):

@@ -191,7 +191,7 @@ def targets(ids: dict) -> list[tuple[str, str, dict | None]]:
 
 
 def measure(port: int, plan, rounds: int) -> dict[str, list[float]]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
     times: dict[str, list[float]] = {}
     for round_ in range(rounds + 1):
         for method, path, body in plan:
