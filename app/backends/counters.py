@@ -58,6 +58,17 @@ class CounterReads:
                     totals[key] = totals.get(key, 0) + row[status]
         return [{"minute": m, "status": s, "count": n} for (m, s), n in sorted(totals.items())]
 
+    def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
+        """Per queue, tasks succeeded and failed per minute over the last ``minutes``:
+        ``{queue: [{minute, succeeded, failed}]}``, oldest minute first (minutes
+        with neither left out)."""
+        out: dict[str, list[dict]] = {}
+        for row in self.minutes(time.time() - minutes * 60):
+            if row["succeeded"] or row["failed"]:
+                out.setdefault(row["queue"], []).append(
+                    {"minute": row["minute"], "succeeded": row["succeeded"], "failed": row["failed"]})
+        return out
+
     def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:
         """``{queue: [(le, n, sum), ...]}``: non-cumulative buckets of ``metric``
         ('pickup' or 'duration'), ``le`` ascending, infinity last."""
