@@ -65,7 +65,7 @@ def start(folder: Path) -> tuple[subprocess.Popen, str]:
         "tasks": {"modules": ["sample_tasks"]},
         "queues": {"library": {"concurrency": 1}},
         "schedules": [{"name": "echo", "every": "30s", "args": {"ping": True}},
-                      {"name": "echo", "cron": "0 3 * * *"}],
+                      {"name": "sleep", "cron": "0 3 * * *", "args": {"seconds": 1}}],
     }, sort_keys=False))
     env = {**os.environ, "HOPPER_CONFIG": str(config),
            "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -423,7 +423,8 @@
       if (!entries.length) body.appendChild(el("tr", {}, [el("td", {colspan: "8", cls: "muted",
         text: "No schedules. Add entries under schedules: in settings.yaml."})]));
       entries.forEach(function (s) {
-        var rule = s.cron ? "cron " + s.cron : (s.every !== undefined && s.every !== null ? "every " + s.every : "—");
+        var rule = s.cron ? "cron " + s.cron : (typeof s.every === "number" ? "every " + fmtDuration(s.every) :
+          (s.every ? "every " + s.every : "—"));
         var last = s.last_task_id ? el("a", {href: "/tasks/" + s.last_task_id, text: "#" + s.last_task_id}) : el("span", {cls: "muted", text: "—"});
         body.appendChild(el("tr", {"data-schedule": s.name}, [
           el("td", {text: s.name}), el("td", {text: rule}),
