@@ -152,7 +152,7 @@ def start_daemon(folder: Path) -> tuple[subprocess.Popen, int]:
         "database": "sqlite:///data/hopper.db", "workers": 2,
         "server": {"bind": f"127.0.0.1:{port}", "threads": 4},
         "retention": {"succeeded": "3650d", "failed": "3650d"},
-        "schedules": [{"name": "echo", "every": "1h"}, {"name": "echo", "cron": "0 3 * * *"}],
+        "schedules": [{"name": "echo", "every": "1h"}, {"name": "sleep", "cron": "0 3 * * *", "args": {"seconds": 1}}],
     }))
     out = open(folder / "daemon.log", "ab")
     process = subprocess.Popen([sys.executable, str(REPO / "run.py"), "--config", str(config)],
