@@ -137,7 +137,7 @@ def refs(db: Path) -> dict:
     conn = sqlite3.connect(db)
     try:
         failed = conn.execute("SELECT max(id) FROM tasks WHERE status = 'failed'").fetchone()[0]
-        parent = conn.execute("SELECT id FROM tasks WHERE name = 'library.scan' ORDER BY id DESC"
+        parent = conn.execute("SELECT parent_id FROM tasks WHERE parent_id IS NOT NULL"
                               " LIMIT 1").fetchone()[0]
         total = conn.execute("SELECT SUM(live) FROM task_counts").fetchone()[0]
     finally:
@@ -178,7 +178,7 @@ def targets(ids: dict) -> list[tuple[str, str, dict | None]]:
     return [
         ("GET", "/", None), ("GET", "/tasks", None), ("GET", "/tasks?status=failed", None),
         ("GET", "/tasks?queue=video&status=succeeded", None), ("GET", "/tasks?name=resize", None),
-        ("GET", "/tasks?q=ValueError", None), ("GET", f"/tasks/{ids['failed']}", None),
+        ("GET", "/tasks?q=ValueError", None), ("GET", "/tasks?q=no-such-text", None), ("GET", f"/tasks/{ids['failed']}", None),
         ("GET", f"/tasks/{ids['parent']}", None), ("GET", "/schedules", None),
         ("GET", "/settings", None),
         ("GET", "/api/queues", None), ("GET", "/api/throughput?minutes=60", None),
