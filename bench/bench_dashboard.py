@@ -178,7 +178,8 @@ def targets(ids: dict) -> list[tuple[str, str, dict | None]]:
     return [
         ("GET", "/", None), ("GET", "/tasks", None), ("GET", "/tasks?status=failed", None),
         ("GET", "/tasks?queue=video&status=succeeded", None), ("GET", "/tasks?name=resize", None),
-        ("GET", "/tasks?q=ValueError", None), ("GET", "/tasks?q=no-such-text", None), ("GET", f"/tasks/{ids['failed']}", None),
+        ("GET", "/tasks?q=ValueError", None), ("GET", "/tasks?q=no-such-text", None),
+        ("GET", f"/tasks/{ids['failed']}", None),
         ("GET", f"/tasks/{ids['parent']}", None), ("GET", "/schedules", None),
         ("GET", "/settings", None),
         ("GET", "/api/queues", None), ("GET", "/api/throughput?minutes=60", None),
