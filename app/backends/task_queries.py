@@ -12,7 +12,7 @@ import time
 
 from hopper.app.backends.base import FINISHED, UNFINISHED, TaskConflict, task_dict
 
-LIST_SCAN_WINDOW = 50_000
+LIST_SCAN_WINDOW = 20_000
 BULK_LIMIT = 10_000          # a filter touches at most this many tasks per call
 BULK_CHUNK = 500             # ids per write transaction: keeps the write lock short
 BULK_ACTIONS = {"retry": ("failed", "cancelled"), "cancel": UNFINISHED, "delete": FINISHED}
