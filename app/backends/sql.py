@@ -17,8 +17,8 @@ from typing import Any, ContextManager
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.task_queries import TaskQueries
 from hopper.app.backends.base import (
-    FINISHED, LIVE_WORKER_AGE_S, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome,
-    TaskConflict, WorkerRow, task_dict,
+    FINISHED, LIVE_WORKER_AGE_S, MAX_META_BYTES, TASK_COLUMNS, UNFINISHED, Backend, Claimed,
+    NewTask, Outcome, TaskConflict, WorkerRow, task_dict,
 )
 
 COLS = ", ".join(TASK_COLUMNS)
@@ -28,8 +28,10 @@ UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
-    " unique_key, parent_id, continuation, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " unique_key, parent_id, continuation, created_at, tags, meta)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_INSERT_TAG = "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)"
 _INSERT_UNIQUE = INSERT + (
     " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
     f" AND status IN {UNFINISHED_SQL} DO NOTHING RETURNING id"
@@ -76,13 +78,15 @@ def insert_params(task: NewTask, now: float) -> tuple:
     args = task.args_json if task.args_json is not None else json.dumps(task.args)
     return (task.queue, task.name, args, task.priority,
             task.run_after if task.run_after is not None else now, task.max_attempts,
-            task.timeout, task.unique_key, task.parent_id, task.continuation, now)
+            task.timeout, task.unique_key, task.parent_id, task.continuation, now,
+            json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
 
 
 class SqlBackend(CounterReads, TaskQueries, Backend):
     """Queue logic in portable SQL; subclasses provide the engine specifics."""
 
     placeholder = "?"
+    row_lock = ""  # appended to a SELECT that reads a row it is about to update
 
     # -- engine hooks ------------------------------------------------------
     @abstractmethod
@@ -151,6 +155,13 @@ class SqlBackend(CounterReads, TaskQueries, Backend):
             conn, f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {UNFINISHED_SQL}",
             (task.unique_key,)).fetchone()
         return existing[0], False
+
+    def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
+        """Index the tags of the tasks just created (a unique_key hit adds none)."""
+        rows = [(tag, task_id) for task, (task_id, created) in zip(tasks, results) if created
+                for tag in task.tags]
+        if rows:
+            self._run_many(conn, _INSERT_TAG, rows)
 
     # -- consuming ---------------------------------------------------------
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
@@ -263,6 +274,20 @@ class SqlBackend(CounterReads, TaskQueries, Backend):
         with self._write() as conn:
             self._run(conn, "UPDATE tasks SET progress_done = ?, progress_total = ? WHERE id = ?",
                       (done, total, task_id))
+
+    def set_meta(self, task_id: int, values: dict) -> dict:
+        with self._write() as conn:
+            row = self._run(conn, f"SELECT meta FROM tasks WHERE id = ?{self.row_lock}",
+                            (task_id,)).fetchone()
+            if row is None:
+                raise KeyError(task_id)
+            meta = {**(json.loads(row[0]) if row[0] else {}), **values}
+            text = json.dumps(meta, allow_nan=False)
+            if len(text.encode()) > MAX_META_BYTES:
+                raise ValueError(f"meta would be {len(text.encode())} bytes as JSON;"
+                                 f" at most {MAX_META_BYTES} are kept")
+            self._run(conn, "UPDATE tasks SET meta = ? WHERE id = ?", (text, task_id))
+        return meta
 
     # -- managing ----------------------------------------------------------
     def get(self, task_id: int) -> dict | None:

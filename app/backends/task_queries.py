@@ -18,6 +18,8 @@ BULK_CHUNK = 500             # ids per write transaction: keeps the write lock s
 BULK_ACTIONS = {"retry": ("failed", "cancelled"), "cancel": UNFINISHED, "delete": FINISHED}
 # Statuses served by a partial index (see migrations): listing them needs no window.
 INDEXED_STATUSES = ("waiting", "failed", "cancelled")
+# Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
+TAG_COUNT_CAP = 1000
 
 
 def _marks(values) -> str:
@@ -56,32 +58,61 @@ class TaskQueries:
             params += [pattern] * 3
         return clauses, params
 
-    def _select(self, clauses: list[str], params: list, limit: int) -> list[dict]:
+    def _select(self, clauses: list[str], params: list, limit: int, source: str = "tasks",
+                order: str = "id") -> list[dict]:
         from hopper.app.backends.sql import COLS
 
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT {COLS} FROM tasks {where} ORDER BY id DESC LIMIT ?",
+        rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
                           (*params, limit))
         return [task_dict(r) for r in rows]
 
     def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None,
-             q=None):
-        clauses, params = self._filters(status, name, queue, parent_id, q)
+             q=None, tags=None):
+        clauses, params = [], []
+        source, order = self._tag_filter(tags, clauses, params) if tags else ("tasks", "id")
+        more, more_params = self._filters(status, name, queue, parent_id, q)
+        clauses += more
+        params += more_params
         if cursor is not None:
-            clauses.append("id < ?")
+            clauses.append(f"{order} < ?")
             params.append(cursor)
-        return self._select(clauses, params, limit)
+        return self._select(clauses, params, limit, source, order)
 
-    def page(self, limit: int = 50, cursor: int | None = None, **filters) -> tuple[list[dict], int | None]:
+    def _tag_filter(self, tags: list[str], clauses: list, params: list) -> tuple[str, str]:
+        """Add the conditions of a tag filter; return the listing's source and order.
+
+        The rarest tag's index entries are walked newest first; every further tag
+        is one primary-key probe per candidate. (A scalar subquery, not EXISTS:
+        PostgreSQL turns EXISTS into a hash join over every task of a common tag.)
+        """
+        first, *others = self._rarest_first(tags) if len(tags) > 1 else tags
+        clauses.append("g.tag = ?")
+        params.append(first)
+        for tag in others:
+            clauses.append("(SELECT 1 FROM task_tags h"
+                           " WHERE h.tag = ? AND h.task_id = g.task_id) IS NOT NULL")
+            params.append(tag)
+        return "task_tags g JOIN tasks ON tasks.id = g.task_id", "g.task_id"
+
+    def _rarest_first(self, tags: list[str]) -> list[str]:
+        """The tags ordered by how many tasks carry them, counted up to a cap."""
+        counts = {tag: self._read(
+            "SELECT count(*) FROM (SELECT 1 FROM task_tags WHERE tag = ? LIMIT ?) capped",
+            (tag, TAG_COUNT_CAP))[0][0] for tag in set(tags)}
+        return sorted(tags, key=counts.__getitem__)
+
+    def page(self, limit: int = 50, cursor: int | None = None,
+             **filters) -> tuple[list[dict], int | None]:
         """One page newest first and the cursor of the next page (None: no more)."""
         scan = any(filters.get(k) for k in ("name", "queue", "q")) or (
             filters.get("status") is not None and filters["status"] not in INDEXED_STATUSES)
-        if not scan or filters.get("parent_id") is not None:
+        if not scan or filters.get("parent_id") is not None or filters.get("tags"):
             rows = self.list(**filters, limit=limit + 1, cursor=cursor)
             return rows[:limit], (rows[limit - 1]["id"] if len(rows) > limit else None)
         top = cursor if cursor is not None else (self._read("SELECT MAX(id) FROM tasks")[0][0] or 0) + 1
         low = max(top - LIST_SCAN_WINDOW, 0)
-        clauses, params = self._filters(**filters)
+        clauses, params = self._filters(**{k: v for k, v in filters.items() if k != "tags"})
         clauses += ["id < ?", "id >= ?"]
         rows = self._select(clauses, [*params, top, low], limit + 1)
         if len(rows) > limit:

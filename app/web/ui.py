@@ -10,11 +10,12 @@ from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from hopper.app import queue
+from hopper.app import queue, task_fields
 from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.web import auth, inputs, task_view
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
+from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -32,7 +33,7 @@ def overview():
 
 def _known_count(filters: dict) -> int | None:
     """The number of tasks matching a status/queue filter, from the counters."""
-    if filters["name"] or filters["q"] or filters["parent_id"]:
+    if filters["name"] or filters["q"] or filters["parent_id"] or filters["tag"]:
         return None
     if not filters["status"] and not filters["queue"]:
         return None
@@ -49,13 +50,18 @@ def tasks():
         limit = inputs.query_limit()
         filters = {"status": inputs.query_text("status", STATUSES),
                    "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
-                   "q": inputs.query_text("q"), "parent_id": inputs.query_int("parent_id")}
+                   "q": inputs.query_text("q"), "parent_id": inputs.query_int("parent_id"),
+                   "tag": inputs.query_text("tag")}
         cursor = inputs.query_int("cursor")
+        tags = [task_fields.check_tag(filters["tag"])] if filters["tag"] else None
     except ApiError as exc:
         abort(400, exc.detail)
-    rows, next_cursor = _backend().page(limit=limit, cursor=cursor, **filters)
-    bulk_filter = {k: v for k, v in filters.items() if v and k != "parent_id"}
-    if filters["parent_id"]:
+    except ValueError as exc:
+        abort(400, str(exc))
+    listed = {k: v for k, v in filters.items() if k != "tag"}
+    rows, next_cursor = _backend().page(limit=limit, cursor=cursor, tags=tags, **listed)
+    bulk_filter = {k: v for k, v in filters.items() if v and k in ("status", "name", "queue", "q")}
+    if filters["parent_id"] or filters["tag"]:
         bulk_filter = {}  # the bulk API filters by status, name, queue and text only
     return render_template("tasks.html", tasks=rows, filters=filters, statuses=STATUSES,
                            next_cursor=next_cursor, cursor=cursor, limit=limit,
@@ -108,7 +114,8 @@ def settings_page():
     current, load_error = settings_in_force()
     published = _backend().get_state("settings_error")
     error = (published or {}).get("error") or load_error
-    return render_template("settings.html", settings=public_settings(current), error=error)
+    return render_template("settings.html", settings=public_settings(current), error=error,
+                           flask_app_error=_backend().get_state(ERROR_STATE_KEY))
 
 
 def _library_index():
