@@ -143,3 +143,13 @@ def test_postgres_counter_rows_of_closed_connections_fold_into_one(pg_url):
     assert (second.counts(), second.totals()) == before
     assert len(shards) == 2 and 0 in shards  # the closed connection's rows are in shard 0
     second.close()
+
+
+def test_search_within_a_tag(engine_client):
+    backend = engine_client.backend
+    backend.enqueue([NewTask(name="echo", args={"path": "beach.jpg"}, tags=("user:1",)),
+                     NewTask(name="echo", args={"path": "beach.jpg"}, tags=("user:2",)),
+                     NewTask(name="echo", args={"path": "city.jpg"}, tags=("user:1",))])
+    page, cursor = backend.page(limit=10, q="beach", tags=["user:1"])
+    assert [(t["args"]["path"], t["tags"]) for t in page] == [("beach.jpg", ["user:1"])]
+    assert cursor is None
