@@ -159,13 +159,17 @@ class TaskQueries:
 
     def _bulk_delete(self, ids: list[int]) -> int:
         with self._write() as conn:
-            return self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
-                             f" AND status IN ('succeeded', 'failed', 'cancelled')", ids).rowcount
+            deleted = self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
+                                f" AND status IN ('succeeded', 'failed', 'cancelled')", ids).rowcount
+            # The attempt history goes with its task, as when retention prunes it.
+            self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({_marks(ids)})"
+                      " AND task_id NOT IN (SELECT id FROM tasks)", ids)
+            return deleted
 
     def _bulk_cancel(self, ids: list[int]) -> int:
         changed, parents = 0, set()
         with self._write() as conn:
-            self._lock_parents_of(conn, ids)
+            self._lock_ancestors(conn, ids, include_self=True)
             for task_id in ids:
                 row = self._run(conn, "SELECT status, parent_id FROM tasks WHERE id = ?",
                                 (task_id,)).fetchone()
@@ -190,9 +194,10 @@ class TaskQueries:
         if plain:
             with self._write() as conn:
                 changed = self._run(
+                    # The same change as ``retry`` makes to a task without children.
                     conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
                     " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
-                    f" finished_at = NULL WHERE id IN ({_marks(plain)})"
+                    f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
                     " AND status IN ('failed', 'cancelled')", (time.time(), *plain)).rowcount
         for task_id in sorted(special):
             try:

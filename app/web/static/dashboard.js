@@ -396,49 +396,6 @@
     label();
   }
 
-  // -- schedules -------------------------------------------------------------
-  function schedulesPage() {
-    var body = document.querySelector("#schedules-table tbody");
-    var note = document.getElementById("schedules-note");
-    var poller;
-    function act(name, action) {
-      api("POST", "/api/schedules/" + encodeURIComponent(name) + "/" + action, {}).then(function (r) {
-        note.textContent = r.ok ? name + ": " + action + " done" : name + ": " + errorText(r);
-        poller.now();
-      });
-    }
-    function button(text, name, action) {
-      var b = el("button", {type: "button", text: text});
-      b.addEventListener("click", function () { act(name, action); });
-      return b;
-    }
-    function render(result) {
-      clear(body);
-      if (!result.ok) {
-        note.textContent = "Schedules: " + errorText(result);
-        body.appendChild(el("tr", {}, [el("td", {colspan: "8", cls: "muted", text: "not available"})]));
-        return;
-      }
-      var entries = Array.isArray(result.body) ? result.body : (result.body.schedules || []);
-      if (!entries.length) body.appendChild(el("tr", {}, [el("td", {colspan: "8", cls: "muted",
-        text: "No schedules. Add entries under schedules: in settings.yaml."})]));
-      entries.forEach(function (s) {
-        var rule = s.cron ? "cron " + s.cron : (typeof s.every === "number" ? "every " + fmtDuration(s.every) :
-          (s.every ? "every " + s.every : "—"));
-        var last = s.last_task_id ? el("a", {href: "/tasks/" + s.last_task_id, text: "#" + s.last_task_id}) : el("span", {cls: "muted", text: "—"});
-        body.appendChild(el("tr", {"data-schedule": s.name}, [
-          el("td", {text: s.name}), el("td", {text: rule}),
-          el("td", {}, [el("code", {text: JSON.stringify(s.args || {})})]),
-          el("td", {}, [s.paused ? el("span", {cls: "badge s-paused", text: "paused"}) : el("span", {cls: "badge s-running", text: "active"})]),
-          el("td", {text: fmtTime(s.last_slot)}), el("td", {text: s.paused ? "— (paused)" : fmtTime(s.next_slot)}),
-          el("td", {}, [last]),
-          el("td", {}, [button("Run now", s.name, "run"), " ",
-                        s.paused ? button("Resume", s.name, "resume") : button("Pause", s.name, "pause")])]));
-      });
-    }
-    poller = Poller(function () { return api("GET", "/api/schedules").then(render); }, REFRESH_MS);
-  }
-
   // -- settings: running count, reload error, per-queue concurrency ------------
   function settingsPage() {
     var running = document.getElementById("workers-running");
@@ -486,7 +443,7 @@
   }
 
   var page = document.querySelector("[data-page]");
-  var pages = {overview: overviewPage, schedules: schedulesPage, settings: settingsPage};
+  var pages = {overview: overviewPage, settings: settingsPage};
   if (page && pages[page.dataset.page]) pages[page.dataset.page]();
   if (document.getElementById("bulkbar")) tasksPage();
 })();
