@@ -18,8 +18,10 @@ from hopper.app import defaults
 from hopper.app.backends.base import (
     FINISHED, MAX_META_BYTES, TASK_COLUMNS, Backend, Claimed, NewTask, WorkerRow, task_dict,
 )
+from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
+from hopper.app.backends.task_queries import TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
 COLS = ", ".join(TASK_COLUMNS)
