@@ -268,6 +268,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             with self._write() as conn:
                 deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
+                self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
+                          " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
         self.prune_counters(time.time())
         with self._write() as conn:
             # Rows of workers whose daemon was killed: long past any liveness check.

@@ -28,9 +28,11 @@ def _missing(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
-    """One headless Chromium for the session."""
+    """A headless Chromium for one test. Not shared across tests: Playwright's sync API
+    runs an event loop in this thread while it is open, which would break the other
+    tests of this process that run asyncio (eager async tasks, other browsers)."""
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
