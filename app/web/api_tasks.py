@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify, send_file
 
 from hopper.app import queue, registry
 from hopper.app.backends.base import FINISHED, STATUSES, TaskConflict
+from hopper.app.library.paths import artifacts_dir
 from hopper.app.web import inputs
 from hopper.app.web.group_commit import GroupCommit
 from hopper.app.web.errors import ApiError, bad_request, conflict, not_found
@@ -163,7 +164,8 @@ def _change_state(raw_id: str, change, refusal: str):
 
 @bp.get("/api/tasks/<raw_id>/artifact")
 def task_artifact(raw_id: str):
-    """The file a finished task returned as ``{"artifact": "<path under the data folder>"}``."""
+    """The file a finished task returned as ``{"artifact": "<path under data/artifacts/>"}``;
+    nothing outside ``data/artifacts/`` is ever served."""
     task = _task_or_404(raw_id)
     if task["status"] not in FINISHED:
         raise conflict("task not finished", f"task {task['id']} is {task['status']}")
@@ -171,15 +173,15 @@ def task_artifact(raw_id: str):
     artifact = result.get("artifact") if isinstance(result, dict) else None
     if not isinstance(artifact, str) or not artifact:
         raise not_found("no artifact", f"task {task['id']} did not produce a file")
-    data_dir = current_app.extensions["hopper"].settings.data_dir.resolve()
+    folder = artifacts_dir(current_app.extensions["hopper"].settings.data_dir).resolve()
     try:
         # resolve() follows symlinks, so a link pointing outside is refused too.
-        path = (data_dir / artifact).resolve()
+        path = (folder / artifact).resolve()
     except (OSError, ValueError) as exc:
         raise not_found("no artifact", str(exc)) from None
-    if not path.is_relative_to(data_dir):
-        raise ApiError(403, "artifact outside the data folder",
-                       "the task named a file outside the data folder; it is not served")
+    if not path.is_relative_to(folder):
+        raise ApiError(403, "artifact outside data/artifacts",
+                       "the task named a file outside data/artifacts; it is not served")
     if not path.is_file():
         raise not_found("artifact missing", f"{artifact} no longer exists")
     return send_file(path, as_attachment=True, download_name=Path(artifact).name)

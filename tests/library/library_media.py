@@ -90,9 +90,8 @@ def drop(inbox: Path, name: str, data: bytes, mtime: dt.datetime | None = None,
 
 
 def files_under(folder: Path) -> list[Path]:
-    """Every non-folder entry below ``folder`` (symlinks included, lock files excluded)."""
+    """Every non-folder entry below ``folder`` (symlinks and hidden files included)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d != ".hopper-locks"]
+    for dirpath, _, filenames in os.walk(folder):
         out += [Path(dirpath) / f for f in filenames]
     return sorted(out)
