@@ -95,3 +95,34 @@ def files_under(folder: Path) -> list[Path]:
     for dirpath, _, filenames in os.walk(folder):
         out += [Path(dirpath) / f for f in filenames]
     return sorted(out)
+
+
+TAG_MAKE = 0x010F
+TAG_MODEL = 0x0110
+TAG_ORIENTATION = 0x0112
+
+
+def photo_bytes(seed: int, size: tuple[int, int] = (800, 600), original: str | None = None,
+                make: str | None = None, model: str | None = None,
+                orientation: int | None = None) -> bytes:
+    """A camera-like JPEG: a left-to-right gradient (so orientation shows), EXIF capture
+    time, Make, Model and Orientation when given."""
+    import io
+
+    img = Image.linear_gradient("L").resize(size).convert("RGB")
+    img.putpixel((seed % size[0], 0), (seed % 256, 255 - seed % 256, 7))
+    exif = Image.Exif()
+    for tag, value in ((TAG_MAKE, make), (TAG_MODEL, model), (TAG_ORIENTATION, orientation)):
+        if value is not None:
+            exif[tag] = value
+    if original:
+        exif.get_ifd(TAG_EXIF_IFD)[TAG_DATETIME_ORIGINAL] = original
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes(), quality=85)
+    return out.getvalue()
+
+
+def broken_jpeg_bytes(seed: int) -> bytes:
+    """JPEG magic and a header, then noise: sniffed as an image, not decodable."""
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + \
+        bytes((seed * 31 + i * 17) % 251 for i in range(4096))
