@@ -1,0 +1,79 @@
+"""Browser tests: a real daemon, real files, Chromium driven by Playwright.
+
+Chromium is Debian's (``/usr/bin/chromium``; ``.ci/run`` installs it when missing).
+Without it, or without the playwright package, the tests are skipped with the
+reason, except in CI (``CI`` set), where that is a failure.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "library")]  # library_media: real test photos
+
+from recorder import PageRecorder  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests are required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session."""
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is missing (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """Factory: ``open_page(base_url, viewport=..., color_scheme=...)`` → (page, recorder);
+    the contexts are closed at teardown."""
+    contexts = []
+
+    def factory(base_url: str, viewport: dict = DESKTOP, color_scheme: str = "light"):
+        context = browser.new_context(viewport=viewport, color_scheme=color_scheme,
+                                      accept_downloads=True, base_url=base_url)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        return page, PageRecorder(page, base_url)
+
+    yield factory
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def two_photos_site(tmp_path_factory):
+    """A daemon whose inbox got two camera JPEGs taken in different months."""
+    from library_media import photo_bytes
+    from library_site import start_site, stop_site
+
+    files = {
+        "harbour-sunrise.jpg": (photo_bytes(1, size=(900, 600), original="2023:04:09 06:12:00",
+                                            make="FUJIFILM", model="X-T30"), None),
+        "mountain-lake.jpg": (photo_bytes(2, size=(600, 900), original="2022:08:21 15:40:10",
+                                          make="Canon", model="Canon EOS R6"), None),
+    }
+    site = start_site(tmp_path_factory.mktemp("browser"), files)
+    yield site
+    stop_site(site)
