@@ -37,6 +37,11 @@ def taken(taken_at: str | None) -> str:
     return taken_at.replace("T", " ")[:16] if taken_at else "—"
 
 
+TAKEN_SOURCES = {"exif:DateTimeOriginal": "the camera's capture time (EXIF)",
+                 "exif:DateTime": "the EXIF date", "mtime": "the file's modification time",
+                 "ingest": "the time it was ingested (its own dates were in the future)"}
+
+
 def _filters() -> dict:
     args = request.args
     kind = args.get("kind") or ""
@@ -104,4 +109,5 @@ def item_page(item_id: int):
         abort(404, f"no library item {item_id}")
     added = dt.datetime.fromtimestamp(found["created_at"]).isoformat(sep=" ", timespec="minutes")
     return render_template("library_item.html", item=found, added=added, human_size=human_size,
-                           taken=taken)
+                           taken=taken, taken_source=TAKEN_SOURCES.get(found["taken_at_source"],
+                                                                       "unknown"))
