@@ -98,12 +98,13 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
 
 
 def timeline(backend, kind: str | None = None) -> list[tuple[str, int]]:
-    """``[("YYYY-MM", count), ...]`` newest month first, counted from the taken_at index."""
+    """``[("YYYY-MM", count), ...]`` newest month first, from the per-month counters the
+    migration's triggers keep (a few hundred rows, whatever the library's size)."""
     where, params = ("WHERE kind = ?", (kind,)) if kind else ("", ())
     rows = backend.fetch(
-        f"SELECT substr(taken_at, 1, 7) AS month, count(*) FROM library_items {where}"
-        " GROUP BY substr(taken_at, 1, 7) ORDER BY month DESC", params)
-    return [(month, int(count)) for month, count in rows if month]
+        f"SELECT month, sum(items) FROM library_months {where} GROUP BY month"
+        " HAVING sum(items) > 0 ORDER BY month DESC", params)
+    return [(month, int(count)) for month, count in rows]
 
 
 def iter_items(backend, page: int = 1000) -> Iterator[dict]:

@@ -202,3 +202,15 @@ def test_reindex_fills_camera_and_keeps_the_thumbnail(engine_lib):
     [item] = search_items(engine_lib.backend)
     assert item["thumbnail"] == "ready"
     assert _tasks(engine_lib, "library.thumbnail")[0]["result"]["reused"] is True
+
+
+def test_timeline_follows_removed_files_and_a_reindex(engine_lib, library_http):
+    from hopper.app.library.reindex import reindex
+
+    made = _three_months(engine_lib)
+    (engine_lib.settings.library_root / made["mar.jpg"]["library_path"]).unlink()
+    assert queue.get_task(queue.enqueue("library.index"))["result"]["forgotten"] == 1
+    assert reindex(engine_lib.settings, engine_lib.backend) == 3
+    assert library_http.get("/api/library/timeline").json == {"total": 3, "years": [
+        {"year": 2021, "count": 2, "months": [{"month": 1, "count": 2}]},
+        {"year": 2019, "count": 1, "months": [{"month": 12, "count": 1}]}]}
