@@ -78,15 +78,16 @@ def library_page():
     """The grid page; a bad date shows its error with a 400 and an empty grid."""
     backend = current_app.extensions["hopper"].backend
     filters = _filters()
-    error, items, next_cursor, status = None, [], None, 200
+    error, items, next_cursor, status, limit = None, [], None, 200, PAGE_SIZE
     try:
+        limit = inputs.query_int("limit", PAGE_SIZE, 1, inputs.MAX_LIMIT)
         cursor = inputs.query_int("cursor")
         bounds = {"taken_from": period_start(filters["taken_from"]) if filters["taken_from"] else None,
                   "taken_before": period_end(filters["taken_to"]) if filters["taken_to"] else None}
         rows = index.search_items(backend, q=filters["q"] or None, kind=filters["kind"] or None,
-                                  limit=PAGE_SIZE + 1, cursor=cursor, **bounds)
-        items = rows[:PAGE_SIZE]
-        next_cursor = items[-1]["id"] if len(rows) > PAGE_SIZE else None
+                                  limit=limit + 1, cursor=cursor, **bounds)
+        items = rows[:limit]
+        next_cursor = items[-1]["id"] if len(rows) > limit else None
     except (InvalidPeriod, index.CursorGone) as exc:
         error, status = str(exc), 400
     except ApiError as exc:
@@ -96,7 +97,7 @@ def library_page():
     active = {k: v for k, v in filters.items() if v}
     return render_template("library.html", items=items, next_cursor=next_cursor, total=total,
                            filters=filters, active=active, kinds=KINDS, timeline=timeline,
-                           error=error, page_size=PAGE_SIZE, human_size=human_size,
+                           error=error, page_size=limit, human_size=human_size,
                            taken=taken), status
 
 

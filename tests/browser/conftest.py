@@ -77,3 +77,15 @@ def two_photos_site(tmp_path_factory):
     site = start_site(tmp_path_factory.mktemp("browser"), files)
     yield site
     stop_site(site)
+
+
+@pytest.fixture(scope="module")
+def token_site(tmp_path_factory):
+    """A daemon with ``auth.token`` set and one photo in its library."""
+    from library_media import photo_bytes
+    from library_site import start_site, stop_site
+
+    files = {"garden.jpg": (photo_bytes(3, original="2024:05:01 12:00:00"), None)}
+    site = start_site(tmp_path_factory.mktemp("token"), files, token="browser-test-token")
+    yield site
+    stop_site(site)

@@ -19,6 +19,7 @@ class LibrarySite:
 
     daemon: Daemon
     items: dict[str, dict] = field(default_factory=dict)
+    token: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -29,7 +30,8 @@ class LibrarySite:
         return self.daemon.config.parent / "data"
 
     def api(self, path: str, **params) -> dict:
-        response = requests.get(self.base_url + path, params=params, timeout=10)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = requests.get(self.base_url + path, params=params, headers=headers, timeout=10)
         response.raise_for_status()
         return response.json()
 
@@ -42,11 +44,13 @@ def _healthy(base_url: str) -> bool:
 
 
 def start_site(folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]],
-               settled=lambda item: item["kind"] != "image" or item["thumbnail"]) -> LibrarySite:
-    """Start a daemon, drop ``files`` ({name: (bytes, mtime)}) into its inbox and wait
-    until each is indexed and (images) has its thumbnail state."""
-    daemon = Daemon(write_settings(folder)).start()
-    site = LibrarySite(daemon)
+               token: str | None = None) -> LibrarySite:
+    """Start a daemon (with ``auth.token`` when given), drop ``files`` ({name: (bytes,
+    mtime)}) into its inbox and wait until each is indexed and (images) has its
+    thumbnail state."""
+    overrides = {"auth": {"token": token}} if token else {}
+    daemon = Daemon(write_settings(folder, **overrides)).start()
+    site = LibrarySite(daemon, token=token)
     poll_until(lambda: _healthy(site.base_url), timeout=30,
                message=lambda: f"web server did not come up:\n{daemon.read_log()[-3000:]}")
     inbox = site.data / "inbox"
@@ -60,7 +64,8 @@ def start_site(folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]],
 
     def ready():
         items = {i["source_name"]: i for i in site.api("/api/library", limit=500)["items"]}
-        done = set(files) <= set(items) and all(settled(items[n]) for n in files)
+        done = set(files) <= set(items) and all(
+            items[n]["kind"] != "image" or items[n]["thumbnail"] for n in files)
         return items if done else None
 
     site.items = poll_until(ready, timeout=90, interval=0.2,

@@ -121,3 +121,39 @@ def test_pages_load_no_inline_script_or_style(two_photos_site):
         html = requests.get(two_photos_site.base_url + path, timeout=10).text
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
         assert not re.search(r"\sstyle=|\son[a-z]+=", html), path
+
+
+def test_load_more_appends_the_next_page(two_photos_site, open_page):
+    page, seen = open_page(two_photos_site.base_url)
+    page.goto("/library?limit=1")
+    assert _grid_names(page) == ["harbour-sunrise.jpg"]
+    page.get_by_role("link", name="Load more").click()
+    page.locator("#lib-grid .lib-card").nth(1).wait_for()
+    assert _grid_names(page) == ["harbour-sunrise.jpg", "mountain-lake.jpg"]
+    assert page.locator("#lib-more").count() == 0  # the last page: nothing more to load
+    assert page.url.endswith("/library?limit=1")   # appended in place, no navigation
+    seen.assert_clean()
+
+
+def test_with_a_token_the_logged_in_page_shows_thumbnails_and_exports(token_site, open_page,
+                                                                       tmp_path):
+    page, seen = open_page(token_site.base_url)
+    page.goto("/library")
+    page.wait_for_url("**/login?next=/library")
+    page.get_by_label("Token").fill(token_site.token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/library")
+    image = page.locator("#lib-grid img.lib-thumb")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=image.element_handle())
+    with page.expect_request(lambda r: r.method == "POST") as info:
+        page.get_by_role("button", name="Export CSV").click()
+    assert info.value.headers["x-csrf-token"]
+    page.locator("#lib-export-download").wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        page.locator("#lib-export-download").click()
+    saved = tmp_path / "export.csv"
+    download.value.save_as(saved)
+    with open(saved, newline="", encoding="utf-8") as f:
+        assert [r["source_name"] for r in csv.DictReader(f)] == ["garden.jpg"]
+    seen.assert_clean()

@@ -69,7 +69,8 @@
             return;
           }
           more.dataset.cursor = body.next_cursor;
-          more.href = "/library?" + query + "cursor=" + body.next_cursor;
+          more.href = "/library?" + query + "limit=" + more.dataset.limit +
+            "&cursor=" + body.next_cursor;
           more.textContent = "Load more";
         })
         .catch(function (err) { more.textContent = "Load more (last try failed: " + err.message + ")"; });
