@@ -109,6 +109,9 @@ def original(raw_id: str):
     if not stat.S_ISREG(st.st_mode):
         stream.close()
         raise not_found("file missing", f"{found['path']} is not a regular file")
-    return send_file(stream, mimetype=found["mime"], as_attachment=True,
-                     download_name=found["name"], max_age=0, etag=found["sha256"],
-                     last_modified=st.st_mtime, conditional=True)
+    response = send_file(stream, mimetype=found["mime"], as_attachment=True,
+                         download_name=found["name"], max_age=0, etag=found["sha256"],
+                         last_modified=st.st_mtime, conditional=True)
+    if response.status_code == 200:  # a file object carries no size: say it for progress bars
+        response.content_length = st.st_size
+    return response

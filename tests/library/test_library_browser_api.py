@@ -110,6 +110,7 @@ def test_original_downloads_under_its_name(engine_lib, library_http):
     response = library_http.get(f"/api/library/{result['item_id']}/file")
     assert response.status_code == 200 and response.data == photo
     assert response.mimetype == "image/jpeg"
+    assert response.headers["Content-Length"] == str(len(photo))
     assert 'filename="Family Picnic.jpg"' in response.headers["Content-Disposition"]
     assert library_http.get("/api/library/987654/file").status_code == 404
 
