@@ -15,6 +15,7 @@ import pytest
 from conftest import DESKTOP, PHONE
 
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
+PREFIX = {"library": "library", "item": "library-item"}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,6 @@ def test_library_page_fits_the_width_and_loads_cleanly(demo_site, open_page, tmp
     page.evaluate("window.scrollTo(0, 0)")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow}px of sideways scrolling"
-    name = f"{which}-{width}-{scheme}.png"
+    name = f"{PREFIX[which]}-{width}-{scheme}.png"
     page.screenshot(path=str(_out_dir(tmp_path) / name), full_page=which == "item")
     seen.assert_clean()
