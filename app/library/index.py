@@ -130,6 +130,15 @@ def set_thumbnail(backend, sha256: str, state: str) -> int:
                            (state, sha256)).rowcount
 
 
+def indexed_shas(backend, shas: list[str]) -> set[str]:
+    """Which of these contents have an item."""
+    if not shas:
+        return set()
+    marks = ",".join("?" * len(shas))
+    return {sha for (sha,) in backend.fetch(
+        f"SELECT sha256 FROM library_items WHERE sha256 IN ({marks})", shas)}
+
+
 def images_without_thumbnail(backend) -> list[str]:
     """Contents of images whose thumbnail was never attempted (a partial index)."""
     rows = backend.fetch("SELECT sha256 FROM library_items WHERE thumbnail IS NULL"

@@ -10,7 +10,8 @@ from hopper.app import queue
 from hopper.app.library import export, index
 from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.paths import artifacts_dir, thumbnails_dir
-from hopper.app.library.thumbnails import Undecodable, make_thumbnail, thumbnail_path
+from hopper.app.library.thumbnails import (Undecodable, make_thumbnail, prune_orphans,
+                                           thumbnail_path)
 from hopper.app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
 from hopper.app.library.reindex import reconcile
 from hopper.app.registry import task
@@ -113,10 +114,13 @@ def library_scan(folder: str | None = None) -> dict:
 @task(name="library.index", queue="library", max_attempts=3, backoff=2.0)
 def library_index(parent_id: int | None = None, parent_status: str | None = None) -> dict:
     """After a scan: reconcile the index with the library folder (index unindexed
-    files, forget vanished ones, sweep crashed copies' temp files)."""
+    files, forget vanished ones, sweep crashed copies' temp files), queue the
+    thumbnails images lack and remove those of contents no longer indexed."""
     settings, backend = _context()
     summary = reconcile(settings, backend)
     summary["thumbnails_queued"] = enqueue_thumbnails(index.images_without_thumbnail(backend))
+    summary["thumbnails_removed"] = prune_orphans(
+        thumbnails_dir(settings), lambda shas: index.indexed_shas(backend, shas))
     return {"scan_task": parent_id, "scan_status": parent_status, **summary}
 
 

@@ -10,9 +10,12 @@ trying again.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
+from typing import Callable, Iterable
 
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
@@ -21,6 +24,12 @@ THUMBNAIL_QUALITY = 80
 # WebP is about a third smaller than JPEG at the same quality; JPEG when Pillow lacks it.
 FORMAT, SUFFIX, MIME = (("WEBP", ".webp", "image/webp") if features.check("webp")
                         else ("JPEG", ".jpg", "image/jpeg"))
+# A thumbnail (or a crashed write's temp file) nobody has needed for this long is
+# removed once its content has left the index; younger ones may belong to an
+# item being indexed right now.
+ORPHAN_AGE_S = 3600.0
+PRUNE_BATCH = 500
+_NAME = re.compile(r"([0-9a-f]{64})" + re.escape(SUFFIX))
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
                   Image.DecompressionBombError)
 
@@ -78,3 +87,50 @@ def _flatten(img: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return img.convert("RGB")
+
+
+def prune_orphans(folder: Path, indexed: Callable[[list[str]], set[str]],
+                  now: float | None = None) -> int:
+    """Remove thumbnails whose content is no longer indexed, and temp files left by
+    crashed writes, once older than ORPHAN_AGE_S; ``indexed(shas)`` says which of a
+    batch of contents still have an item. Returns how many files went."""
+    cutoff = (time.time() if now is None else now) - ORPHAN_AGE_S
+    removed = 0
+    batch: list[tuple[str, Path]] = []
+    for path in _old_files(folder, cutoff):
+        match = _NAME.fullmatch(path.name)
+        if match is None:
+            removed += _unlink(path) if path.name.startswith(".thumb-") else 0
+            continue
+        batch.append((match.group(1), path))
+        if len(batch) >= PRUNE_BATCH:
+            removed += _prune_batch(batch, indexed)
+            batch = []
+    return removed + (_prune_batch(batch, indexed) if batch else 0)
+
+
+def _old_files(folder: Path, cutoff: float) -> Iterable[Path]:
+    if not folder.is_dir():
+        return
+    for shard in os.scandir(folder):
+        if not shard.is_dir(follow_symlinks=False):
+            continue
+        for entry in os.scandir(shard.path):
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    yield Path(entry.path)
+            except FileNotFoundError:
+                continue  # replaced or removed meanwhile
+
+
+def _prune_batch(batch: list[tuple[str, Path]], indexed: Callable[[list[str]], set[str]]) -> int:
+    keep = indexed([sha for sha, _ in batch])
+    return sum(_unlink(path) for sha, path in batch if sha not in keep)
+
+
+def _unlink(path: Path) -> int:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return 1

@@ -215,3 +215,21 @@ def test_timeline_follows_removed_files_and_a_reindex(engine_lib, library_http):
     assert library_http.get("/api/library/timeline").json == {"total": 3, "years": [
         {"year": 2021, "count": 2, "months": [{"month": 1, "count": 2}]},
         {"year": 2019, "count": 1, "months": [{"month": 12, "count": 1}]}]}
+
+
+def test_thumbnails_of_contents_no_longer_indexed_are_removed_when_old(engine_lib):
+    kept = _ingest(engine_lib, "kept.jpg", photo_bytes(20, original="2020:05:05 05:05:05"))
+    gone = _ingest(engine_lib, "gone.jpg", photo_bytes(21, original="2020:05:06 05:05:05"))
+    folder = _data(engine_lib) / "thumbnails"
+    kept_thumb, gone_thumb = (folder / s[:2] / f"{s}.webp" for s in (kept["sha256"],
+                                                                    gone["sha256"]))
+    (engine_lib.settings.library_root / gone["library_path"]).unlink()
+    fresh_orphan = folder / "ab" / f"{'ab' * 32}.webp"
+    fresh_orphan.parent.mkdir(exist_ok=True)
+    fresh_orphan.write_bytes(b"made a moment ago")
+    hour_ago = dt.datetime.now().timestamp() - 3700
+    for path in (kept_thumb, gone_thumb):
+        os.utime(path, (hour_ago, hour_ago))
+    result = queue.get_task(queue.enqueue("library.index"))["result"]
+    assert (result["forgotten"], result["thumbnails_removed"]) == (1, 1)
+    assert kept_thumb.is_file() and fresh_orphan.is_file() and not gone_thumb.exists()
