@@ -17,6 +17,10 @@ class UnknownTask(ValueError):
     """No task is registered under this name."""
 
 
+class TaskModuleError(ImportError):
+    """A module listed in ``tasks.modules`` could not be imported; one line names it."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A registered task and its defaults."""
@@ -90,5 +94,12 @@ def names() -> list[str]:
 
 def load_modules(extra: tuple[str, ...] | list[str] = ()) -> None:
     """Import the built-in task modules and the user's ``tasks.modules``."""
-    for module in (*BUILTIN_MODULES, *extra):
+    for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    for module in extra:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure inside the user's module is reported as its own
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise TaskModuleError(f"tasks.modules: cannot import {module!r}: "
+                                  f"{type(exc).__name__}: {detail}") from exc

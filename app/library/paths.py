@@ -1,7 +1,7 @@
 """Where Hopper keeps its own library files: under the data folder, never in the library.
 
 ``library.root`` holds the user's files and nothing else. Locks, thumbnails and
-exported artifacts live in the data folder (the SQLite database's folder, or
+exported artifacts (``settings.artifacts_dir``) live in the data folder (the SQLite database's folder, or
 ``data/`` beside the settings file on PostgreSQL), so a backup or a sync of the
 library folder carries only the user's files.
 """
@@ -13,7 +13,6 @@ from hopper.app.settings import Settings
 
 LOCKS = "locks"
 THUMBNAILS = "thumbnails"
-ARTIFACTS = "artifacts"
 # An earlier layout kept its lock files here, inside the library root; reconcile
 # removes the folder, and the walkers never index it.
 LEGACY_LOCK_FOLDER = ".hopper-locks"
@@ -27,8 +26,3 @@ def locks_dir(settings: Settings) -> Path:
 def thumbnails_dir(settings: Settings) -> Path:
     """The folder of item thumbnails, sharded by the content's sha256 prefix."""
     return settings.data_dir / THUMBNAILS
-
-
-def artifacts_dir(data_dir: Path) -> Path:
-    """The only folder task artifacts are served from."""
-    return data_dir / ARTIFACTS

@@ -9,7 +9,7 @@ import traceback
 from hopper.app import queue
 from hopper.app.library import export, index
 from hopper.app.library import ingest as ingest_mod
-from hopper.app.library.paths import artifacts_dir, thumbnails_dir
+from hopper.app.library.paths import thumbnails_dir
 from hopper.app.library.thumbnails import (Undecodable, make_thumbnail, prune_orphans,
                                            thumbnail_path)
 from hopper.app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
@@ -183,5 +183,5 @@ def library_export() -> dict:
     """
     settings, backend = _context()
     name = export.export_name(queue.current_task_id())
-    rows = export.write_csv(backend, artifacts_dir(settings.data_dir), name)
+    rows = export.write_csv(backend, settings.artifacts_dir, name)
     return {"artifact": name, "rows": rows}

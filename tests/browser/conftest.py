@@ -15,11 +15,9 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "library")]  # library_media: real test photos
 
-from recorder import PageRecorder  # noqa: E402
+from recorder import DESKTOP, PageRecorder  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 def _unavailable(reason: str):

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+DESKTOP = {"width": 1280, "height": 900}   # viewports of the browser tests and screenshots
+PHONE = {"width": 390, "height": 844}
+
 
 class PageRecorder:
     """Records a page's requests, console messages, page errors and failed requests,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DESKTOP, PHONE
+from recorder import DESKTOP, PHONE
 
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 PREFIX = {"library": "library", "item": "library-item"}
