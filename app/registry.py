@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -92,8 +94,15 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_modules(extra: tuple[str, ...] | list[str] = ()) -> None:
-    """Import the built-in task modules and the user's ``tasks.modules``."""
+def load_modules(extra: tuple[str, ...] | list[str] = (), root: Path | None = None) -> None:
+    """Import the built-in task modules and the user's ``tasks.modules``.
+
+    ``root`` (the settings file's folder) goes first on ``sys.path``, so the
+    user's modules (and ``tasks.flask_app``) resolve relative to it, even when
+    the user's package is called ``app`` or ``worker`` like Hopper's own folders.
+    """
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
     for module in extra:

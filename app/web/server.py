@@ -37,7 +37,7 @@ class WebServer:
                 "--graceful-timeout", f"{max(1, int(self.settings.shutdown_grace))}",
                 "--keep-alive", "5",
                 "--no-control-socket",
-                "--config", "python:app.web.gunicorn_hooks",
+                "--config", "python:hopper.app.web.gunicorn_hooks",
                 "hopper.app.web:create_app()"]
 
     def start(self) -> None:
