@@ -4,12 +4,13 @@ from __future__ import annotations
 import pytest
 
 from daemons import write_settings
+from library_support import LIBRARY_MODULES
 
 
 @pytest.fixture
 def lib(tmp_path, monkeypatch):
     """An eager client (tasks run in this process) on temp library folders."""
-    config = write_settings(tmp_path, eager=True)
+    config = write_settings(tmp_path, eager=True, tasks={"modules": LIBRARY_MODULES})
     monkeypatch.setenv("HOPPER_CONFIG", str(config))
     from hopper.app import queue, settings
 
@@ -22,7 +23,8 @@ def lib(tmp_path, monkeypatch):
 @pytest.fixture
 def engine_lib(tmp_path, monkeypatch, database):
     """An eager client on the engine under test (SQLite and PostgreSQL), temp folders."""
-    config = write_settings(tmp_path, eager=True, database=database)
+    config = write_settings(tmp_path, eager=True, database=database,
+                            tasks={"modules": LIBRARY_MODULES})
     monkeypatch.setenv("HOPPER_CONFIG", str(config))
     from hopper.app import queue, settings
 
