@@ -8,6 +8,7 @@ import traceback
 
 from hopper.app import queue
 from hopper.app.backends.base import ATTEMPT_LOST, ATTEMPT_TIMEOUT
+from hopper.app.defaults import EXPORT_TIMEOUT_S, THUMBNAIL_TIMEOUT_S
 from hopper.app.library import export, index
 from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.paths import thumbnails_dir
@@ -22,8 +23,6 @@ log = logging.getLogger("hopper.library")
 INGEST_MAX_ATTEMPTS = 3
 INGEST_TIMEOUT_S = 3600.0     # the last line of defence; identify never reads unbounded headers
 ENQUEUE_CHUNK = 1000
-THUMBNAIL_TIMEOUT_S = 120.0   # a thumbnail takes well under a second; a hang is the file's fault
-EXPORT_TIMEOUT_S = 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -19,15 +19,11 @@ from typing import Callable, Iterable
 
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
-THUMBNAIL_SIZE = 320          # longest side in pixels (Immich uses 250; sharper on HiDPI)
-THUMBNAIL_QUALITY = 80
+from hopper.app.defaults import THUMBNAIL_ORPHAN_AGE_S, THUMBNAIL_QUALITY, THUMBNAIL_SIZE
+
 # WebP is about a third smaller than JPEG at the same quality; JPEG when Pillow lacks it.
 FORMAT, SUFFIX, MIME = (("WEBP", ".webp", "image/webp") if features.check("webp")
                         else ("JPEG", ".jpg", "image/jpeg"))
-# A thumbnail (or a crashed write's temp file) nobody has needed for this long is
-# removed once its content has left the index; younger ones may belong to an
-# item being indexed right now.
-ORPHAN_AGE_S = 3600.0
 PRUNE_BATCH = 500
 _NAME = re.compile(r"([0-9a-f]{64})" + re.escape(SUFFIX))
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
@@ -92,9 +88,10 @@ def _flatten(img: Image.Image) -> Image.Image:
 def prune_orphans(folder: Path, indexed: Callable[[list[str]], set[str]],
                   now: float | None = None) -> int:
     """Remove thumbnails whose content is no longer indexed, and temp files left by
-    crashed writes, once older than ORPHAN_AGE_S; ``indexed(shas)`` says which of a
+    crashed writes, once older than THUMBNAIL_ORPHAN_AGE_S (younger ones may belong
+    to an item being indexed right now); ``indexed(shas)`` says which of a
     batch of contents still have an item. Returns how many files went."""
-    cutoff = (time.time() if now is None else now) - ORPHAN_AGE_S
+    cutoff = (time.time() if now is None else now) - THUMBNAIL_ORPHAN_AGE_S
     removed = 0
     batch: list[tuple[str, Path]] = []
     for path in _old_files(folder, cutoff):

@@ -6,6 +6,7 @@ import stat
 
 from flask import Blueprint, current_app, jsonify, send_file
 
+from hopper.app.defaults import THUMBNAIL_MAX_AGE_S
 from hopper.app.library import index
 from hopper.app.library.paths import thumbnails_dir
 from hopper.app.library.periods import InvalidPeriod, period_end, period_start
@@ -16,8 +17,7 @@ from hopper.app.web.errors import bad_request, not_found
 bp = Blueprint("api_library", __name__)
 
 # Thumbnails are named by content: the bytes behind a URL change only when the
-# item's content does, so browsers may keep them for a day without asking again.
-THUMBNAIL_MAX_AGE_S = 86400
+# item's content does, so browsers may keep them (THUMBNAIL_MAX_AGE_S) without asking.
 
 
 def _client():

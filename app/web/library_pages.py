@@ -12,13 +12,13 @@ import datetime as dt
 
 from flask import abort, current_app, render_template, request
 
+from hopper.app.defaults import LIBRARY_PAGE_SIZE as PAGE_SIZE
 from hopper.app.library import index
 from hopper.app.library.periods import InvalidPeriod, period_end, period_start
 from hopper.app.web import inputs
 from hopper.app.web.errors import ApiError
 
 KINDS = ("image", "video", "audio", "document", "other")
-PAGE_SIZE = 60
 _UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
 
 
