@@ -26,9 +26,12 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs, this process's main
+# thread has an event loop, so tests of other modules that run their own asyncio
+# loop (async tasks in eager mode) or their own Playwright would fail next to it.
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module."""
     if not os.path.exists(CHROMIUM):
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
