@@ -212,10 +212,14 @@ def _migrate(args, client) -> int:
 
 
 def _library(args, client) -> int:
+    from hopper.app.library.index import images_without_thumbnail
     from hopper.app.library.reindex import reindex
+    from hopper.app.library.tasks import enqueue_thumbnails
 
     count = reindex(client.settings, client.backend)
     print(f"indexed {count} file(s) under {client.settings.library_root}")
+    queued = enqueue_thumbnails(images_without_thumbnail(client.backend))
+    print(f"queued {queued} thumbnail task(s)")
     return 0
 
 

@@ -23,6 +23,7 @@ from hopper.app.library import index, organize
 from hopper.app.library.identify import Identity, identify_fd, sha256_fd
 from hopper.app.library.inbox import printable, relative, resolve_source
 from hopper.app.library.locks import content_lock, try_lock
+from hopper.app.library.paths import locks_dir
 from hopper.app.library.quarantine import quarantine
 from hopper.app.settings import Settings
 
@@ -159,7 +160,7 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
     origin = index.Source(source.name, rel, st.st_mtime_ns)
     root = settings.library_root
     root.mkdir(parents=True, exist_ok=True)
-    with content_lock(root, identity.sha256):
+    with content_lock(locks_dir(settings), identity.sha256):
         item = index.item_by_sha(backend, identity.sha256)
         if item is not None and _holds(root / item["path"], identity.size):
             if (item["source_path"], item["source_mtime_ns"]) != (rel, st.st_mtime_ns):
@@ -168,7 +169,8 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
             else:
                 status = "ingested"  # a previous attempt indexed it; only the unlink was left
             _remove_source(source, st)
-            return {"status": status, "path": rel, "item_id": item["id"], "sha256": identity.sha256}
+            return {"status": status, "path": rel, "item_id": item["id"], "sha256": identity.sha256,
+                    "kind": identity.kind}
         try:
             target = organize.render(settings.layout, identity, source.name)
             folder = organize.ensure_folder(root, target.parent)
@@ -181,7 +183,7 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
         _remove_source(source, st)
     log.info("ingested %s as %s", printable(rel), library_path)
     return {"status": "ingested", "path": rel, "item_id": item_id, "library_path": library_path,
-            "sha256": identity.sha256}
+            "sha256": identity.sha256, "kind": identity.kind}
 
 
 def _holds(path: Path, size: int) -> bool:

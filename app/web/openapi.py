@@ -203,8 +203,18 @@ SCHEMAS = {
     "LibraryItem": _obj({
         "id": ID, "path": _null(STR), "sha256": _null(STR), "mime": _null(STR),
         "size": _null(INT), "taken_at": _null({"anyOf": [NUM, STR]}), "kind": _null(STR),
-        "source_name": _null(STR),
+        "source_name": _null(STR), "width": _null(INT), "height": _null(INT),
+        "camera": _null(STR),
+        "thumbnail": _null({"type": "string", "enum": ["ready", "none"]}),
+        "duplicates": {"type": "array", "items": {"type": "object"}},
     }, ["id"], description="An indexed file (further fields may be present)"),
+    "LibraryTimeline": _obj({
+        "total": INT,
+        "years": {"type": "array", "items": _obj({
+            "year": INT, "count": INT,
+            "months": {"type": "array", "items": _obj({"month": INT, "count": INT},
+                                                      ["month", "count"])}},
+            ["year", "count", "months"])}}, ["total", "years"]),
     "LibraryList": _obj({"items": {"type": "array", "items": _ref("LibraryItem")},
                          "next_cursor": _null(ID)}, ["items", "next_cursor"]),
     "Health": _obj({"status": STR, "db": STR, "pool": _null(_obj(
@@ -307,13 +317,33 @@ PATHS = {
                      operation_id="patchSettings"),
     },
     "/api/library": {"get": _op(
-        "Search indexed library items",
+        "Search indexed library items, newest capture first",
         {"200": _json(_ref("LibraryList"), "A page"), **_errors(400)},
-        [_query("q", STR), _query("kind", STR), LIMIT, CURSOR], operation_id="searchLibrary")},
+        [_query("q", STR), _query("kind", STR),
+         {**_query("taken_from", STR), "description": "YYYY, YYYY-MM, YYYY-MM-DD or "
+                                                       "YYYY-MM-DDTHH:MM[:SS], inclusive"},
+         {**_query("taken_to", STR), "description": "Same forms; the whole period is included"},
+         LIMIT, CURSOR], operation_id="searchLibrary")},
+    "/api/library/timeline": {"get": _op(
+        "Item counts per year and month, newest first",
+        {"200": _json(_ref("LibraryTimeline"), "Counts"), **_errors(400)},
+        [_query("kind", STR)], operation_id="libraryTimeline")},
     "/api/library/{id}": {"get": _op(
         "One library item", {"200": _json(_ref("LibraryItem"), "The item"),
                              **_errors(400, 404)},
         [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryItem")},
+    "/api/library/{id}/thumbnail": {"get": _op(
+        "The item's thumbnail (images)",
+        {"200": {"description": "The thumbnail", "content": {
+            m: {"schema": {"type": "string", "format": "binary"}}
+            for m in ("image/webp", "image/jpeg")}}, **_errors(400, 404)},
+        [{**TASK_ID_PARAM, "description": "Library item id"}],
+        operation_id="getLibraryThumbnail")},
+    "/api/library/{id}/file": {"get": _op(
+        "Download the original file under its name",
+        {"200": {"description": "The file", "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 404)},
+        [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryFile")},
     "/api/openapi.json": {"get": _op("This document", {
         "200": _json({"type": "object"}, "OpenAPI 3 document"), **_errors()},
         operation_id="getOpenapi")},

@@ -17,6 +17,7 @@ from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.web import auth, inputs, task_view
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
+from hopper.app.web.library_pages import item_page, library_page
 from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
@@ -138,33 +139,16 @@ def settings_page():
                            flask_app_error=_backend().get_state(ERROR_STATE_KEY))
 
 
-def _library_index():
-    try:
-        from hopper.app.library import index
-    except ImportError:
-        return None
-    return index
-
-
 @bp.get("/library")
 def library():
-    """Search the library index."""
-    index = _library_index()
-    q, kind = request.args.get("q") or None, request.args.get("kind") or None
-    items = index.search_items(_backend(), q=q, kind=kind, limit=100) if index else None
-    return render_template("library.html", items=items, q=q or "", kind=kind or "")
+    """The library browser: timeline, search, thumbnail grid, export."""
+    return library_page()
 
 
 @bp.get("/library/<int:item_id>")
 def library_item(item_id: int):
-    """One library item."""
-    index = _library_index()
-    if index is None:
-        abort(503, "the library index is unavailable")
-    item = index.get_item(_backend(), item_id) if item_id <= inputs.INT64_MAX else None
-    if item is None:
-        abort(404, f"no library item {item_id}")
-    return render_template("library_item.html", item=item)
+    """One library item: preview, metadata, duplicates, download."""
+    return item_page(item_id)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -198,3 +182,4 @@ def logout():
 
     session.clear()
     return redirect(url_for("ui.login"))
+
