@@ -13,7 +13,7 @@ from hopper.app import settings as settings_mod
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.py", description="Hopper background-job daemon")
-    parser.add_argument("--config", help="settings file (default: $HOPPER_CONFIG or settings.yaml)")
+    parser.add_argument("--config", help="settings file (default: $HOPPER_CONFIG, else ./settings.yaml, else built-in defaults)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="the daemon: workers, web server, watchers (default)")
     sub.add_parser("worker", help="workers only, e.g. on other machines against PostgreSQL")

@@ -30,7 +30,7 @@ class Client:
 
     def __init__(self, settings: settings_mod.Settings, migrate: bool = True):
         self.settings = settings
-        registry.load_modules(settings.task_modules)
+        registry.load_modules(settings.task_modules, settings.path.parent)
         self.backend: Backend = open_backend(settings.database, settings.durability)
         if migrate:
             self.backend.migrate()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 BUILTIN_MODULES = ("hopper.app.builtin_tasks", "hopper.app.library.tasks")
@@ -88,7 +90,24 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_modules(extra: tuple[str, ...] | list[str] = ()) -> None:
-    """Import the built-in task modules and the user's ``tasks.modules``."""
-    for module in (*BUILTIN_MODULES, *extra):
+def load_modules(extra: tuple[str, ...] | list[str] = (), base: Path | None = None) -> None:
+    """Import the built-in task modules and the user's ``tasks.modules``.
+
+    ``base`` (the settings file's folder) goes first on ``sys.path`` so the user's
+    modules resolve from their project in every process that runs or enqueues
+    tasks, whatever its current folder, and a user's package named ``app`` wins
+    over any other ``app`` on the path (Hopper's own code is ``hopper.app``).
+    """
+    for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    if extra and base is not None:
+        folder = str(Path(base).resolve())
+        if sys.path[:1] != [folder]:
+            sys.path.insert(0, folder)
+    for module in extra:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            where = f" (looked in {base} first)" if base is not None else ""
+            raise ImportError(f"tasks.modules: cannot import {module!r}{where}: {exc}",
+                              name=exc.name, path=exc.path) from exc

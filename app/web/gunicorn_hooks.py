@@ -1,4 +1,4 @@
-"""Gunicorn server hooks (loaded with ``--config python:app.web.gunicorn_hooks``).
+"""Gunicorn server hooks (loaded with ``--config python:hopper.app.web.gunicorn_hooks``).
 
 Besides tying the web server's life to the supervisor, these hooks own the
 inbox watcher: it starts once the arbiter is ready and stops when it exits.

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 
-from hopper.app.settings import REPO_ROOT, Settings
+from hopper.app.settings import Settings
 
 log = logging.getLogger("hopper.web")
 
@@ -31,13 +31,18 @@ class WebServer:
                 "--bind", self.settings.bind, "--timeout", "60",
                 "--graceful-timeout", str(GRACEFUL_TIMEOUT_S), "--keep-alive", "5",
                 "--no-control-socket",
-                "--config", "python:app.web.gunicorn_hooks",
+                "--config", "python:hopper.app.web.gunicorn_hooks",
                 "hopper.app.web:create_app()"]
 
     def start(self) -> None:
-        env = {**os.environ, "HOPPER_CONFIG": str(self.settings.path),
-               "HOPPER_SUPERVISOR_PID": str(os.getpid())}
-        self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=env)
+        env = {**os.environ, "HOPPER_SUPERVISOR_PID": str(os.getpid())}
+        if self.settings.from_file:
+            env["HOPPER_CONFIG"] = str(self.settings.path)
+        else:  # built-in defaults: the web server looks in the same folder and finds none
+            env.pop("HOPPER_CONFIG", None)
+        # Run from the settings file's folder: Gunicorn puts its folder first on sys.path,
+        # and that is where the user's task modules live.
+        self.process = subprocess.Popen(self.command(), cwd=self.settings.path.parent, env=env)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

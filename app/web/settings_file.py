@@ -58,7 +58,8 @@ def write_workers(path: Path, workers: int) -> Written:
     path = Path(path)
     with _lock, open(path.with_name(f".{path.name}.lock"), "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
-        text = path.read_text()
+        # No file yet (built-in defaults): the first change writes one where the daemon looks.
+        text = path.read_text() if path.exists() else ""
         new_text, preserved = with_workers(text, workers)
         raw = yaml.safe_load(new_text)
         if not isinstance(raw, dict):
@@ -71,7 +72,7 @@ def write_workers(path: Path, workers: int) -> Written:
 
 
 def _replace(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
