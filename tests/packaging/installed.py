@@ -80,7 +80,15 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, object]:
 
 
 def http_post(url: str, timeout: float = 10) -> tuple[int, object]:
-    request = urllib.request.Request(url, data=b"{}", method="POST",
+    return _send("POST", url, {}, timeout)
+
+
+def http_patch(url: str, body: dict, timeout: float = 10) -> tuple[int, object]:
+    return _send("PATCH", url, body, timeout)
+
+
+def _send(method: str, url: str, body: dict, timeout: float) -> tuple[int, object]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -13,7 +13,7 @@ import yaml
 
 from daemons import free_port
 from helpers import poll_until
-from installed import REPO, clean_env, http_get, http_post, run
+from installed import REPO, clean_env, http_get, http_patch, http_post, run
 
 
 def package_data(root: Path) -> set[str]:
@@ -172,3 +172,23 @@ def test_the_installed_daemon_stops_on_sigterm(venv, tmp_path, background):
     daemon.wait_healthy(f"http://127.0.0.1:{port}/healthz")
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.process.wait(30) == 0
+
+
+def test_without_a_settings_file_the_worker_slider_writes_one_in_the_current_folder(
+        venv, tmp_path, background):
+    port = free_port()
+    env = clean_env(venv, HOPPER_BIND=f"127.0.0.1:{port}")
+    daemon = background([venv / "bin" / "hopper", "serve"], tmp_path, env, "daemon")
+    daemon.wait_healthy(f"http://127.0.0.1:{port}/healthz")
+    assert not (tmp_path / "settings.yaml").exists()
+
+    status, body = http_patch(f"http://127.0.0.1:{port}/api/settings", {"workers": 3})
+    assert status == 200, body
+    assert yaml.safe_load((tmp_path / "settings.yaml").read_text()) == {"workers": 3}
+
+    def workers():
+        report = json.loads(run([venv / "bin" / "hopper", "status", "--json"], cwd=tmp_path,
+                                env=env).stdout)
+        return len(report["workers"]) == 3
+
+    poll_until(workers, timeout=30, interval=0.5, message=daemon.read_log)
