@@ -61,7 +61,11 @@ def main(argv: list[str]) -> int:
         return 2
     from hopper.app import queue
 
-    client = queue.configure(settings, migrate=command != "migrate")
+    try:
+        client = queue.configure(settings, migrate=command != "migrate")
+    except ImportError as exc:  # a tasks.modules entry: the message names it and where it looked
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
                "library": _library, "backup": _backup}[command]
     try:

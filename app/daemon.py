@@ -131,4 +131,9 @@ def serve(config: str | Path | None, web: bool = True) -> int:
     except settings_mod.SettingsError as exc:
         log.error("cannot start: %s", exc)
         return 2
-    return Daemon(settings, web=web).run()
+    try:
+        daemon = Daemon(settings, web=web)
+    except ImportError as exc:  # a tasks.modules entry that cannot be imported
+        log.error("cannot start: %s", exc)
+        return 2
+    return daemon.run()
