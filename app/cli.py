@@ -1,4 +1,8 @@
-"""Command line: ``python run.py [--config PATH] [serve|worker|enqueue|status|migrate|library|backup]``."""
+"""Command line: ``python run.py [serve|worker|enqueue|status|migrate|library|backup] [options]``.
+
+Global options (``--config``, ``--log-format``, ``--log-level``) go before or
+after the subcommand.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,17 +11,49 @@ import os
 import sys
 from pathlib import Path
 
-from hopper.app import settings as settings_mod
+from hopper.app import logs, registry, settings as settings_mod
+from hopper.app.backends import database_errors
 
+# Exit codes (docs/configuration.md lists them).
+EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_DATABASE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+# Commands that only read: they never create a database that is not there.
+READ_ONLY = ("status", "backup")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (usage stays available with --help)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # The same options on the main parser and on every subcommand; on the
+    # subcommands their defaults are suppressed so that a value given before
+    # the subcommand is not overwritten by the subcommand's default.
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument("--config", default=default(None),
+                        help="settings file (default: $HOPPER_CONFIG, else ./settings.yaml,"
+                             " else built-in defaults under ./data)")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=default("text"),
+                        help="text (default) or json: one JSON object per line")
+    parser.add_argument("--log-level", choices=logs.LEVELS, default=default("info"),
+                        help="debug also shows every task's enqueued and started events")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="Hopper background-job daemon")
-    parser.add_argument("--config", help="settings file (default: $HOPPER_CONFIG, else ./settings.yaml, else built-in defaults)")
+    parser = _Parser(prog="run.py", description="Hopper background-job daemon")
+    _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="the daemon: workers, web server, watchers (default)")
-    sub.add_parser("worker", help="workers only, e.g. on other machines against PostgreSQL")
-    enqueue = sub.add_parser("enqueue", help="enqueue a task")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_)
+        _global_options(child, suppress=True)
+        return child
+
+    command("serve", "the daemon: workers, web server, watchers (default)")
+    command("worker", "workers only, e.g. on other machines against PostgreSQL")
+    enqueue = command("enqueue", "enqueue a task")
     enqueue.add_argument("name")
     enqueue.add_argument("--args", default="{}", help="JSON object of arguments")
     enqueue.add_argument("--delay", type=float, help="seconds to wait before it may run")
@@ -26,13 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--unique-key")
     enqueue.add_argument("--max-attempts", type=int)
     enqueue.add_argument("--timeout", type=float)
-    enqueue.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds and print the result")
-    status = sub.add_parser("status", help="queue counts, workers, last failures")
+    enqueue.add_argument("--wait", type=float, metavar="S",
+                         help="wait up to S seconds and print the result (exit 4 on timeout)")
+    status = command("status", "queue counts, workers, last failures")
     status.add_argument("--json", action="store_true")
-    sub.add_parser("migrate", help="apply database migrations and exit")
-    library = sub.add_parser("library", help="library maintenance")
+    command("migrate", "apply database migrations and exit")
+    library = command("library", "library maintenance")
     library.add_argument("action", choices=["reindex"])
-    backup = sub.add_parser("backup", help="consistent online copy of the SQLite database")
+    backup = command("backup", "consistent online copy of the SQLite database")
     backup.add_argument("path")
     return parser
 
@@ -42,10 +79,18 @@ def console_main() -> int:
     return main(sys.argv[1:])
 
 
+def _fail(message: str, code: int) -> int:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str]) -> int:
+    """Run one command; return its exit code (never a traceback for a usage,
+    settings, database or timeout error)."""
     args = _parser().parse_args(argv)
     if args.config:
         os.environ["HOPPER_CONFIG"] = str(Path(args.config).resolve())
+    logs.export(args.log_format, args.log_level)  # the web server and workers log alike
     command = args.command or "serve"
     if command in ("serve", "worker"):
         from hopper.worker.context import start_early
@@ -54,25 +99,40 @@ def main(argv: list[str]) -> int:
         from hopper.app.daemon import serve
 
         return serve(args.config, web=command == "serve")
+    logs.configure()
     try:
         settings = settings_mod.load(args.config)
     except settings_mod.SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, EXIT_USAGE)
+    if command in READ_ONLY and not _database_exists(settings):
+        return _fail(f"no database at {settings_mod.sqlite_path(settings.database)} "
+                     f"(settings: {settings.path}); check --config, or start the daemon "
+                     "or run `migrate` to create it", EXIT_DATABASE)
+    handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
+               "library": _library, "backup": _backup}[command]
     from hopper.app import queue
 
     try:
         client = queue.configure(settings, migrate=command != "migrate")
-    except ImportError as exc:  # a tasks.modules entry: the message names it and where it looked
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
-               "library": _library, "backup": _backup}[command]
-    try:
         return handler(args, client)
+    except registry.TaskModuleError as exc:
+        return _fail(exc, EXIT_USAGE)
+    except TimeoutError as exc:
+        return _fail(exc, EXIT_TIMEOUT)
+    except database_errors() as exc:
+        return _fail(f"database {settings.database} unavailable: {exc}", EXIT_DATABASE)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, EXIT_USAGE)
+    except BrokenPipeError:  # e.g. `status --json | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _database_exists(settings: settings_mod.Settings) -> bool:
+    """False for a SQLite file that is not there (a server database is asked instead)."""
+    if not settings.database.startswith("sqlite:///"):
+        return True
+    return settings_mod.sqlite_path(settings.database).is_file()
 
 
 def _enqueue(args, client) -> int:
@@ -90,9 +150,9 @@ def _enqueue(args, client) -> int:
     if args.wait is None:
         print(task_id)
         return 0
-    task = queue.wait(task_id, timeout=args.wait)
+    task = queue.wait(task_id, timeout=args.wait)  # TimeoutError: exit 4, one line
     print(json.dumps(task, indent=2, default=str))
-    return 0 if task["status"] == "succeeded" else 1
+    return EXIT_OK if task["status"] == "succeeded" else EXIT_TASK_FAILED
 
 
 def _status(args, client) -> int:

@@ -1,6 +1,11 @@
 """The supervisor: owns signals, the migration, the worker pool, the settings
 watcher and the housekeeping thread (heartbeats, orphan rescue, retention,
-schedules), and the web server process."""
+schedules), and the web server process.
+
+Signals: SIGTERM and SIGINT stop (claiming first, then the web server, then the
+running tasks, all within ``shutdown_grace``); SIGHUP reloads settings.yaml as a
+change seen by the watcher would.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,7 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from hopper.app import queue, reaper, settings as settings_mod
+from hopper.app import logs, queue, reaper, registry, settings as settings_mod
+from hopper.app.backends import database_errors
 from hopper.app.scheduler import Scheduler
 from hopper.app.settings_watcher import SettingsWatcher
 from hopper.worker.pool import WorkerPool
@@ -18,6 +24,13 @@ log = logging.getLogger("hopper")
 
 HEARTBEAT_S = 1.0
 PRUNE_EVERY_S = 60.0
+SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the web server
+# A web server that keeps exiting is restarted after a delay that doubles from
+# WEB_RESTART_FIRST_S up to WEB_RESTART_MAX_S; one that stayed up WEB_STABLE_S
+# before exiting starts over from the first delay.
+WEB_RESTART_FIRST_S = 1.0
+WEB_RESTART_MAX_S = 30.0
+WEB_STABLE_S = 30.0
 
 
 class Daemon:
@@ -33,6 +46,11 @@ class Daemon:
         self.scheduler = Scheduler(schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
+        self._reload_requested = threading.Event()
+        self._web_delay = 0.0
+        self._web_started = 0.0
+        self._web_restart_at: float | None = None
+        self._settings_lock = threading.Lock()  # the watcher's thread and SIGHUP both apply
         self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping",
                                              daemon=True)
 
@@ -41,6 +59,7 @@ class Daemon:
         """Run until SIGTERM or SIGINT; return the process exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
         rescued = reaper.rescue_orphans(self.backend, set())
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
@@ -53,32 +72,74 @@ class Daemon:
             from hopper.app.web.server import WebServer
 
             self.web = WebServer(self.settings)
-            self.web.start()
+            self._start_web()
         log.info("hopper running: %d worker(s), database %s%s", self.settings.workers,
                  self.settings.database,
                  f", http://{self.settings.bind}" if self.web_enabled else "")
-        while not self.stopping.wait(0.5):
-            if self.web is not None and not self.web.alive():
-                log.error("the web server exited; restarting it")
-                self.web.start()
+        while not self.stopping.wait(SUPERVISE_TICK_S):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                log.info("SIGHUP: reloading %s", self.settings.path)
+                self.watcher.reload()
+            if self.web is not None:
+                self._supervise_web()
         return self.shutdown()
 
     def _on_signal(self, signum, _frame) -> None:
         log.info("received %s; shutting down", signal.Signals(signum).name)
         self.stopping.set()
 
+    def _on_hangup(self, _signum, _frame) -> None:
+        # The main loop reloads: a signal handler must not take the settings lock.
+        self._reload_requested.set()
+
+    def _start_web(self) -> None:
+        self.web.settings = self.settings  # always the last good settings
+        self.web.start()
+        self._web_started = time.monotonic()
+
+    def _supervise_web(self) -> None:
+        """Restart an exited web server, with a growing delay while it keeps exiting."""
+        now = time.monotonic()
+        if self.web.alive():
+            return
+        if self._web_restart_at is None:
+            uptime = now - self._web_started
+            stable = uptime >= WEB_STABLE_S or not self._web_delay
+            self._web_delay = WEB_RESTART_FIRST_S if stable else min(
+                WEB_RESTART_MAX_S, self._web_delay * 2)
+            self._web_restart_at = now + self._web_delay
+            log.error("the web server exited with code %s after %.1fs; restarting it in %.1fs",
+                      self.web.process.returncode, uptime, self._web_delay,
+                      extra={"fields": {"event": "web_exited", "restart_in": self._web_delay,
+                                        "uptime": round(uptime, 3)}})
+        elif now >= self._web_restart_at:
+            self._web_restart_at = None
+            self._start_web()
+
     def shutdown(self) -> int:
+        """Stop claiming, then the web server, then wait for running tasks, all
+        within shutdown_grace; tasks still running then are put back in the queue."""
+        grace = self.settings.shutdown_grace
+        deadline = time.monotonic() + grace
+        self.pool.stop_claiming()
+        log.info("stopping: workers claim no more tasks; %.1fs for the rest", grace)
         self.watcher.stop()
         if self.web is not None:
-            self.web.stop()
-        self.pool.stop(self.settings.shutdown_grace)
-        self._housekeeper.join(5)
+            self.web.stop(deadline)
+            log.info("stopping: web server stopped")
+        self.pool.stop(max(0.0, deadline - time.monotonic()))
+        self._housekeeper.join(HEARTBEAT_S * 2)
         log.info("hopper stopped")
         return 0
 
     # -- live settings -----------------------------------------------------
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Apply a changed settings file: worker count and schedules, live."""
+        with self._settings_lock:
+            self._apply(new)
+
+    def _apply(self, new: settings_mod.Settings) -> None:
         old, self.settings = self.settings, new
         self.pool.settings = new  # workers started from now on get the new settings
         if new.workers != self.pool.target:
@@ -118,22 +179,20 @@ def schedules_for(settings: settings_mod.Settings) -> tuple[dict, ...]:
     return (*settings.schedules, {"name": "library.scan", "every": settings.rescan_interval})
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def serve(config: str | Path | None, web: bool = True) -> int:
-    """``python run.py serve``: load settings (refusing a bad file) and run."""
-    configure_logging()
+    """``python run.py serve``: load settings (refusing a bad file) and run.
+
+    Exit codes: 0 after a clean stop, 2 for unusable settings or task modules,
+    3 when the database cannot be reached.
+    """
+    logs.configure()
     try:
         settings = settings_mod.load(config)
-    except settings_mod.SettingsError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    try:
         daemon = Daemon(settings, web=web)
-    except ImportError as exc:  # a tasks.modules entry that cannot be imported
+    except (settings_mod.SettingsError, registry.TaskModuleError) as exc:
         log.error("cannot start: %s", exc)
         return 2
+    except database_errors() as exc:
+        log.error("cannot start: the database is unavailable: %s", " ".join(str(exc).split()))
+        return 3
     return daemon.run()

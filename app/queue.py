@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from hopper.app import registry, settings as settings_mod
+from hopper.app import logs, registry, settings as settings_mod
 from hopper.app.backends import open_backend
 from hopper.app.backends.base import FINISHED, Backend, NewTask
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
@@ -144,6 +144,10 @@ def _refuse_unknown(options) -> None:
 def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     """Insert validated tasks, then run them (eager mode) or wake idle workers."""
     results = c.backend.enqueue(tasks)
+    if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
+        for task, (task_id, created) in zip(tasks, results):
+            if created:
+                logs.task_event("enqueued", task_id, task.name, task.queue)
     if c.eager:
         from hopper.worker.loop import run_eagerly
 
@@ -176,13 +180,18 @@ def wait(task_id: int, timeout: float = 30) -> dict:
 
 def cancel(task_id: int) -> dict:
     """Cancel a queued, waiting or running task (a running one is stopped)."""
-    return client().backend.cancel(task_id)
+    found = client().backend.cancel(task_id)
+    logs.task_event("cancelled", task_id, found["name"], found["queue"], found["worker"],
+                    found["attempts"])
+    return found
 
 
 def retry(task_id: int) -> dict:
     """Re-queue a failed or cancelled task."""
     c = client()
     found = c.backend.retry(task_id)
+    logs.task_event("retried", task_id, found["name"], found["queue"], None, found["attempts"],
+                    reason="retry requested")
     if c.doorbell is not None:
         c.doorbell.ring()
     return found

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 
+from hopper.app import logs
 from hopper.app.backends.base import Backend
 
 log = logging.getLogger("hopper.reaper")
@@ -44,16 +45,23 @@ def rescue_orphans(backend: Backend, own_workers: set[str]) -> int:
             continue
         pid = _local_pid(worker_id)
         if pid is not None and not _pid_alive(pid):
+            held = [t for t in backend.list(status="running", limit=500)
+                    if t["worker"] == worker_id]  # rare: read only to log each task
             rescued += backend.requeue_worker(worker_id, None, f"worker {worker_id} died",
                                               retry_at=time.time(), count_all=True)
             log.warning("re-queued the tasks of dead worker %s", worker_id)
+            for task in held:
+                logs.task_event("rescued", task["id"], task["name"], task["queue"], worker_id,
+                                task["attempts"], reason="worker process gone")
     for task_id, worker_id in backend.expired_leases():
         if worker_id in own_workers:
             continue
+        task = backend.get(task_id) or {}
         backend.fail_attempt(task_id, worker_id, f"lease of worker {worker_id} expired",
                              retry_at=time.time())
         rescued += 1
-        log.warning("task %s: lease of worker %s expired; re-queued", task_id, worker_id)
+        logs.task_event("rescued", task_id, task.get("name"), task.get("queue"), worker_id,
+                        task.get("attempts"), reason="lease expired")
     return rescued
 
 

@@ -19,6 +19,10 @@ class UnknownTask(ValueError):
     """No task is registered under this name."""
 
 
+class TaskModuleError(ImportError):
+    """A module listed in ``tasks.modules`` could not be imported; one line names it."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A registered task and its defaults."""
@@ -104,10 +108,11 @@ def load_modules(extra: tuple[str, ...] | list[str] = (), base: Path | None = No
         folder = str(Path(base).resolve())
         if sys.path[:1] != [folder]:
             sys.path.insert(0, folder)
+    where = f" (looked in {base} first)" if extra and base is not None else ""
     for module in extra:
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            where = f" (looked in {base} first)" if base is not None else ""
-            raise ImportError(f"tasks.modules: cannot import {module!r}{where}: {exc}",
-                              name=exc.name, path=exc.path) from exc
+        except Exception as exc:  # any failure inside the user's module is reported as its own
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise TaskModuleError(f"tasks.modules: cannot import {module!r}{where}: "
+                                  f"{type(exc).__name__}: {detail}") from exc

@@ -8,6 +8,7 @@ live keep the last good settings when that happens.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,8 +17,15 @@ from typing import Any
 
 import yaml
 
+from hopper.app import settings_keys
+
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
+# The whole stop (claiming ends, web server, running tasks) fits in docker stop's 10 s.
+DEFAULT_SHUTDOWN_GRACE = "8s"
+# Child processes (the web server) take the supervisor's last good settings from here,
+# never from a settings file that may be mid-edit or broken.
+SNAPSHOT_ENV = "HOPPER_SETTINGS_SNAPSHOT"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -53,6 +61,7 @@ class Settings:
     workers: int = 2
     bind: str = "127.0.0.1:8000"
     threads: int = 4
+    allowed_hosts: tuple[str, ...] = ()
     token: str | None = None
     inbox: Path = Path("data/inbox")
     library_root: Path = Path("data/library")
@@ -66,7 +75,7 @@ class Settings:
     schedules: tuple[dict, ...] = ()
     eager: bool = False
     lease: float = 30.0
-    shutdown_grace: float = 30.0
+    shutdown_grace: float = 8.0
     from_file: bool = True          # False: built-in defaults, no settings file exists yet
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -78,9 +87,24 @@ class Settings:
         return self.path.parent / "data"
 
     @property
+    def artifacts_dir(self) -> Path:
+        """The only folder task artifacts are served from: ``artifacts/`` in the data folder."""
+        return self.data_dir / "artifacts"
+
+    @property
+    def bind_host(self) -> str:
+        """The host part of ``server.bind`` (no brackets around IPv6)."""
+        return self.bind.rsplit(":", 1)[0].strip("[]")
+
+    @property
     def bind_is_loopback(self) -> bool:
-        host = self.bind.rsplit(":", 1)[0].strip("[]")
+        host = self.bind_host
         return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+    def snapshot(self) -> str:
+        """These settings as text a child process turns back into them (``from_snapshot``)."""
+        return json.dumps({"path": str(self.path), "raw": self.raw, "from_file": self.from_file},
+                          default=str)
 
 
 def sqlite_path(url: str) -> Path:
@@ -93,6 +117,19 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     ``settings.yaml`` in the current folder."""
     chosen = explicit or os.environ.get("HOPPER_CONFIG") or Path.cwd() / SETTINGS_NAME
     return Path(chosen).resolve()
+
+
+def from_snapshot(text: str) -> Settings:
+    """The settings a parent process passed down with ``Settings.snapshot``."""
+    data = json.loads(text)
+    settings = validate(data["raw"], Path(data["path"]))
+    return settings if data.get("from_file", True) else dataclasses.replace(settings, from_file=False)
+
+
+def inherited() -> Settings:
+    """The parent's last good settings when this process was given them, else the file's."""
+    text = os.environ.get(SNAPSHOT_ENV)
+    return from_snapshot(text) if text else load()
 
 
 def load(path: str | os.PathLike | None = None) -> Settings:
@@ -166,6 +203,14 @@ def _database(raw: dict, base: Path) -> str:
     raise SettingsError(f"database: unsupported URL {url!r} (use sqlite:///PATH or postgresql://...)")
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(h, str) and h for h in value):
+        raise SettingsError("server.allowed_hosts: expected a list of host names")
+    return tuple(h.strip().lower() for h in value)
+
+
 def _schedules(raw: Any) -> tuple[dict, ...]:
     if raw is None:
         return ()
@@ -194,6 +239,10 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
 def validate(raw: dict, path: Path) -> Settings:
     """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
     base = path.parent
+    try:
+        settings_keys.check(raw)
+    except settings_keys.UnknownKey as exc:
+        raise SettingsError(str(exc)) from None
     server, auth = _section(raw, "server"), _section(raw, "auth")
     library, retention, tasks = _section(raw, "library"), _section(raw, "retention"), _section(raw, "tasks")
     durability = raw.get("durability", "full")
@@ -219,6 +268,7 @@ def validate(raw: dict, path: Path) -> Settings:
         workers=_int(raw.get("workers", 2), "workers", 1, MAX_WORKERS),
         bind=bind,
         threads=_int(server.get("threads", 4), "server.threads", 1, 256),
+        allowed_hosts=_hosts(server.get("allowed_hosts")),
         token=token,
         inbox=_resolve(base, library.get("inbox", "data/inbox"), "library.inbox"),
         library_root=_resolve(base, library.get("root", "data/library"), "library.root"),
@@ -232,7 +282,8 @@ def validate(raw: dict, path: Path) -> Settings:
         schedules=_schedules(raw.get("schedules")),
         eager=bool(raw.get("eager", False)),
         lease=parse_duration(raw.get("lease", "30s"), "lease"),
-        shutdown_grace=parse_duration(raw.get("shutdown_grace", "30s"), "shutdown_grace"),
+        shutdown_grace=parse_duration(raw.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
+                                      "shutdown_grace"),
         raw=raw,
     )
     if settings.lease < 1:

@@ -19,6 +19,7 @@ from hopper.app import settings as settings_mod
 log = logging.getLogger("hopper.settings")
 
 DEBOUNCE_S = 0.1
+READ_ONLY_EVENTS = ("opened", "closed_no_write")
 
 
 class SettingsWatcher(FileSystemEventHandler):
@@ -30,6 +31,7 @@ class SettingsWatcher(FileSystemEventHandler):
         self.on_change, self.on_error = on_change, on_error
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # file events and SIGHUP may reload at once
         self._observer = Observer()
 
     def start(self) -> None:
@@ -44,6 +46,8 @@ class SettingsWatcher(FileSystemEventHandler):
                 self._timer.cancel()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in READ_ONLY_EVENTS:
+            return  # someone read the file (GET /api/settings does): nothing changed
         paths = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")}
         if not any(p and Path(p).resolve() == self.path for p in paths):
             return
@@ -55,10 +59,13 @@ class SettingsWatcher(FileSystemEventHandler):
             self._timer.start()
 
     def reload(self) -> None:
-        try:
-            new = settings_mod.load(self.path)
-        except settings_mod.SettingsError as exc:
-            log.error("settings change rejected, keeping the last good settings: %s", exc)
-            self.on_error(str(exc))
-            return
-        self.on_change(new)
+        """Load the file now: apply it, or keep the last good settings and report why not."""
+        with self._reload_lock:
+            try:
+                new = settings_mod.load(self.path)
+            except settings_mod.SettingsError as exc:
+                log.error("settings change rejected, keeping the last good settings: %s", exc)
+                self.on_error(str(exc))
+                return
+            log.info("settings reloaded from %s", self.path)
+            self.on_change(new)

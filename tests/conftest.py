@@ -25,8 +25,8 @@ def make_daemon(tmp_path):
     started: list[Daemon] = []
 
     def factory(command: str = "serve", start: bool = True, config: Path | None = None,
-                **overrides) -> Daemon:
-        daemon = Daemon(config or write_settings(tmp_path, **overrides), command)
+                extra_args: tuple[str, ...] = (), **overrides) -> Daemon:
+        daemon = Daemon(config or write_settings(tmp_path, **overrides), command, extra_args)
         started.append(daemon)
         return daemon.start() if start else daemon
 

@@ -1,6 +1,7 @@
 """Real daemons for tests: settings files in temp folders and ``python run.py`` processes."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -48,9 +49,10 @@ def write_settings(folder: Path, **overrides) -> Path:
 class Daemon:
     """A real ``python run.py`` process on a temp settings file."""
 
-    def __init__(self, config: Path, command: str = "serve"):
+    def __init__(self, config: Path, command: str = "serve", extra_args: tuple[str, ...] = ()):
         self.config = config
         self.command = command
+        self.extra_args = tuple(extra_args)  # after the subcommand, e.g. --log-format json
         self.process: subprocess.Popen | None = None
         self.log_path = config.parent / f"daemon-{command}.log"
 
@@ -70,7 +72,8 @@ class Daemon:
                "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "run.py"), "--config", str(self.config), self.command],
+            [sys.executable, str(REPO / "run.py"), "--config", str(self.config), self.command,
+             *self.extra_args],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         expected = self.settings.get("workers", 2) if wait_workers is None else wait_workers
         poll_until(lambda: len(self.worker_pids()) == expected, timeout=30,
@@ -100,6 +103,28 @@ class Daemon:
 
     def read_log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def json_log(self) -> list[dict]:
+        """The log's JSON lines (``--log-format json``), parsed; other lines skipped."""
+        records = []
+        for line in self.read_log().splitlines():
+            if line.startswith("{"):
+                records.append(json.loads(line))
+        return records
+
+    def gunicorn_pid(self) -> int | None:
+        """The pid of the web server (the Gunicorn arbiter), a child of the supervisor."""
+        try:
+            children = psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return None
+        for child in children:
+            try:
+                if "gunicorn" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                    return child.pid
+            except psutil.Error:
+                continue
+        return None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process is None or self.process.poll() is not None:

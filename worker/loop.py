@@ -17,6 +17,7 @@ import time
 from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
 
+from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.worker.execute import execute
 
@@ -129,10 +130,12 @@ class WorkerLoop:
     def _run_one(self, task: Claimed) -> Outcome:
         deadline = time.monotonic() + task.timeout if task.timeout else 0.0
         self.slot.begin(task.id, deadline)
+        logs.task_event("started", task.id, task.name, task.queue, self.worker_id, task.attempts)
         try:
             outcome = execute(task)
         finally:
             self.slot.end()
+        log_outcome(task, outcome, self.worker_id)
         took = outcome.finished_at - outcome.started_at
         previous = self.durations.get(task.name, took)
         self.durations[task.name] = previous * 0.8 + took * 0.2
@@ -142,6 +145,16 @@ class WorkerLoop:
         if all(self.durations.get(t.name, 1.0) <= FAST_TASK_S for t in claimed):
             return min(MAX_BATCH, batch * 4)
         return 1
+
+
+def log_outcome(task: Claimed, outcome: Outcome, worker_id: str) -> None:
+    """The succeeded, retried or failed event of one attempt."""
+    if outcome.ok:
+        event = "succeeded"
+    else:
+        event = "retried" if outcome.retry_at is not None else "failed"
+    logs.task_event(event, task.id, task.name, task.queue, worker_id, task.attempts,
+                    outcome.finished_at - outcome.started_at)
 
 
 def _die_with_fork_server() -> None:
@@ -168,6 +181,7 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
     """Entry point of a worker process started by the WorkerPool with its settings."""
     worker_id = worker_id_for(os.getpid(), nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
+    logs.configure()  # as the supervisor was told (HOPPER_LOG_FORMAT, HOPPER_LOG_LEVEL)
     from hopper.app import queue
     from hopper.app.wakeup import DoorbellListener, doorbell_path
 
@@ -195,5 +209,6 @@ def run_eagerly(backend: Backend) -> None:
             if not claimed:
                 return
             pending = [execute(claimed[0])]
+            log_outcome(claimed[0], pending[0], worker_id)
     finally:
         _eager.active = False

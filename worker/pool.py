@@ -18,7 +18,7 @@ from multiprocessing.connection import wait as wait_sentinels
 
 import psutil
 
-from hopper.app import registry
+from hopper.app import logs, registry
 from hopper.app.backends.base import Backend, WorkerRow
 from hopper.app.settings import Settings
 from hopper.worker.context import context
@@ -133,6 +133,9 @@ class WorkerPool:
             handle.worker_id, task_id, f"worker process died (exit code {code})",
             retry_at=time.time())
         self.backend.remove_workers([handle.worker_id])
+        if task_id is not None and touched:
+            _log_task("rescued", self.backend, task_id, handle.worker_id,
+                      reason=f"worker process died (exit code {code})")
         with self._lock:
             self.workers.pop(handle.worker_id, None)
             if handle.retiring or self._closing:
@@ -172,6 +175,10 @@ class WorkerPool:
                 timeout = task["timeout"] if task else 0
                 self.backend.fail_attempt(task_id, handle.worker_id,
                                           f"timed out after {timeout:g}s", retry_at)
+                if task is not None:
+                    logs.task_event("retried" if attempts < task["max_attempts"] else "failed",
+                                    task_id, task["name"], task["queue"], handle.worker_id,
+                                    attempts, reason=f"timed out after {timeout:g}s")
                 log.warning("task %s timed out on %s; stopping that worker", task_id,
                             handle.worker_id)
                 self._kill_for(handle, task_id)
@@ -217,14 +224,20 @@ class WorkerPool:
             return set(self.workers)
 
     # -- shutdown ----------------------------------------------------------
-    def stop(self, grace_s: float) -> None:
-        """Stop claiming, let running tasks finish within ``grace_s``, then
-        kill what is left and put its tasks back in the queue."""
+    def stop_claiming(self) -> None:
+        """Ask every worker to claim nothing more (running tasks go on); no respawns."""
         with self._lock:
             self._closing = True
             handles = list(self.workers.values())
         for handle in handles:
             handle.slot.request_stop()
+
+    def stop(self, grace_s: float) -> None:
+        """Stop claiming, let running tasks finish within ``grace_s``, then
+        kill what is left and put its tasks back in the queue."""
+        self.stop_claiming()
+        with self._lock:
+            handles = list(self.workers.values())
         deadline = time.monotonic() + grace_s
         for handle in handles:
             handle.process.join(max(0.0, deadline - time.monotonic()))
@@ -240,6 +253,15 @@ class WorkerPool:
             self._monitor.join(2)
         self.backend.remove_workers([h.worker_id for h in handles])
         self.workers.clear()
+
+
+def _log_task(event: str, backend: Backend, task_id: int, worker_id: str, **extra) -> None:
+    """A task event for a rare path (rescue), reading the task's fields first."""
+    if not logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS[event]):
+        return
+    task = backend.get(task_id) or {}
+    logs.task_event(event, task_id, task.get("name"), task.get("queue"), worker_id,
+                    task.get("attempts"), **extra)
 
 
 def _backoff_for(name: str) -> float:

@@ -15,3 +15,13 @@ def open_backend(url: str, durability: str = "full") -> Backend:
 
         return PostgresBackend(url)
     raise ValueError(f"unsupported database URL: {url}")
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean the database could not be reached or used,
+    for callers that turn them into a one-line message."""
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)

@@ -57,6 +57,7 @@ class Claimed:
     max_attempts: int
     timeout: float | None
     parent_id: int | None
+    queue: str = "default"
 
 
 @dataclass

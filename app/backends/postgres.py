@@ -25,7 +25,7 @@ UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at =
        attempts = attempts + 1
  WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= %s
               ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after, queue
 """
 _LOCK_PARENTS = """
 SELECT id FROM tasks WHERE id IN (SELECT parent_id FROM tasks
@@ -82,7 +82,7 @@ class PostgresBackend(SqlBackend):
         now = time.time()
         rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
-        return [Claimed(*row[:7]) for row in rows]
+        return [Claimed(*row[:7], queue=row[9]) for row in rows]
 
     def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
         conn.execute(_LOCK_PARENTS, (task_ids,)).fetchall()

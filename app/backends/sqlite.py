@@ -30,7 +30,7 @@ UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?
  WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_ready
               WHERE status = 'queued' AND run_after <= ?
               ORDER BY priority DESC, run_after, id LIMIT ?)
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after, queue
 """
 _READY = ("SELECT 1 FROM tasks INDEXED BY tasks_ready"
           " WHERE status = 'queued' AND run_after <= ? LIMIT 1")
@@ -158,7 +158,7 @@ class SqliteBackend(SqlBackend):
         rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
-        return [Claimed(*row[:7]) for row in rows]
+        return [Claimed(*row[:7], queue=row[9]) for row in rows]
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from flask import Flask
 
@@ -14,9 +15,11 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     """The app factory. Without ``settings`` it uses this process's queue client,
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
     from hopper.app.web import (
-        api_library, api_system, api_tasks, auth, errors, metrics, openapi, ui,
+        api_library, api_system, api_tasks, auth, errors, metrics, openapi, safety, ui,
     )
 
+    if settings is None and os.environ.get(settings_mod.SNAPSHOT_ENV):
+        settings = settings_mod.inherited()  # the supervisor's last good settings
     client = queue.configure(settings) if settings is not None else queue.client()
     app = Flask(__name__)
     app.config.update(
@@ -24,7 +27,8 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         SECRET_KEY=auth.session_secret(client.settings.data_dir),
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
+        # Strict: no cross-site request, not even a top-level link, carries the session.
+        SESSION_COOKIE_SAMESITE="Strict",
         HOPPER_LAST_GOOD=client.settings,
     )
     app.extensions["hopper"] = client
@@ -32,6 +36,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     app.json.sort_keys = False
     errors.register(app)
     auth.register(app)
+    safety.register(app)  # runs before auth: refused requests never reach a token check
     for module in (api_tasks, api_system, api_library, openapi, metrics, ui):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, csrf_field=auth.CSRF_FIELD)

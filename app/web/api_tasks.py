@@ -163,7 +163,7 @@ def _change_state(raw_id: str, change, refusal: str):
 
 @bp.get("/api/tasks/<raw_id>/artifact")
 def task_artifact(raw_id: str):
-    """The file a finished task returned as ``{"artifact": "<path under the data folder>"}``."""
+    """The file a finished task returned as ``{"artifact": "<path under data/artifacts/>"}``."""
     task = _task_or_404(raw_id)
     if task["status"] not in FINISHED:
         raise conflict("task not finished", f"task {task['id']} is {task['status']}")
@@ -171,15 +171,32 @@ def task_artifact(raw_id: str):
     artifact = result.get("artifact") if isinstance(result, dict) else None
     if not isinstance(artifact, str) or not artifact:
         raise not_found("no artifact", f"task {task['id']} did not produce a file")
-    data_dir = current_app.extensions["hopper"].settings.data_dir.resolve()
-    try:
-        # resolve() follows symlinks, so a link pointing outside is refused too.
-        path = (data_dir / artifact).resolve()
-    except (OSError, ValueError) as exc:
-        raise not_found("no artifact", str(exc)) from None
-    if not path.is_relative_to(data_dir):
-        raise ApiError(403, "artifact outside the data folder",
-                       "the task named a file outside the data folder; it is not served")
+    path = artifact_path(current_app.extensions["hopper"].settings.artifacts_dir, artifact)
     if not path.is_file():
         raise not_found("artifact missing", f"{artifact} no longer exists")
-    return send_file(path, as_attachment=True, download_name=Path(artifact).name)
+    return send_file(path, as_attachment=True, download_name=path.name)
+
+
+def artifact_path(artifacts_dir: Path, artifact: str) -> Path:
+    """The file ``artifact`` names inside ``artifacts_dir``; 403 for anything else.
+
+    A task's result is data anyone who can enqueue controls (``echo`` returns its
+    arguments), so the name is distrusted: absolute paths, ``..``, hidden files
+    (``.session-key``) and symlinks leading out are all refused.
+    """
+    refused = ApiError(403, "artifact not served",
+                       "artifacts are served only from the artifacts folder "
+                       "(data/artifacts/); this task named something else")
+    relative = Path(artifact)
+    if relative.is_absolute() or "\0" in artifact or any(
+            part.startswith(".") for part in relative.parts):
+        raise refused
+    root = artifacts_dir.resolve()
+    try:
+        # resolve() follows symlinks, so a link pointing outside is refused too.
+        path = (root / relative).resolve()
+    except (OSError, ValueError):
+        raise refused from None
+    if not path.is_relative_to(root) or path == root:
+        raise refused
+    return path

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, redirect, request, session, url_for
 
 from hopper.app.web.errors import error_response
+from hopper.app.web.throttle import LoginThrottle
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 OPEN_PATHS = ("/healthz", "/login", "/logout")
@@ -43,6 +44,24 @@ def token_matches(candidate: str | None) -> bool:
     if not token or candidate is None:
         return False
     return hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), token.encode())
+
+
+def throttle() -> LoginThrottle:
+    """This web server's wrong-token throttle."""
+    return current_app.extensions["hopper_throttle"]
+
+
+def client_address() -> str:
+    """The address wrong tokens are counted against."""
+    return request.remote_addr or "unknown"
+
+
+def too_many_attempts(retry_after: int):
+    """429 with Retry-After for a client locked out after wrong tokens."""
+    body, status = error_response(429, "too many wrong tokens",
+                                  f"try again in {retry_after} s")
+    body.headers["Retry-After"] = str(retry_after)
+    return body, status
 
 
 def _bearer() -> str | None:
@@ -102,9 +121,7 @@ def _check_request():
     if machine:
         bearer = _bearer()
         if bearer is not None:
-            if token_matches(bearer):
-                return None
-            return _unauthorized("wrong token")
+            return _check_bearer(bearer)
         if logged_in():
             if request.method in SAFE_METHODS or csrf_ok(request.headers.get(CSRF_HEADER)):
                 return None
@@ -114,6 +131,18 @@ def _check_request():
     if not logged_in():
         return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
     return None
+
+
+def _check_bearer(bearer: str):
+    client = client_address()
+    wait = throttle().retry_after(client)
+    if wait:
+        return too_many_attempts(wait)
+    if token_matches(bearer):
+        throttle().succeeded(client)
+        return None
+    throttle().failed(client)
+    return _unauthorized("wrong token")
 
 
 def _unauthorized(detail: str):
@@ -149,4 +178,5 @@ def session_secret(data_dir: Path) -> bytes:
 
 def register(app: Flask) -> None:
     """Check every request before its view runs."""
+    app.extensions["hopper_throttle"] = LoginThrottle()
     app.before_request(_check_request)

@@ -6,15 +6,33 @@ inbox watcher: it starts once the arbiter is ready and stops when it exits.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import signal
+
+from gunicorn.glogging import Logger
 
 _watcher = None
 
 
+class HopperLogger(Logger):
+    """Gunicorn's own log lines in Hopper's format (``--log-format json``: JSON too)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from hopper.app import logs
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.formatter())
+
+
+logger_class = HopperLogger  # a Gunicorn setting, read from this config module
+
+
 def on_starting(server):
-    """Die with the supervisor: no orphaned web server after a kill -9."""
+    """Die with the supervisor: no orphaned web server after a kill -9. Log as it does."""
+    from hopper.app import logs
+
+    logs.configure()  # HOPPER_LOG_FORMAT and HOPPER_LOG_LEVEL, inherited from the supervisor
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
@@ -32,16 +50,8 @@ def when_ready(server):
     from hopper.app import settings as settings_mod
     from hopper.app.library.watcher import InboxWatcher
 
-    # The arbiter has no logging set up for our loggers: send the watcher's
-    # messages (what it watches, files it could not enqueue) to Gunicorn's log.
-    library_log = logging.getLogger("hopper.library")
-    if not library_log.handlers:
-        for handler in server.log.error_log.handlers:
-            library_log.addHandler(handler)
-        library_log.setLevel(logging.INFO)
-        library_log.propagate = False
     try:
-        watcher = InboxWatcher(settings_mod.load())
+        watcher = InboxWatcher(settings_mod.inherited())
         watcher.start()
     except Exception:  # the API must keep serving; the recurring library.scan still runs
         server.log.exception("the inbox watcher could not start")
@@ -54,4 +64,20 @@ def on_exit(server):
     global _watcher
     if _watcher is not None:
         _watcher.stop()
-        _watcher = None
+        from gunicorn.glogging import Logger
+
+_watcher = None
+
+
+class HopperLogger(Logger):
+    """Gunicorn's own log lines in Hopper's format (``--log-format json``: JSON too)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from hopper.app import logs
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.formatter())
+
+
+logger_class = HopperLogger  # a Gunicorn setting, read from this config module

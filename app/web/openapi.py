@@ -32,9 +32,13 @@ def _json(schema: dict, description: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "Malformed JSON, wrong types or values", 401: "Missing or wrong bearer token",
-            403: "Refused", 404: "Unknown id", 409: "Not allowed in the current state",
-            413: "Request body too large", 503: "Service unavailable"}
-    return {str(c): _json(_ref("Error"), text[c]) for c in (401, *codes)}
+            403: "Refused: a Host not served, a state change from another origin or with a"
+                 " body that is not application/json, an artifact outside data/artifacts/",
+            404: "Unknown id", 409: "Not allowed in the current state",
+            413: "Request body too large", 429: "Too many wrong tokens; see Retry-After",
+            503: "Service unavailable"}
+    # Every operation can meet the token check, the wrong-token lock-out and the web-safety rules.
+    return {str(c): _json(_ref("Error"), text[c]) for c in sorted({401, 403, 429, *codes})}
 
 
 ID = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
@@ -104,7 +108,8 @@ SCHEMAS = {
     "Settings": _obj({
         "path": STR, "database": STR, "durability": {"type": "string", "enum": ["full", "normal"]},
         "workers": INT, "max_workers": INT,
-        "server": _obj({"bind": STR, "threads": INT}),
+        "server": _obj({"bind": STR, "threads": INT,
+                        "allowed_hosts": {"type": "array", "items": STR}}),
         "auth": _obj({"token_set": {"type": "boolean"}}),
         "library": {"type": "object"}, "retention": {"type": "object"},
         "tasks": {"type": "object"}, "schedules": {"type": "array", "items": {"type": "object"}},

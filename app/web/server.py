@@ -10,16 +10,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
-from hopper.app.settings import Settings
+from hopper.app.settings import SNAPSHOT_ENV, Settings
 
 log = logging.getLogger("hopper.web")
 
-GRACEFUL_TIMEOUT_S = 10
+KILL_WAIT_S = 5  # after SIGKILL, how long to wait for the process to be gone
 
 
 class WebServer:
-    """Starts and stops ``gunicorn app.web:create_app()`` for the given settings."""
+    """Starts and stops ``gunicorn app.web:create_app()`` for the given settings.
+
+    The child gets these settings themselves (``HOPPER_SETTINGS_SNAPSHOT``), so a
+    restart after a broken edit of settings.yaml still starts from the last good ones.
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -29,13 +34,15 @@ class WebServer:
         return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
                 "--workers", "1", "--threads", str(self.settings.threads),
                 "--bind", self.settings.bind, "--timeout", "60",
-                "--graceful-timeout", str(GRACEFUL_TIMEOUT_S), "--keep-alive", "5",
+                "--graceful-timeout", f"{max(1, int(self.settings.shutdown_grace))}",
+                "--keep-alive", "5",
                 "--no-control-socket",
                 "--config", "python:hopper.app.web.gunicorn_hooks",
                 "hopper.app.web:create_app()"]
 
     def start(self) -> None:
-        env = {**os.environ, "HOPPER_SUPERVISOR_PID": str(os.getpid())}
+        env = {**os.environ, "HOPPER_SUPERVISOR_PID": str(os.getpid()),
+               SNAPSHOT_ENV: self.settings.snapshot()}
         if self.settings.from_file:
             env["HOPPER_CONFIG"] = str(self.settings.path)
         else:  # built-in defaults: the web server looks in the same folder and finds none
@@ -47,13 +54,17 @@ class WebServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self) -> None:
+    def stop(self, deadline: float | None = None) -> None:
+        """SIGTERM (Gunicorn finishes the requests in flight), SIGKILL at ``deadline``
+        (``time.monotonic()``; default: the settings' shutdown_grace from now)."""
         if not self.alive():
             return
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.shutdown_grace
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(GRACEFUL_TIMEOUT_S + 5)
+            self.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.warning("gunicorn did not stop in time; killing it")
             self.process.kill()
-            self.process.wait(5)
+            self.process.wait(KILL_WAIT_S)

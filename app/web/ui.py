@@ -116,9 +116,19 @@ def login():
     target = auth.safe_next(request.values.get("next"))
     if request.method == "POST":
         auth.require_csrf_form()
+        client, throttle = auth.client_address(), auth.throttle()
+        wait = throttle.retry_after(client)
+        if wait:
+            # Answered at once, the token unchecked: guessing stays slow without
+            # holding a server thread.
+            flash(f"too many wrong tokens; try again in {wait} s")
+            page = render_template("login.html", next=target)
+            return page, 429, {"Retry-After": str(wait)}
         if auth.token_matches(request.form.get("token")):
+            throttle.succeeded(client)
             auth.log_in()
             return redirect(target)
+        throttle.failed(client)
         flash("wrong token")
     return render_template("login.html", next=target)
 

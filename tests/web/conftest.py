@@ -27,8 +27,8 @@ def web_daemon(tmp_path):
     """Factory for a test's own daemon: ``web_daemon(**settings_overrides)``."""
     started = []
 
-    def factory(**overrides) -> Daemon:
-        daemon = start_web_daemon(tmp_path, **overrides)
+    def factory(extra_args: tuple[str, ...] = (), **overrides) -> Daemon:
+        daemon = start_web_daemon(tmp_path, extra_args, **overrides)
         started.append(daemon)
         return daemon
 

@@ -36,7 +36,8 @@ def test_patch_rejects_bad_worker_counts(web_daemon):
     for body in ({"workers": 0}, {"workers": maximum + 1}, {"workers": "3"}, {"workers": 2.5},
                  {"workers": True}, {"threads": 8}, {}, [3]):
         assert_error(api.patch("/api/settings", json=body), 400)
-    assert_error(api.patch("/api/settings", data=b"{workers: 3"), 400)
+    assert_error(api.patch("/api/settings", data=b"{workers: 3",
+                           headers={"Content-Type": "application/json"}), 400)
     assert daemon.config.read_text() == before
 
 

@@ -105,9 +105,9 @@ def test_retry_of_a_queued_task_conflicts(api):
 
 
 def test_artifact_of_a_finished_task_is_served(api, shared_daemon):
-    data = shared_daemon.config.parent / "data"
-    (data / "exports").mkdir(parents=True, exist_ok=True)
-    (data / "exports" / "report.csv").write_text("a,b\n1,2\n")
+    artifacts = shared_daemon.config.parent / "data" / "artifacts"
+    (artifacts / "exports").mkdir(parents=True, exist_ok=True)
+    (artifacts / "exports" / "report.csv").write_text("a,b\n1,2\n")
     task = api.enqueue("echo", {"artifact": "exports/report.csv"})
     api.wait_status(task["id"])
     response = api.get(f"/api/tasks/{task['id']}/artifact")

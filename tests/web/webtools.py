@@ -60,13 +60,18 @@ def assert_error(response: requests.Response, status: int) -> dict:
     return body
 
 
-def start_web_daemon(folder, **overrides) -> Daemon:
+def start_web_daemon(folder, extra_args: tuple[str, ...] = (), **overrides) -> Daemon:
     """A daemon on a free port whose HTTP server answers /healthz."""
-    daemon = Daemon(write_settings(folder, **overrides))
+    daemon = Daemon(write_settings(folder, **overrides), extra_args=extra_args)
     daemon.start()
     poll_until(lambda: _healthy(daemon.base_url), timeout=30,
                message=lambda: f"web server did not come up:\n{daemon.read_log()}")
     return daemon
+
+
+def healthy(base_url: str) -> bool:
+    """Whether /healthz answers 200 now."""
+    return _healthy(base_url)
 
 
 def _healthy(base_url: str) -> bool:
