@@ -96,3 +96,27 @@ def test_pruning_deletes_in_chunks_and_keeps_what_is_recent(client, monkeypatch)
         (time.time() - 30 * 86400, ids[11]))
     assert reaper.prune(client.backend, 7 * 86400, 30 * 86400) == 12
     assert [t["id"] for t in client.backend.list(limit=50)] == ids[:11:-1]
+
+
+def test_prunes_of_any_size_share_one_statement_text(engine_client, monkeypatch):
+    """A statement text per chunk size would keep one more prepared statement of thousands
+    of parameters in the connection's cache at every prune (the soak's memory growth)."""
+    from hopper.app.backends import sql
+
+    monkeypatch.setattr(sql, "PRUNE_CHUNK", 5)
+    backend, statements = engine_client.backend, set()
+    real_run = backend._run
+
+    def recording(conn, statement, params=()):
+        if statement.startswith("DELETE FROM tasks"):
+            statements.add(statement)
+        return real_run(conn, statement, params)
+
+    monkeypatch.setattr(backend, "_run", recording)
+    for count in (3, 7, 12):
+        ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(count)])
+        with backend._write() as conn:
+            real_run(conn, "UPDATE tasks SET status = 'succeeded', finished_at = ? WHERE id >= ?",
+                     (time.time() - 30 * 86400, ids[0]))
+        assert reaper.prune(backend, 7 * 86400, 30 * 86400) == count
+    assert len(statements) == 1

@@ -366,9 +366,13 @@ class SqlBackend(Backend):
         limits = (succeeded_before, failed_before)
         ids = [r[0] for r in self._read(f"SELECT id FROM tasks WHERE {condition}", limits)]
         deleted = 0
+        marks = ",".join("?" * PRUNE_CHUNK)
         for start in range(0, len(ids), PRUNE_CHUNK):
             chunk = ids[start:start + PRUNE_CHUNK]
-            marks = ",".join("?" * len(chunk))
+            # Always PRUNE_CHUNK placeholders (the last id repeated): one statement text. A
+            # text per chunk size made every prune cache another prepared statement of
+            # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
+            chunk += [chunk[-1]] * (PRUNE_CHUNK - len(chunk))
             with self._write() as conn:
                 deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
