@@ -18,6 +18,7 @@ from hopper.app import logs, queue, reaper, registry, settings as settings_mod
 from hopper.app.backends import database_errors
 from hopper.app.scheduler import Scheduler
 from hopper.app.settings_watcher import SettingsWatcher
+from hopper.worker.flask_context import ERROR_STATE_KEY
 from hopper.worker.pool import WorkerPool
 
 log = logging.getLogger("hopper")
@@ -64,6 +65,7 @@ class Daemon:
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
         self.backend.put_state("settings_error", None)
+        self.backend.put_state(ERROR_STATE_KEY, None)  # this run's workers report afresh
         self.pool.start(self.settings.workers)
         self.pool.heartbeat()
         self.watcher.start()
@@ -142,6 +144,11 @@ class Daemon:
     def _apply(self, new: settings_mod.Settings) -> None:
         old, self.settings = self.settings, new
         self.pool.settings = new  # workers started from now on get the new settings
+        if new.flask_app != old.flask_app:
+            log.info("tasks.flask_app is now %r: it takes effect at the next worker start",
+                     new.flask_app)
+            self.backend.put_state(ERROR_STATE_KEY, None)
+            self.pool.reset_backoff()
         if new.workers != self.pool.target:
             self.pool.scale(new.workers)
             self.pool.heartbeat()  # publish the new pool now, not at the next beat

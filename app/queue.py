@@ -1,28 +1,35 @@
 """The public Python API: ``task``, ``enqueue``, ``get_task``, ``wait`` and friends.
 
 Any process can enqueue: the client finds the database from ``HOPPER_CONFIG``
-(or the default settings.yaml), exactly as the daemon does.
+(or the default settings.yaml), exactly as the daemon does. Inside a Flask app
+context whose ``app.config["HOPPER_CONFIG"]`` names a settings file, that file
+is used instead, so a web app can carry its own setting.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import re
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from hopper.app import logs, registry, settings as settings_mod
-from hopper.app.backends import open_backend
-from hopper.app.backends.base import FINISHED, Backend, NewTask
+from hopper.app.backends import is_unavailable, open_backend
+from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
+from hopper.app.task_fields import check_meta, check_tags
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.wakeup import Doorbell, doorbell_path
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",
-           "current_task_id", "set_progress", "configure", "client"]
+           "current_task_id", "set_progress", "set_meta", "list_tasks", "configure", "client",
+           "QueueUnavailable"]
 
 _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
-                 "max_attempts", "timeout", "parent_id"}
+                 "max_attempts", "timeout", "parent_id", "tags", "meta"}
 
 
 class Client:
@@ -30,10 +37,14 @@ class Client:
 
     def __init__(self, settings: settings_mod.Settings, migrate: bool = True):
         self.settings = settings
-        registry.load_modules(settings.task_modules, settings.path.parent)
-        self.backend: Backend = open_backend(settings.database, settings.durability)
-        if migrate:
-            self.backend.migrate()
+        # The settings folder goes on sys.path only when there is user code to find there.
+        has_user_code = bool(settings.task_modules or settings.flask_app)
+        registry.load_modules(settings.task_modules,
+                              settings.path.parent if has_user_code else None)
+        with reaching(settings.database):
+            self.backend: Backend = open_backend(settings.database, settings.durability)
+            if migrate:
+                self.backend.migrate()
         bell = doorbell_path(settings.database)
         self.doorbell = Doorbell(bell) if bell else None
         self.eager = settings.eager or os.environ.get("HOPPER_EAGER", "") not in ("", "0")
@@ -41,6 +52,30 @@ class Client:
 
 _client: Client | None = None
 _client_lock = threading.Lock()
+_app_clients: dict[Path, Client] = {}  # by settings file named in a Flask app's config
+
+
+class reaching:
+    """Turn "the database cannot be reached" into :class:`QueueUnavailable`.
+
+    Any other error (a bug, a constraint) passes through unchanged.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is not None and not isinstance(exc, QueueUnavailable) and is_unavailable(self.url, exc):
+            raise QueueUnavailable(
+                f"the task database {_redact(self.url)} cannot be reached: {exc}") from exc
+        return False
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def configure(settings: settings_mod.Settings | None = None, migrate: bool = True) -> Client:
@@ -52,8 +87,31 @@ def configure(settings: settings_mod.Settings | None = None, migrate: bool = Tru
 
 
 def client() -> Client:
-    """This process's client, created from the settings on first use."""
+    """This process's client, created from the settings on first use.
+
+    Inside a Flask app context whose config has ``HOPPER_CONFIG``, the client for
+    that settings file (created once per file).
+    """
+    path = _app_config_path()
+    if path is not None and (_client is None or path != _client.settings.path):
+        return _client_for(path)
     return _client if _client is not None else configure()
+
+
+def _app_config_path() -> Path | None:
+    flask = sys.modules.get("flask")  # never import Flask only to ask
+    if flask is None or not flask.has_app_context():
+        return None
+    configured = flask.current_app.config.get("HOPPER_CONFIG")
+    return settings_mod.config_path(configured) if configured else None
+
+
+def _client_for(path: Path) -> Client:
+    with _client_lock:
+        found = _app_clients.get(path)
+        if found is None:
+            found = _app_clients[path] = Client(settings_mod.load(path))
+        return found
 
 
 def _timestamp(value: Any) -> float:
@@ -72,7 +130,8 @@ def _timestamp(value: Any) -> float:
 def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
                priority: int | None = None, run_after: Any = None, delay: float | None = None,
                unique_key: str | None = None, max_attempts: int | None = None,
-               timeout: float | None = None, parent_id: int | None = None) -> NewTask:
+               timeout: float | None = None, parent_id: int | None = None,
+               tags: list[str] | None = None, meta: dict | None = None) -> NewTask:
     """Validate an enqueue request against the registry; ValueError says what is wrong."""
     if not isinstance(name, str):
         raise ValueError(f"name must be a string, got {name!r}")
@@ -106,11 +165,17 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         when = time.time() + delay
     return NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
                    max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
-                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json)
+                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json,
+                   tags=check_tags(tags), meta_json=check_meta(meta))
 
 
 def enqueue(name: str, args: dict | None = None, **options) -> int:
-    """Enqueue one task and return its id (an existing id for a duplicate unique_key)."""
+    """Enqueue one task and return its id (an existing id for a duplicate unique_key).
+
+    ``tags`` (a list of strings such as ``user:42``) find the task again with
+    :func:`list_tasks`; ``meta`` is the task's initial meta object. Raises
+    :class:`QueueUnavailable` when the database cannot be reached.
+    """
     _refuse_unknown(options)
     c = client()  # loads the task modules before the name is looked up
     return _submit(c, [build_task(name, args, **options)])[0][0]
@@ -143,7 +208,8 @@ def _refuse_unknown(options) -> None:
 
 def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     """Insert validated tasks, then run them (eager mode) or wake idle workers."""
-    results = c.backend.enqueue(tasks)
+    with reaching(c.settings.database):
+        results = c.backend.enqueue(tasks)
     if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
         for task, (task_id, created) in zip(tasks, results):
             if created:
@@ -159,7 +225,28 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
 
 def get_task(task_id: int) -> dict | None:
     """The task as a dict (fields as in DESIGN.md), or None."""
-    return client().backend.get(task_id)
+    c = client()
+    with reaching(c.settings.database):
+        return c.backend.get(task_id)
+
+
+def list_tasks(*, tags: list[str] | None = None, status: str | None = None,
+               name: str | None = None, queue: str | None = None, limit: int = 50,
+               cursor: int | None = None) -> list[dict]:
+    """Tasks newest first, filtered: ``tags`` keeps tasks that carry all of them.
+
+    ``cursor`` is the id of the last task of the previous page.
+    """
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if cursor is not None and (isinstance(cursor, bool) or not isinstance(cursor, int)):
+        raise ValueError(f"cursor must be a task id, got {cursor!r}")
+    c = client()
+    with reaching(c.settings.database):
+        return c.backend.list(status=status, name=name, queue=queue, limit=limit,
+                              cursor=cursor, tags=list(check_tags(tags)) or None)
 
 
 def wait(task_id: int, timeout: float = 30) -> dict:
@@ -210,3 +297,13 @@ def set_progress(done: int, total: int) -> None:
     if task_id is None:
         raise RuntimeError("set_progress() is only available inside a running task")
     client().backend.set_progress(task_id, done, total)
+
+
+def set_meta(values: dict) -> dict:
+    """Inside a running task: merge ``values`` into its ``meta`` (top-level keys are
+    replaced) and return the merged object. Visible to ``get_task`` at once."""
+    task_id = current_task_id()
+    if task_id is None:
+        raise RuntimeError("set_meta() is only available inside a running task")
+    check_meta(values)  # the same checks as at enqueue
+    return client().backend.set_meta(task_id, values)

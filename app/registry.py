@@ -94,21 +94,24 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_modules(extra: tuple[str, ...] | list[str] = (), base: Path | None = None) -> None:
+def load_modules(extra: tuple[str, ...] | list[str] = (), root: Path | None = None) -> None:
     """Import the built-in task modules and the user's ``tasks.modules``.
 
-    ``base`` (the settings file's folder) goes first on ``sys.path`` so the user's
-    modules resolve from their project in every process that runs or enqueues
-    tasks, whatever its current folder, and a user's package named ``app`` wins
-    over any other ``app`` on the path (Hopper's own code is ``hopper.app``).
+    ``root`` (the settings file's folder) goes first on ``sys.path`` (moved there if it
+    is already further down), so the user's modules (and ``tasks.flask_app``) resolve
+    from their project in every process that runs or enqueues tasks, whatever its
+    current folder, even when the user's package is called ``app`` or ``worker`` like
+    Hopper's own folders (Hopper's code is ``hopper.app``, ``hopper.worker``).
     """
+    if root is not None:
+        folder = str(Path(root).resolve())
+        if sys.path[:1] != [folder]:
+            if folder in sys.path:
+                sys.path.remove(folder)
+            sys.path.insert(0, folder)
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
-    if extra and base is not None:
-        folder = str(Path(base).resolve())
-        if sys.path[:1] != [folder]:
-            sys.path.insert(0, folder)
-    where = f" (looked in {base} first)" if extra and base is not None else ""
+    where = f" (looked in {root} first)" if root is not None else ""
     for module in extra:
         try:
             importlib.import_module(module)

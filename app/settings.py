@@ -27,6 +27,7 @@ DEFAULT_SHUTDOWN_GRACE = "8s"
 # never from a settings file that may be mid-edit or broken.
 SNAPSHOT_ENV = "HOPPER_SETTINGS_SNAPSHOT"
 
+_FLASK_APP = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -72,6 +73,7 @@ class Settings:
     retention_succeeded: float = 7 * 86400.0
     retention_failed: float = 30 * 86400.0
     task_modules: tuple[str, ...] = ()
+    flask_app: str | None = None
     schedules: tuple[dict, ...] = ()
     eager: bool = False
     lease: float = 30.0
@@ -261,6 +263,10 @@ def validate(raw: dict, path: Path) -> Settings:
     modules = tasks.get("modules") or []
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise SettingsError("tasks.modules: expected a list of module names")
+    flask_app = tasks.get("flask_app")
+    if flask_app is not None and (not isinstance(flask_app, str) or not _FLASK_APP.match(flask_app)):
+        raise SettingsError(f"tasks.flask_app: expected \"package.module:create_app\" or"
+                            f" \"package.module:app\", got {flask_app!r}")
     settings = Settings(
         path=path,
         database=_database(raw, base),
@@ -279,6 +285,7 @@ def validate(raw: dict, path: Path) -> Settings:
         retention_succeeded=parse_duration(retention.get("succeeded", "7d"), "retention.succeeded"),
         retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),
         task_modules=tuple(modules),
+        flask_app=flask_app,
         schedules=_schedules(raw.get("schedules")),
         eager=bool(raw.get("eager", False)),
         lease=parse_duration(raw.get("lease", "30s"), "lease"),

@@ -12,11 +12,16 @@ from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
     enqueue,
     enqueue_many,
     get_task,
+    list_tasks,
     retry,
+    set_meta,
     set_progress,
     task,
     wait,
 )
+from hopper.app.backends.base import QueueUnavailable  # noqa: F401
+from hopper.app.artifacts import artifact_path  # noqa: F401
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "current_task_id",
-           "set_progress", "cancel", "retry"]
+           "set_progress", "set_meta", "list_tasks", "cancel", "retry", "artifact_path",
+           "QueueUnavailable"]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import psycopg
 import yaml
 
 from helpers import poll_until
@@ -93,8 +94,8 @@ class Daemon:
         backend = open_backend(self.database)
         try:
             return [w for w in backend.live_workers() if psutil.pid_exists(w["pid"])]
-        except sqlite3.OperationalError:  # no tables yet: the daemon is still starting
-            return []
+        except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+            return []  # no tables yet: the daemon is still starting
         finally:
             backend.close()
 

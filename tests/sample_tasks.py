@@ -75,3 +75,23 @@ def fail_with_name(name_bytes: str):
     """Fail with a file name that is not valid UTF-8 (as os.listdir returns it)."""
     name = os.fsdecode(bytes.fromhex(name_bytes))
     raise FileNotFoundError(f"cannot read {name}")
+
+
+@task(name="report_meta")
+def report_meta(release: str):
+    """Report a stage with set_meta, wait for the test to create ``release``, report again."""
+    from hopper.app.queue import set_meta
+
+    set_meta({"stage": "started", "pid": os.getpid()})
+    deadline = time.monotonic() + 60
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return set_meta({"stage": "finished"})
+
+
+@task(name="modules_loaded")
+def modules_loaded(names: list[str]):
+    """Which of these modules the worker process has imported."""
+    import sys
+
+    return {name: name in sys.modules for name in names}

@@ -8,6 +8,7 @@ work from an idle worker.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -68,9 +69,10 @@ class WorkerLoop:
     """Runs tasks until asked to stop; owns no process-level state."""
 
     def __init__(self, backend: Backend, worker_id: str, lease_s: float, slot: Slot,
-                 listener=None, doorbell=None):
+                 listener=None, doorbell=None, task_context=contextlib.nullcontext):
         self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
         self.listener, self.doorbell = listener, doorbell
+        self.task_context = task_context  # entered around each task (tasks.flask_app)
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
 
@@ -132,7 +134,8 @@ class WorkerLoop:
         self.slot.begin(task.id, deadline)
         logs.task_event("started", task.id, task.name, task.queue, self.worker_id, task.attempts)
         try:
-            outcome = execute(task)
+            with self.task_context():
+                outcome = execute(task)
         finally:
             self.slot.end()
         log_outcome(task, outcome, self.worker_id)
@@ -187,9 +190,15 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     client = queue.configure(settings)
+    task_context = contextlib.nullcontext
+    if settings.flask_app:
+        from hopper.worker.flask_context import build_or_exit
+
+        task_context = build_or_exit(settings.flask_app, client.backend)
     bell = doorbell_path(settings.database)
     listener = DoorbellListener(bell) if bell else client.backend.listener()
-    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell)
+    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell,
+                      task_context)
     loop.run()
 
 

@@ -23,6 +23,7 @@ from hopper.app.backends.base import Backend, WorkerRow
 from hopper.app.settings import Settings
 from hopper.worker.context import context
 from hopper.worker.execute import backoff_delay
+from hopper.worker.flask_context import ERROR_STATE_KEY, EXIT_APP_FAILED  # (Flask not imported)
 from hopper.worker.loop import Slot, worker_id_for, worker_main
 
 log = logging.getLogger("hopper.pool")
@@ -31,6 +32,10 @@ CANCEL_CHECK_S = 0.2
 MONITOR_TICK_S = 0.1
 FAST_EXIT_S = 2.0
 MAX_RESPAWN_DELAY_S = 10.0
+# A Flask app (tasks.flask_app) that fails to build fails the same way until the
+# user's code or settings change: retry rarely, and say why once.
+APP_FAILED_FIRST_DELAY_S = 1.0
+APP_FAILED_MAX_DELAY_S = 30.0
 
 
 @dataclass
@@ -64,6 +69,7 @@ class WorkerPool:
         self._last_cancel_check = 0.0
         self._respawn_delay = 0.0
         self._respawn_at = 0.0
+        self._reported_app_error: str | None = None
 
     # -- sizing ------------------------------------------------------------
     def start(self, n: int) -> None:
@@ -140,6 +146,9 @@ class WorkerPool:
             self.workers.pop(handle.worker_id, None)
             if handle.retiring or self._closing:
                 return
+            if code == EXIT_APP_FAILED:
+                self._app_failed()
+                return
             log.warning("worker %s exited with code %s; %d task(s) re-queued; replacing it",
                         handle.worker_id, code, touched)
             if time.time() - handle.started_at < FAST_EXIT_S and handle.killed_for is None:
@@ -149,6 +158,25 @@ class WorkerPool:
             else:
                 self._respawn_delay = 0.0
             self._respawn_at = time.monotonic() + self._respawn_delay
+
+    def _app_failed(self) -> None:
+        """A worker could not build tasks.flask_app: back off; log each new error once."""
+        self._respawn_delay = min(APP_FAILED_MAX_DELAY_S,
+                                  max(APP_FAILED_FIRST_DELAY_S, self._respawn_delay * 2))
+        self._respawn_at = time.monotonic() + self._respawn_delay
+        published = self.backend.get_state(ERROR_STATE_KEY) or {}
+        error = published.get("traceback") or published.get("error") or "(no details published)"
+        if error != self._reported_app_error:
+            self._reported_app_error = error
+            log.error("tasks.flask_app %r could not be built; no task runs until it can"
+                      " (workers retry with growing delays, up to every %.0fs):\n%s",
+                      self.settings.flask_app, APP_FAILED_MAX_DELAY_S, error)
+
+    def reset_backoff(self) -> None:
+        """Start replacement workers without delay (the settings changed)."""
+        with self._lock:
+            self._respawn_delay, self._respawn_at = 0.0, 0.0
+            self._reported_app_error = None
 
     def _fill(self) -> None:
         """Start replacements for workers that died, once any crash-loop backoff has passed."""

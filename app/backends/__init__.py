@@ -17,6 +17,18 @@ def open_backend(url: str, durability: str = "full") -> Backend:
     raise ValueError(f"unsupported database URL: {url}")
 
 
+def is_unavailable(url: str, exc: BaseException) -> bool:
+    """Whether ``exc``, raised while using the database at ``url``, means the
+    database cannot be reached (judged by the error's type and code, never its text)."""
+    if url.startswith("sqlite:///"):
+        from hopper.app.backends.sqlite import is_unavailable as check
+    elif url.startswith(("postgresql://", "postgres://")):
+        from hopper.app.backends.postgres import is_unavailable as check
+    else:
+        return False
+    return check(exc)
+
+
 def database_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean the database could not be reached or used,
     for callers that turn them into a one-line message."""
@@ -24,4 +36,6 @@ def database_errors() -> tuple[type[BaseException], ...]:
 
     import psycopg
 
-    return (sqlite3.Error, psycopg.Error)
+    from hopper.app.backends.base import QueueUnavailable
+
+    return (sqlite3.Error, psycopg.Error, QueueUnavailable)

@@ -21,8 +21,22 @@ TASK_COLUMNS = (
     "id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
     "max_attempts", "timeout", "unique_key", "parent_id", "continuation",
     "progress_done", "progress_total", "result", "error", "worker", "lease_until",
-    "created_at", "started_at", "finished_at",
+    "created_at", "started_at", "finished_at", "tags", "meta",
 )
+
+# Tags are for finding tasks again (``user:42``); meta is what a task reports about itself.
+MAX_TAGS = 20                 # tags per task, and tag filters per listing
+MAX_TAG_LENGTH = 128          # characters per tag
+MAX_META_BYTES = 64 * 1024    # a task's meta object, serialized as JSON
+
+
+class QueueUnavailable(Exception):
+    """The task database cannot be reached: nothing was enqueued or read.
+
+    Raised instead of the engine's own connection error so that callers (a
+    request handler that enqueues, a CLI command) can tell "try again later"
+    apart from a mistake in their own call.
+    """
 
 
 class TaskConflict(Exception):
@@ -44,6 +58,8 @@ class NewTask:
     parent_id: int | None = None
     continuation: str | None = None
     args_json: str | None = None  # ``args`` already serialized (saves a second json.dumps)
+    tags: tuple[str, ...] = ()
+    meta_json: str | None = None  # the initial meta object, serialized
 
 
 @dataclass
@@ -95,6 +111,8 @@ def task_dict(row: Iterable[Any]) -> dict:
     task["args"] = json.loads(task["args"])
     task["result"] = json.loads(task["result"]) if task["result"] is not None else None
     task["progress"] = {"done": task.pop("progress_done"), "total": task.pop("progress_total")}
+    task["tags"] = json.loads(task["tags"]) if task["tags"] is not None else []
+    task["meta"] = json.loads(task["meta"]) if task["meta"] is not None else {}
     task.pop("lease_until")
     return task
 
@@ -168,6 +186,11 @@ class Backend(ABC):
     def set_progress(self, task_id: int, done: int, total: int) -> None:
         """Record a running task's own progress."""
 
+    @abstractmethod
+    def set_meta(self, task_id: int, values: dict) -> dict:
+        """Merge ``values`` into a task's meta (top-level keys replaced); return the
+        merged object. KeyError for an unknown task, ValueError when too large."""
+
     # -- managing ----------------------------------------------------------
     @abstractmethod
     def get(self, task_id: int) -> dict | None:
@@ -175,8 +198,10 @@ class Backend(ABC):
 
     @abstractmethod
     def list(self, status: str | None = None, name: str | None = None, queue: str | None = None,
-             parent_id: int | None = None, limit: int = 50, cursor: int | None = None) -> list[dict]:
-        """Tasks newest first; ``cursor`` is the last id of the previous page."""
+             parent_id: int | None = None, limit: int = 50, cursor: int | None = None,
+             tags: list[str] | None = None) -> list[dict]:
+        """Tasks newest first; ``cursor`` is the last id of the previous page;
+        ``tags``: only tasks that carry every one of them."""
 
     @abstractmethod
     def cancel(self, task_id: int) -> dict:

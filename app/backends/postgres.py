@@ -39,6 +39,7 @@ class PostgresBackend(SqlBackend):
 
     placeholder = "%s"
     minute_sql = "FLOOR(finished_at / 60) * 60"
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: str):
         self.url = url
@@ -74,6 +75,7 @@ class PostgresBackend(SqlBackend):
                     results.append((cur.fetchone()[0], True))
                     if not cur.nextset():
                         break
+            self._insert_tags(conn, tasks, results)
             if any(created for _, created in results):
                 conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
         return results
@@ -89,6 +91,11 @@ class PostgresBackend(SqlBackend):
 
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached (refused, down, restarting)."""
+    return isinstance(exc, psycopg.OperationalError)
 
 
 class NotifyListener:

@@ -15,13 +15,15 @@ from functools import lru_cache
 from typing import Any, ContextManager
 
 from hopper.app.backends.base import (
-    FINISHED, LIVE_WORKER_AGE_S, TASK_COLUMNS, UNFINISHED, Backend, Claimed, NewTask, Outcome,
-    TaskConflict, WorkerRow, task_dict,
+    FINISHED, LIVE_WORKER_AGE_S, MAX_META_BYTES, TASK_COLUMNS, UNFINISHED, Backend, Claimed,
+    NewTask, Outcome, TaskConflict, WorkerRow, task_dict,
 )
 
 COLS = ", ".join(TASK_COLUMNS)
 STALE_WORKER_ROW_S = 3600
 PRUNE_CHUNK = 5000
+# Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
+TAG_COUNT_CAP = 1000
 # Statuses few tasks are in at any time: written into listing queries as literals
 # so the planner can use the partial index that holds only them.
 RARE_STATUSES = ("waiting", "failed", "cancelled")
@@ -29,8 +31,10 @@ UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
-    " unique_key, parent_id, continuation, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " unique_key, parent_id, continuation, created_at, tags, meta)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_INSERT_TAG = "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)"
 _INSERT_UNIQUE = INSERT + (
     " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
     f" AND status IN {UNFINISHED_SQL} DO NOTHING RETURNING id"
@@ -77,7 +81,8 @@ def insert_params(task: NewTask, now: float) -> tuple:
     args = task.args_json if task.args_json is not None else json.dumps(task.args)
     return (task.queue, task.name, args, task.priority,
             task.run_after if task.run_after is not None else now, task.max_attempts,
-            task.timeout, task.unique_key, task.parent_id, task.continuation, now)
+            task.timeout, task.unique_key, task.parent_id, task.continuation, now,
+            json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
 
 
 class SqlBackend(Backend):
@@ -85,6 +90,7 @@ class SqlBackend(Backend):
 
     placeholder = "?"
     minute_sql = "CAST(finished_at / 60 AS INTEGER) * 60"
+    row_lock = ""  # appended to a SELECT that reads a row it is about to update
 
     # -- engine hooks ------------------------------------------------------
     @abstractmethod
@@ -153,6 +159,13 @@ class SqlBackend(Backend):
             conn, f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {UNFINISHED_SQL}",
             (task.unique_key,)).fetchone()
         return existing[0], False
+
+    def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
+        """Index the tags of the tasks just created (a unique_key hit adds none)."""
+        rows = [(tag, task_id) for task, (task_id, created) in zip(tasks, results) if created
+                for tag in task.tags]
+        if rows:
+            self._run_many(conn, _INSERT_TAG, rows)
 
     # -- consuming ---------------------------------------------------------
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
@@ -266,6 +279,20 @@ class SqlBackend(Backend):
             self._run(conn, "UPDATE tasks SET progress_done = ?, progress_total = ? WHERE id = ?",
                       (done, total, task_id))
 
+    def set_meta(self, task_id: int, values: dict) -> dict:
+        with self._write() as conn:
+            row = self._run(conn, f"SELECT meta FROM tasks WHERE id = ?{self.row_lock}",
+                            (task_id,)).fetchone()
+            if row is None:
+                raise KeyError(task_id)
+            meta = {**(json.loads(row[0]) if row[0] else {}), **values}
+            text = json.dumps(meta, allow_nan=False)
+            if len(text.encode()) > MAX_META_BYTES:
+                raise ValueError(f"meta would be {len(text.encode())} bytes as JSON;"
+                                 f" at most {MAX_META_BYTES} are kept")
+            self._run(conn, "UPDATE tasks SET meta = ? WHERE id = ?", (text, task_id))
+        return meta
+
     # -- managing ----------------------------------------------------------
     def get(self, task_id: int) -> dict | None:
         rows = self._read(f"SELECT {COLS} FROM tasks WHERE id = ?", (task_id,))
@@ -280,8 +307,10 @@ class SqlBackend(Backend):
             task["progress"] = {"done": done, "total": sum(children.values())}
         return task
 
-    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None):
+    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None,
+             tags=None):
         clauses, params = [], []
+        source, order = self._tag_filter(tags, clauses, params) if tags else ("tasks", "id")
         if status in RARE_STATUSES:
             clauses.append(f"status = '{status}'")
             status = None
@@ -291,12 +320,35 @@ class SqlBackend(Backend):
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if cursor is not None:
-            clauses.append("id < ?")
+            clauses.append(f"{order} < ?")
             params.append(cursor)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT {COLS} FROM tasks {where} ORDER BY id DESC LIMIT ?",
+        rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
                           (*params, limit))
         return [task_dict(r) for r in rows]
+
+    def _tag_filter(self, tags: list[str], clauses: list, params: list) -> tuple[str, str]:
+        """Add the conditions of a tag filter; return the listing's source and order.
+
+        The rarest tag's index entries are walked newest first; every further tag
+        is one primary-key probe per candidate. (A scalar subquery, not EXISTS:
+        PostgreSQL turns EXISTS into a hash join over every task of a common tag.)
+        """
+        first, *others = self._rarest_first(tags) if len(tags) > 1 else tags
+        clauses.append("g.tag = ?")
+        params.append(first)
+        for tag in others:
+            clauses.append("(SELECT 1 FROM task_tags h"
+                           " WHERE h.tag = ? AND h.task_id = g.task_id) IS NOT NULL")
+            params.append(tag)
+        return "task_tags g JOIN tasks ON tasks.id = g.task_id", "g.task_id"
+
+    def _rarest_first(self, tags: list[str]) -> list[str]:
+        """The tags ordered by how many tasks carry them, counted up to a cap."""
+        counts = {tag: self._read(
+            "SELECT count(*) FROM (SELECT 1 FROM task_tags WHERE tag = ? LIMIT ?) capped",
+            (tag, TAG_COUNT_CAP))[0][0] for tag in set(tags)}
+        return sorted(tags, key=counts.__getitem__)
 
     def cancel(self, task_id: int) -> dict:
         with self._write() as conn:

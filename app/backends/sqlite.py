@@ -95,11 +95,14 @@ class SqliteBackend(SqlBackend):
         now = time.time()
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
-                return [self._insert_one(conn, t, now) for t in tasks]
-            # One writer at a time: the rows of one executemany get consecutive ids.
-            conn.executemany(INSERT, [insert_params(t, now) for t in tasks])
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            return [(last - len(tasks) + 1 + i, True) for i in range(len(tasks))]
+                results = [self._insert_one(conn, t, now) for t in tasks]
+            else:
+                # One writer at a time: the rows of one executemany get consecutive ids.
+                conn.executemany(INSERT, [insert_params(t, now) for t in tasks])
+                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                results = [(last - len(tasks) + 1 + i, True) for i in range(len(tasks))]
+            self._insert_tags(conn, tasks, results)
+            return results
 
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
                          limit: int, lease_s: float) -> list[Claimed]:
@@ -159,6 +162,21 @@ class SqliteBackend(SqlBackend):
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
         return [Claimed(*row[:7], queue=row[9]) for row in rows]
+
+
+# Result codes that mean the database file cannot be used right now (as opposed
+# to a mistake in a statement): missing or unwritable folder, lock held too long,
+# disk errors, a full disk, a file that is not a database.
+_UNAVAILABLE_CODES = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                      sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM,
+                      sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database file cannot be reached or used."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNAVAILABLE_CODES
+    return isinstance(exc, OSError)  # creating the database's folder failed
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify
 from hopper.app import settings as settings_mod
 from hopper.app.web import inputs, settings_file
 from hopper.app.web.errors import bad_request, conflict
+from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("api_system", __name__)
 log = logging.getLogger("hopper.web")
@@ -62,7 +63,7 @@ def public_settings(s: settings_mod.Settings) -> dict:
                     "quarantine": str(s.quarantine), "layout": s.layout,
                     "rescan_interval": s.rescan_interval},
         "retention": {"succeeded": s.retention_succeeded, "failed": s.retention_failed},
-        "tasks": {"modules": list(s.task_modules)},
+        "tasks": {"modules": list(s.task_modules), "flask_app": s.flask_app},
         "schedules": [dict(entry) for entry in s.schedules],
     }
 
@@ -81,10 +82,12 @@ def settings_in_force() -> tuple[settings_mod.Settings, str | None]:
 
 
 def _settings_body(current: settings_mod.Settings, load_error: str | None) -> dict:
-    published = _client().backend.get_state("settings_error")
+    backend = _client().backend
+    published = backend.get_state("settings_error")
     error = published if published else (
         {"error": load_error, "at": None} if load_error else None)
-    return {"settings": public_settings(current), "error": error}
+    return {"settings": public_settings(current), "error": error,
+            "flask_app_error": backend.get_state(ERROR_STATE_KEY)}
 
 
 @bp.get("/api/settings")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, send_file
+from flask import Blueprint, current_app, jsonify, request, send_file
 
-from hopper.app import queue, registry
-from hopper.app.backends.base import FINISHED, STATUSES, TaskConflict
+from hopper.app import queue, registry, task_fields
+from hopper.app.backends.base import FINISHED, MAX_TAGS, STATUSES, TaskConflict
 from hopper.app.web import inputs
 from hopper.app.web.group_commit import GroupCommit
 from hopper.app.web.errors import ApiError, bad_request, conflict, not_found
@@ -15,7 +15,7 @@ bp = Blueprint("api_tasks", __name__)
 
 MAX_BATCH = 1000
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
-                  "max_attempts", "timeout", "parent_id")
+                  "max_attempts", "timeout", "parent_id", "tags", "meta")
 
 
 def _backend():
@@ -40,6 +40,16 @@ def enqueue_request(body) -> dict:
     if args is not None and not isinstance(args, dict):
         raise bad_request("invalid args", "args must be a JSON object")
     request_["args"] = args
+    try:
+        request_["tags"] = list(task_fields.check_tags(body.get("tags")))
+    except ValueError as exc:
+        raise bad_request("invalid tags", str(exc)) from None
+    meta = body.get("meta")
+    try:
+        task_fields.check_meta(meta)
+    except ValueError as exc:
+        raise bad_request("invalid meta", str(exc)) from None
+    request_["meta"] = meta
     checks = {
         "queue": lambda: inputs.field_text(body, "queue", 100),
         "unique_key": lambda: inputs.field_text(body, "unique_key", 500),
@@ -119,11 +129,22 @@ def list_tasks():
     rows = _backend().list(
         status=inputs.query_text("status", STATUSES), name=inputs.query_text("name"),
         queue=inputs.query_text("queue"), parent_id=inputs.query_int("parent_id"),
-        limit=limit + 1, cursor=inputs.query_int("cursor"))
+        limit=limit + 1, cursor=inputs.query_int("cursor"), tags=query_tags())
     # One row beyond the page says whether another page exists.
     page = rows[:limit]
     next_cursor = page[-1]["id"] if len(rows) > limit else None
     return jsonify(tasks=page, next_cursor=next_cursor)
+
+
+def query_tags() -> list[str] | None:
+    """The repeatable ``tag`` filter: every tag named must be on the task."""
+    raw = request.args.getlist("tag")
+    if len(raw) > MAX_TAGS:
+        raise bad_request("invalid tag", f"at most {MAX_TAGS} tag filters")
+    try:
+        return list(task_fields.check_tags(raw)) or None
+    except ValueError as exc:
+        raise bad_request("invalid tag", str(exc)) from None
 
 
 def _task_or_404(raw_id: str) -> dict:

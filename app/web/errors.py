@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from hopper.app.backends.base import QueueUnavailable
+
 log = logging.getLogger("hopper.web")
 
 
@@ -54,6 +56,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.error, exc.detail)
+
+    @app.errorhandler(QueueUnavailable)
+    def _database_down(exc: QueueUnavailable):
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "database unavailable", str(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

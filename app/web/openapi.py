@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from hopper.app.backends.base import STATUSES
+from hopper.app.backends.base import MAX_TAG_LENGTH, MAX_TAGS, STATUSES
 from hopper.app.settings import MAX_WORKERS
 from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 from hopper.app.web.api_tasks import MAX_BATCH
@@ -54,6 +54,14 @@ def _query(name: str, schema: dict) -> dict:
     return {"name": name, "in": "query", "schema": schema}
 
 
+# Printable text: the API refuses control characters in tags.
+TAG = {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH,
+       "pattern": "^[^\\x00-\\x1f\\x7f]+$"}
+TAG_FILTER = {"name": "tag", "in": "query", "style": "form", "explode": True,
+              "schema": {"type": "array", "items": TAG, "maxItems": MAX_TAGS},
+              "description": "Repeatable: only tasks that carry every tag named"}
+
+
 def _obj(properties: dict, required: list[str] | None = None, **extra) -> dict:
     schema = {"type": "object", "properties": properties, **extra}
     if required:
@@ -73,6 +81,8 @@ SCHEMAS = {
         "result": {"description": "The task's return value, any JSON", "nullable": True},
         "error": _null(STR), "worker": _null(STR), "created_at": NUM,
         "started_at": _null(NUM), "finished_at": _null(NUM),
+        "tags": {"type": "array", "items": STR},
+        "meta": {"type": "object", "description": "What the task reported with set_meta"},
         "children": {"type": "object", "additionalProperties": INT,
                      "description": "Counts of child tasks by status (single task only)"},
     }, ["id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
@@ -90,6 +100,9 @@ SCHEMAS = {
         "max_attempts": _null({**INT, "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT}),
         "timeout": _null({**NUM, "exclusiveMinimum": True, "minimum": 0, "maximum": 1e7}),
         "parent_id": _null(ID),
+        "tags": _null({"type": "array", "items": TAG, "maxItems": MAX_TAGS,
+                       "description": "e.g. user:42; filter with GET /api/tasks?tag="}),
+        "meta": _null({"type": "object", "description": "The task's initial meta object"}),
     }, ["name"], additionalProperties=False),
     "TaskList": _obj({"tasks": {"type": "array", "items": _ref("Task")},
                       "next_cursor": _null(ID)}, ["tasks", "next_cursor"]),
@@ -118,6 +131,9 @@ SCHEMAS = {
         "settings": _ref("Settings"),
         "error": _null(_obj({"error": STR, "at": _null(NUM)}, ["error"],
                             description="The last live-reload error")),
+        "flask_app_error": _null(_obj(
+            {"app": STR, "error": STR, "traceback": STR, "at": NUM}, ["app", "error"],
+            description="Why the workers could not build tasks.flask_app (null: they could)")),
     }, ["settings", "error"]),
     "SettingsPatch": _obj({"workers": {**INT, "minimum": 1, "maximum": MAX_WORKERS}},
                           ["workers"], additionalProperties=False),
@@ -158,7 +174,7 @@ PATHS = {
                                                 **_errors(400)},
                    [_query("status", {"type": "string", "enum": list(STATUSES)}),
                     _query("name", STR), _query("queue", STR), _query("parent_id", ID),
-                    LIMIT, CURSOR], operation_id="listTasks"),
+                    TAG_FILTER, LIMIT, CURSOR], operation_id="listTasks"),
     },
     "/api/tasks/batch": {"post": {
         "summary": "Enqueue several tasks in one transaction", "operationId": "enqueueBatch",

@@ -10,11 +10,12 @@ from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from hopper.app import queue
+from hopper.app import queue, task_fields
 from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.web import auth, inputs
 from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
+from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -39,11 +40,15 @@ def tasks():
         limit = inputs.query_limit()
         filters = {"status": inputs.query_text("status", STATUSES),
                    "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
-                   "parent_id": inputs.query_int("parent_id")}
+                   "parent_id": inputs.query_int("parent_id"), "tag": inputs.query_text("tag")}
         cursor = inputs.query_int("cursor")
+        tags = [task_fields.check_tag(filters["tag"])] if filters["tag"] else None
     except ApiError as exc:
         abort(400, exc.detail)
-    rows = _backend().list(**filters, limit=limit + 1, cursor=cursor)
+    except ValueError as exc:
+        abort(400, str(exc))
+    listed = {k: v for k, v in filters.items() if k != "tag"}
+    rows = _backend().list(**listed, tags=tags, limit=limit + 1, cursor=cursor)
     next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
     return render_template("tasks.html", tasks=rows[:limit], filters=filters,
                            statuses=STATUSES, next_cursor=next_cursor, limit=limit)
@@ -78,7 +83,8 @@ def settings_page():
     current, load_error = settings_in_force()
     published = _backend().get_state("settings_error")
     error = (published or {}).get("error") or load_error
-    return render_template("settings.html", settings=public_settings(current), error=error)
+    return render_template("settings.html", settings=public_settings(current), error=error,
+                           flask_app_error=_backend().get_state(ERROR_STATE_KEY))
 
 
 def _library_index():

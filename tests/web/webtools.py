@@ -63,9 +63,13 @@ def assert_error(response: requests.Response, status: int) -> dict:
 def start_web_daemon(folder, extra_args: tuple[str, ...] = (), **overrides) -> Daemon:
     """A daemon on a free port whose HTTP server answers /healthz."""
     daemon = Daemon(write_settings(folder, **overrides), extra_args=extra_args)
-    daemon.start()
-    poll_until(lambda: _healthy(daemon.base_url), timeout=30,
-               message=lambda: f"web server did not come up:\n{daemon.read_log()}")
+    try:
+        daemon.start()
+        poll_until(lambda: _healthy(daemon.base_url), timeout=30,
+                   message=lambda: f"web server did not come up:\n{daemon.read_log()}")
+    except BaseException:  # the caller never gets it to stop: stop it here, then fail
+        stop_daemon(daemon)
+        raise
     return daemon
 
 
@@ -77,7 +81,7 @@ def healthy(base_url: str) -> bool:
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
         return False
 
 
