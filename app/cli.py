@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from hopper.app import logs, registry, settings as settings_mod
+from hopper.app import bundled, logs, registry, settings as settings_mod
 from hopper.app.backends import database_errors
 
 # Exit codes (docs/configuration.md lists them).
@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
     from hopper.app import queue
 
     try:
-        client = queue.configure(settings, migrate=command != "migrate")
+        client = queue.configure(settings, migrate=command != "migrate", modules=bundled.TASK_MODULES)
         return handler(args, client)
     except registry.TaskModuleError as exc:
         return _fail(exc, EXIT_USAGE)

@@ -9,29 +9,25 @@ change seen by the watcher would.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 
-from hopper.app import logs, queue, reaper, registry, settings as settings_mod
+from hopper.app import bundled, logs, queue, reaper, registry, settings as settings_mod
 from hopper.app.backends import database_errors
-from hopper.app.scheduler import Scheduler
+from hopper.app.defaults import (
+    HEARTBEAT_S, PRUNE_EVERY_S, SUPERVISE_TICK_S, WEB_RESTART_FIRST_S, WEB_RESTART_MAX_S,
+    WEB_STABLE_S,
+)
+from hopper.app.identity import host_name, new_daemon_id
+from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
 from hopper.worker.flask_context import ERROR_STATE_KEY
 from hopper.worker.pool import WorkerPool
 
 log = logging.getLogger("hopper")
-
-HEARTBEAT_S = 1.0
-PRUNE_EVERY_S = 60.0
-SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the web server
-# A web server that keeps exiting is restarted after a delay that doubles from
-# WEB_RESTART_FIRST_S up to WEB_RESTART_MAX_S; one that stayed up WEB_STABLE_S
-# before exiting starts over from the first delay.
-WEB_RESTART_FIRST_S = 1.0
-WEB_RESTART_MAX_S = 30.0
-WEB_STABLE_S = 30.0
 
 
 class Daemon:
@@ -41,10 +37,12 @@ class Daemon:
         self.settings = settings
         self.web_enabled = web
         self.stopping = threading.Event()
-        self.client = queue.configure(settings)
+        self.daemon_id = new_daemon_id()
+        self.started_at = time.time()
+        self.client = queue.configure(settings, modules=bundled.TASK_MODULES)
         self.backend = self.client.backend
-        self.pool = WorkerPool(settings, self.backend)
-        self.scheduler = Scheduler(schedules_for(settings))
+        self.pool = WorkerPool(settings, self.backend, self.daemon_id, bundled.TASK_MODULES)
+        self.scheduler = Scheduler(self.backend, schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
         self._reload_requested = threading.Event()
@@ -54,6 +52,8 @@ class Daemon:
         self._settings_lock = threading.Lock()  # the watcher's thread and SIGHUP both apply
         self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping",
                                              daemon=True)
+        self._scheduler_thread = threading.Thread(target=self._scheduling, name="scheduler",
+                                                  daemon=True)
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
@@ -61,7 +61,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_hangup)
-        rescued = reaper.rescue_orphans(self.backend, set())
+        self._beat()
+        rescued = reaper.rescue_orphans(self.backend, set(), self.daemon_id)
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
         self.backend.put_state("settings_error", None)
@@ -70,6 +71,7 @@ class Daemon:
         self.pool.heartbeat()
         self.watcher.start()
         self._housekeeper.start()
+        self._scheduler_thread.start()
         if self.web_enabled:
             from hopper.app.web.server import WebServer
 
@@ -132,6 +134,8 @@ class Daemon:
             log.info("stopping: web server stopped")
         self.pool.stop(max(0.0, deadline - time.monotonic()))
         self._housekeeper.join(HEARTBEAT_S * 2)
+        self._scheduler_thread.join(HEARTBEAT_S * 2)
+        self.backend.remove_daemon(self.daemon_id)
         log.info("hopper stopped")
         return 0
 
@@ -164,13 +168,16 @@ class Daemon:
         self.backend.put_state("settings_error", {"error": message, "at": time.time()})
 
     # -- housekeeping ------------------------------------------------------
+    def _beat(self) -> None:
+        self.backend.beat_daemon(self.daemon_id, host_name(), os.getpid(), self.started_at)
+
     def _housekeeping(self) -> None:
         last_prune = 0.0
         while not self.stopping.wait(HEARTBEAT_S):
             try:
+                self._beat()
                 self.pool.heartbeat()
-                reaper.rescue_orphans(self.backend, self.pool.worker_ids())
-                self.scheduler.tick()
+                reaper.rescue_orphans(self.backend, self.pool.worker_ids(), self.daemon_id)
                 if time.monotonic() - last_prune > PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     reaper.prune(self.backend, self.settings.retention_succeeded,
@@ -178,12 +185,16 @@ class Daemon:
             except Exception:  # keep supervising through a transient DB error
                 log.exception("housekeeping error")
 
-
-def schedules_for(settings: settings_mod.Settings) -> tuple[dict, ...]:
-    """The user's schedules plus the library's catch-up scan every rescan_interval (0: off)."""
-    if settings.rescan_interval <= 0:
-        return settings.schedules
-    return (*settings.schedules, {"name": "library.scan", "every": settings.rescan_interval})
+    def _scheduling(self) -> None:
+        """Wake at each slot (at least every second) and enqueue what is due."""
+        while not self.stopping.is_set():
+            try:
+                self.scheduler.tick()
+                wait = self.scheduler.wait_s()
+            except Exception:  # keep scheduling through a transient DB error
+                log.exception("scheduler error")
+                wait = HEARTBEAT_S
+            self.stopping.wait(wait + 0.001)
 
 
 def serve(config: str | Path | None, web: bool = True) -> int:

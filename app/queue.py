@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hopper.app import logs, registry, settings as settings_mod
+from hopper.app import execute, logs, registry, settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
+from hopper.app.eager import run_eagerly
 from hopper.app.task_fields import check_meta, check_tags
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.wakeup import Doorbell, doorbell_path
@@ -35,11 +36,12 @@ _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key"
 class Client:
     """A process's handle on the queue: settings, backend and doorbell."""
 
-    def __init__(self, settings: settings_mod.Settings, migrate: bool = True):
+    def __init__(self, settings: settings_mod.Settings, migrate: bool = True,
+                 modules: tuple[str, ...] = ()):
         self.settings = settings
         # The settings folder goes on sys.path only when there is user code to find there.
         has_user_code = bool(settings.task_modules or settings.flask_app)
-        registry.load_modules(settings.task_modules,
+        registry.load_modules((*modules, *settings.task_modules),
                               settings.path.parent if has_user_code else None)
         with reaching(settings.database):
             self.backend: Backend = open_backend(settings.database, settings.durability)
@@ -78,11 +80,15 @@ def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
-def configure(settings: settings_mod.Settings | None = None, migrate: bool = True) -> Client:
-    """Bind this process to a settings file (default: HOPPER_CONFIG or settings.yaml)."""
+def configure(settings: settings_mod.Settings | None = None, migrate: bool = True,
+              modules: tuple[str, ...] = ()) -> Client:
+    """Bind this process to a settings file (default: HOPPER_CONFIG or settings.yaml).
+
+    ``modules`` are task modules to load besides the settings' ``tasks.modules``
+    (the daemon passes the library's)."""
     global _client
     with _client_lock:
-        _client = Client(settings or settings_mod.load(), migrate)
+        _client = Client(settings or settings_mod.load(), migrate, modules)
         return _client
 
 
@@ -215,9 +221,7 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
             if created:
                 logs.task_event("enqueued", task_id, task.name, task.queue)
     if c.eager:
-        from hopper.worker.loop import run_eagerly
-
-        run_eagerly(c.backend)
+        run_eagerly(c.backend, [task_id for task_id, created in results if created])
     elif c.doorbell is not None:
         c.doorbell.ring(sum(created for _, created in results))
     return results
@@ -286,9 +290,7 @@ def retry(task_id: int) -> dict:
 
 def current_task_id() -> int | None:
     """Inside a running task: its id (use it as ``parent_id`` for children)."""
-    from hopper.worker.execute import current_task_id as var
-
-    return var.get()
+    return execute.current_task_id.get()
 
 
 def set_progress(done: int, total: int) -> None:

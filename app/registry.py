@@ -1,7 +1,9 @@
 """The task registry: ``@task`` records a function under a name.
 
-Workers and enqueuers load the same modules (built-ins plus ``tasks.modules``
-from settings), so a name means the same function in every process.
+Workers and enqueuers load the same modules (the built-ins, the modules their
+caller names, such as the library's, plus ``tasks.modules`` from settings), so a
+name means the same function in every process. The queue core registers only
+its own built-ins: the library's tasks are loaded like any user module.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-BUILTIN_MODULES = ("hopper.app.builtin_tasks", "hopper.app.library.tasks")
+from hopper.app import defaults
+
+BUILTIN_MODULES = ("hopper.app.builtin_tasks",)
 
 
 class UnknownTask(ValueError):
@@ -30,10 +34,10 @@ class TaskSpec:
     name: str
     fn: Callable[..., Any]
     queue: str = "default"
-    max_attempts: int = 3
+    max_attempts: int = defaults.MAX_ATTEMPTS
     timeout: float | None = None
     priority: int = 0
-    backoff: float = 1.0
+    backoff: float = defaults.BACKOFF_BASE_S
     continuation: str | None = None
 
     @property
@@ -45,8 +49,8 @@ _REGISTRY: dict[str, TaskSpec] = {}
 
 
 def task(fn: Callable | None = None, *, name: str | None = None, queue: str = "default",
-         max_attempts: int = 3, timeout: float | None = None, priority: int = 0,
-         backoff: float = 1.0, continuation: str | None = None):
+         max_attempts: int = defaults.MAX_ATTEMPTS, timeout: float | None = None,
+         priority: int = 0, backoff: float = defaults.BACKOFF_BASE_S, continuation: str | None = None):
     """Register a function as a task; usable as ``@task`` or ``@task(...)``.
 
     ``backoff`` is the first retry delay in seconds (it doubles per attempt);
@@ -95,7 +99,8 @@ def names() -> list[str]:
 
 
 def load_modules(extra: tuple[str, ...] | list[str] = (), root: Path | None = None) -> None:
-    """Import the built-in task modules and the user's ``tasks.modules``.
+    """Import the built-in task modules and ``extra`` (the caller's, such as the library's,
+    and the user's ``tasks.modules``).
 
     ``root`` (the settings file's folder) goes first on ``sys.path`` (moved there if it
     is already further down), so the user's modules (and ``tasks.flask_app``) resolve

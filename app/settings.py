@@ -234,6 +234,10 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
                 raise SettingsError(f"{key}.cron: {entry['cron']!r} is not a cron expression")
         if not isinstance(entry.get("args", {}), dict):
             raise SettingsError(f"{key}.args: expected a mapping")
+        if any(seen["name"] == entry["name"] for seen in out):
+            # Slots and pauses are recorded per name: two entries would share them.
+            raise SettingsError(f"{key}: a second entry named {entry['name']!r}"
+                                " (one entry per task name)")
         out.append(dict(entry))
     return tuple(out)
 

@@ -109,3 +109,20 @@ def pg_client(pg_settings, monkeypatch):
     from hopper.app import queue, settings
 
     return queue.configure(settings.load(pg_settings))
+
+
+@pytest.fixture
+def daemons_on_engine(tmp_path, engine_client, make_daemon):
+    """Factory: ``daemons_on_engine(n, **settings_overrides)`` → n started daemons, each
+    with its own settings folder, all on the engine client's database."""
+    def factory(n: int = 2, **overrides) -> list[Daemon]:
+        started = []
+        for i in range(n):
+            folder = tmp_path / f"daemon-{i}"
+            folder.mkdir()
+            config = write_settings(folder, **{"database": engine_client.settings.database,
+                                               **overrides})
+            started.append(make_daemon(config=config))
+        return started
+
+    return factory

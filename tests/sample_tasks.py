@@ -77,6 +77,52 @@ def fail_with_name(name_bytes: str):
     raise FileNotFoundError(f"cannot read {name}")
 
 
+@task(name="fan_out_fragile", continuation="fan_in")
+def fan_out_fragile(children: int, log: str, broken: str):
+    """A parent whose children fail while the file ``broken`` exists."""
+    parent = current_task_id()
+    enqueue_many([{"name": "fragile_child", "args": {"i": i, "log": log, "broken": broken},
+                   "parent_id": parent} for i in range(children)])
+    return {"spawned": children}
+
+
+@task(name="fragile_child", max_attempts=1)
+def fragile_child(i: int, log: str, broken: str):
+    """Fails (child 0 only) while the file ``broken`` exists: a cause one can fix."""
+    _log(log, f"child {i}")
+    if i == 0 and Path(broken).exists():
+        raise RuntimeError(f"child {i}: {broken} is in the way")
+    return {"i": i}
+
+
+@task(name="fails_with_nul", max_attempts=2, backoff=0.05)
+def fails_with_nul():
+    raise ValueError("a\x00b")
+
+
+@task(name="big_result")
+def big_result(size: int):
+    return {"data": "x" * size}
+
+
+@task(name="tree_root", continuation="tree_done")
+def tree_root(mids: int, leaves: int):
+    """Three levels: this root, ``mids`` children, ``leaves`` grandchildren each."""
+    enqueue_many([{"name": "tree_mid", "args": {"leaves": leaves}, "parent_id": current_task_id()}
+                  for _ in range(mids)])
+    return {"mids": mids}
+
+
+@task(name="tree_mid")
+def tree_mid(leaves: int):
+    enqueue_many([{"name": "echo", "args": {"leaf": i}, "parent_id": current_task_id()}
+                  for i in range(leaves)])
+    return {"leaves": leaves}
+
+
+@task(name="tree_done")
+def tree_done(parent_id: int, parent_status: str):
+    return {"root": parent_id, "status": parent_status}
 @task(name="report_meta")
 def report_meta(release: str):
     """Report a stage with set_meta, wait for the test to create ``release``, report again."""

@@ -1,19 +1,18 @@
-"""The Python API against a real SQLite file, without a daemon."""
+"""The Python API against a real database (SQLite and PostgreSQL), without a daemon."""
 from __future__ import annotations
-
-import sqlite3
 
 import pytest
 
 from hopper.app import queue
 from hopper.app.backends.base import TaskConflict
+from helpers import enqueue_from_processes
 
 
-def _task_count(client) -> int:
-    return sum(sum(c.values()) for c in client.backend.counts().values())
+def _task_count(engine_client) -> int:
+    return sum(sum(c.values()) for c in engine_client.backend.counts().values())
 
 
-def test_enqueue_returns_an_id_and_stores_a_queued_task(client):
+def test_enqueue_returns_an_id_and_stores_a_queued_task(engine_client):
     task_id = queue.enqueue("echo", {"x": 1}, priority=3)
     task = queue.get_task(task_id)
     assert task["status"] == "queued"
@@ -35,66 +34,65 @@ def test_enqueue_returns_an_id_and_stores_a_queued_task(client):
     ("echo", {}, {"run_after": "tomorrow-ish"}, "run_after must be"),
     ("echo", {}, {"colour": "red"}, "unknown enqueue option"),
 ])
-def test_bad_enqueue_raises_value_error_and_writes_nothing(client, name, args, options, message):
+def test_bad_enqueue_raises_value_error_and_writes_nothing(engine_client, name, args, options, message):
     with pytest.raises(ValueError, match=message):
         queue.enqueue(name, args, **options)
-    assert _task_count(client) == 0
+    assert _task_count(engine_client) == 0
 
 
-def test_a_bad_task_in_a_batch_writes_none_of_the_batch(client):
+def test_a_bad_task_in_a_batch_writes_none_of_the_batch(engine_client):
     with pytest.raises(ValueError):
         queue.enqueue_many([{"name": "echo", "args": {}}, {"name": "nope"}])
-    assert _task_count(client) == 0
+    assert _task_count(engine_client) == 0
 
 
-def test_batch_enqueue_returns_consecutive_ids_in_order(client):
+def test_batch_enqueue_returns_consecutive_ids_in_order(engine_client):
     ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(100)])
     assert [queue.get_task(i)["args"]["i"] for i in ids] == list(range(100))
 
 
-def test_duplicate_unique_key_returns_the_existing_task(client):
+def test_duplicate_unique_key_returns_the_existing_task(engine_client):
     first = queue.enqueue("echo", {}, unique_key="k1")
     assert queue.enqueue("echo", {"other": True}, unique_key="k1") == first
-    assert _task_count(client) == 1
+    assert _task_count(engine_client) == 1
 
 
-def test_unique_key_is_free_again_once_the_task_finished(client):
+def test_unique_key_is_free_again_once_the_task_finished(engine_client):
     first = queue.enqueue("echo", {}, unique_key="k2")
     queue.cancel(first)
     assert queue.enqueue("echo", {}, unique_key="k2") != first
 
 
-def test_get_task_of_an_unknown_id_is_none(client):
+def test_get_task_of_an_unknown_id_is_none(engine_client):
     assert queue.get_task(987654) is None
 
 
-def test_wait_raises_timeout_error_while_nobody_runs_the_task(client):
+def test_wait_raises_timeout_error_while_nobody_runs_the_task(engine_client):
     task_id = queue.enqueue("echo", {})
     with pytest.raises(TimeoutError):
         queue.wait(task_id, timeout=0.1)
 
 
-def test_cancel_of_a_finished_task_is_a_conflict(client):
+def test_cancel_of_a_finished_task_is_a_conflict(engine_client):
     task_id = queue.enqueue("echo", {})
     queue.cancel(task_id)
     with pytest.raises(TaskConflict):
         queue.cancel(task_id)
 
 
-def test_retry_requeues_a_cancelled_task(client):
+def test_retry_requeues_a_cancelled_task(engine_client):
     task_id = queue.enqueue("echo", {})
     queue.cancel(task_id)
     assert queue.retry(task_id)["status"] == "queued"
 
 
-def test_migrations_are_recorded_and_safe_to_apply_twice(client):
-    assert client.backend.migrate() == []
-    conn = sqlite3.connect(client.backend.path)
-    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == sorted(set(versions)) and versions[0] == 1
+def test_migrations_are_recorded_and_safe_to_apply_twice(engine_client):
+    assert engine_client.backend.migrate() == []
+    versions = [r[0] for r in engine_client.backend.fetch("SELECT version FROM schema_migrations")]
+    assert sorted(versions) == sorted(set(versions)) and min(versions) == 1
 
 
-def test_database_runs_in_wal_mode_with_full_sync_by_default(client):
+def test_sqlite_runs_in_wal_mode_with_full_sync_by_default(client):
     conn = client.backend._conn()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -102,11 +100,11 @@ def test_database_runs_in_wal_mode_with_full_sync_by_default(client):
 
 class TestEagerMode:
     @pytest.fixture
-    def eager(self, client, monkeypatch):
+    def eager(self, engine_client, monkeypatch):
         monkeypatch.setenv("HOPPER_EAGER", "1")
         from hopper.app import settings
 
-        return queue.configure(settings.load(client.settings.path))
+        return queue.configure(settings.load(engine_client.settings.path))
 
     def test_enqueue_runs_the_task_in_the_calling_process(self, eager):
         task = queue.get_task(queue.enqueue("echo", {"now": 1}))
@@ -129,11 +127,16 @@ class TestEagerMode:
         assert len((tmp_path / "fan.log.continuation").read_text().splitlines()) == 1
 
 
-def test_an_error_naming_an_undecodable_file_is_recorded_readably(client, monkeypatch):
+def test_an_error_naming_an_undecodable_file_is_recorded_readably(engine_client, monkeypatch):
     monkeypatch.setenv("HOPPER_EAGER", "1")
     from hopper.app import settings
 
-    queue.configure(settings.load(client.settings.path))
+    queue.configure(settings.load(engine_client.settings.path))
     task = queue.get_task(queue.enqueue("fail_with_name", {"name_bytes": "6e6f2dff2e6a7067"}))
     assert task["status"] == "failed"
     assert "no-\\udcff.jpg" in task["error"]
+
+
+def test_eight_processes_enqueueing_one_unique_key_get_one_task(engine_client, engine_settings):
+    assert len(enqueue_from_processes(engine_settings, "the-one")) == 1
+    assert engine_client.backend.counts() == {"default": {"queued": 1}}

@@ -44,6 +44,7 @@ def test_environment_overrides_the_database(tmp_path, monkeypatch):
     ("server: {bind: '0.0.0.0:8000'}", "auth.token is required"),
     ("schedules: [{name: echo}]", "exactly one of cron or every"),
     ("schedules: [{name: echo, cron: 'not cron'}]", "is not a cron expression"),
+    ("schedules: [{name: echo, every: 1s}, {name: echo, every: 2s}]", "a second entry named"),
     ("- just\n- a list", "expected a mapping"),
 ])
 def test_invalid_settings_are_refused_with_a_clear_message(tmp_path, text, message):

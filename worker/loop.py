@@ -4,54 +4,67 @@ Claims and reports are group-committed: one transaction records the outcomes
 of the tasks just run and claims the next batch. The batch grows only while
 tasks are fast, and a worker gives back what it has not started once a batch
 has held tasks for longer than ``PREFETCH_HOLD_S``, so prefetch never keeps
-work from an idle worker.
+work from an idle worker. The constants live in ``app/defaults.py``.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
-import socket
-import threading
 import time
 from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
+from typing import Callable
 
 from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
-from hopper.worker.execute import execute
+from hopper.app.defaults import (
+    FAST_TASK_S, IDLE_POLL_S, MAX_BATCH, PREFETCH_HOLD_S, SLOT_LOCK_WAIT_S,
+)
+from hopper.app.execute import execute, log_outcome
+from hopper.app.identity import worker_id_for
 
-MAX_BATCH = 64
-IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
-PREFETCH_HOLD_S = 0.05      # claimed-but-unstarted tasks are given back after this
-FAST_TASK_S = 0.002         # tasks faster than this are batched
+log = logging.getLogger("hopper.worker")
+
 _SLOT_TASK, _SLOT_DEADLINE, _SLOT_STOP = range(3)
-
-
-def worker_id_for(pid: int, nonce: str) -> str:
-    """The id a worker process records on the tasks it runs: ``host:pid-nonce``.
-
-    The nonce keeps a restarted daemon whose workers reuse old pids (as in a
-    container) from mistaking a dead worker's tasks for its own.
-    """
-    return f"{socket.gethostname()}:{pid}-{nonce}"
 
 
 class Slot:
     """Shared memory between a worker and its supervisor: the current task,
-    its deadline (``time.monotonic``, 0 = none) and a stop request."""
+    its deadline (``time.monotonic``, 0 = none) and a stop request.
 
-    def __init__(self):
+    The worker changes its current task only under the slot's lock, and the
+    supervisor kills a worker only while holding it and seeing the task it
+    means to stop: a kill can never hit the next task the worker moved on to.
+    """
+
+    def __init__(self, ctx):
         self._values = RawArray(ctypes.c_double, 3)
+        self._lock = ctx.Lock()
 
     def begin(self, task_id: int, deadline: float) -> None:
-        self._values[_SLOT_DEADLINE] = deadline
-        self._values[_SLOT_TASK] = task_id
+        with self._lock:
+            self._values[_SLOT_DEADLINE] = deadline
+            self._values[_SLOT_TASK] = task_id
 
     def end(self) -> None:
-        self._values[_SLOT_TASK] = 0
-        self._values[_SLOT_DEADLINE] = 0
+        with self._lock:
+            self._values[_SLOT_TASK] = 0
+            self._values[_SLOT_DEADLINE] = 0
+
+    def stop_if_running(self, task_id: int, kill: Callable[[], None]) -> bool:
+        """Call ``kill`` if, and only if, the worker is still running ``task_id``."""
+        if not self._lock.acquire(timeout=SLOT_LOCK_WAIT_S):
+            return False  # the worker died holding the lock: its exit is handled anyway
+        try:
+            if self.current()[0] != task_id:
+                return False
+            kill()
+            return True
+        finally:
+            self._lock.release()
 
     def current(self) -> tuple[int | None, float]:
         task_id = int(self._values[_SLOT_TASK])
@@ -87,8 +100,7 @@ class WorkerLoop:
         release: list[int] = []
         batch = 1
         while not self.stopping():
-            claimed = self.backend.finish_and_claim(self.worker_id, pending, release, batch,
-                                                    self.lease_s)
+            claimed = self._finish_and_claim(pending, release, batch)
             if release and self.doorbell is not None:
                 self.doorbell.ring(len(release))
             pending, release = [], []
@@ -99,7 +111,22 @@ class WorkerLoop:
                 self.doorbell.ring()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
             batch = self._next_batch_size(claimed, batch)
-        self.backend.finish_and_claim(self.worker_id, pending, release, 0, self.lease_s)
+        self._finish_and_claim(pending, release, 0)
+
+    def _finish_and_claim(self, pending: list[Outcome], release: list[int],
+                          limit: int) -> list[Claimed]:
+        """Report and claim; a database that does not answer is waited for, so the
+        outcomes already in hand are recorded (and their attempts counted), not lost."""
+        while True:
+            try:
+                return self.backend.finish_and_claim(self.worker_id, pending, release, limit,
+                                                     self.lease_s)
+            except Exception:  # the database is down or refused the write: try again
+                log.exception("worker %s could not record %d outcome(s); retrying",
+                              self.worker_id, len(pending))
+                if self.slot.stop_requested and not pending and not release:
+                    return []
+                time.sleep(IDLE_POLL_S)
 
     def _idle(self) -> None:
         if self.listener is not None:
@@ -124,7 +151,7 @@ class WorkerLoop:
 
     def _give_back(self, pending: list[Outcome], unstarted: list[int]) -> None:
         if pending or unstarted:
-            self.backend.finish_and_claim(self.worker_id, pending, unstarted, 0, self.lease_s)
+            self._finish_and_claim(pending, unstarted, 0)
             pending.clear()
         if unstarted and self.doorbell is not None:
             self.doorbell.ring(len(unstarted))
@@ -150,16 +177,6 @@ class WorkerLoop:
         return 1
 
 
-def log_outcome(task: Claimed, outcome: Outcome, worker_id: str) -> None:
-    """The succeeded, retried or failed event of one attempt."""
-    if outcome.ok:
-        event = "succeeded"
-    else:
-        event = "retried" if outcome.retry_at is not None else "failed"
-    logs.task_event(event, task.id, task.name, task.queue, worker_id, task.attempts,
-                    outcome.finished_at - outcome.started_at)
-
-
 def _die_with_fork_server() -> None:
     """Tie this worker's life to the fork server, and the fork server's to the supervisor.
 
@@ -180,16 +197,17 @@ def _die_with_fork_server() -> None:
         os._exit(0)
 
 
-def worker_main(slot: Slot, settings, nonce: str) -> None:
+def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
+                modules: tuple[str, ...] = ()) -> None:
     """Entry point of a worker process started by the WorkerPool with its settings."""
-    worker_id = worker_id_for(os.getpid(), nonce)
+    worker_id = worker_id_for(os.getpid(), daemon_id, nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
     logs.configure()  # as the supervisor was told (HOPPER_LOG_FORMAT, HOPPER_LOG_LEVEL)
     from hopper.app import queue
     from hopper.app.wakeup import DoorbellListener, doorbell_path
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
-    client = queue.configure(settings)
+    client = queue.configure(settings, modules=modules)
     task_context = contextlib.nullcontext
     if settings.flask_app:
         from hopper.worker.flask_context import build_or_exit
@@ -200,24 +218,3 @@ def worker_main(slot: Slot, settings, nonce: str) -> None:
     loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell,
                       task_context)
     loop.run()
-
-
-_eager = threading.local()
-
-
-def run_eagerly(backend: Backend) -> None:
-    """Run ready tasks in this process until none is left (HOPPER_EAGER mode)."""
-    if getattr(_eager, "active", False):
-        return  # a task enqueued children; the outer loop runs them
-    _eager.active = True
-    worker_id = f"eager:{socket.gethostname()}:{os.getpid()}"
-    pending: list[Outcome] = []
-    try:
-        while True:
-            claimed = backend.finish_and_claim(worker_id, pending, [], 1, 3600)
-            if not claimed:
-                return
-            pending = [execute(claimed[0])]
-            log_outcome(claimed[0], pending[0], worker_id)
-    finally:
-        _eager.active = False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,24 +17,20 @@ from multiprocessing.connection import wait as wait_sentinels
 
 import psutil
 
-from hopper.app import logs, registry
-from hopper.app.backends.base import Backend, WorkerRow
+from hopper.app import logs
+from hopper.app.backends.base import ATTEMPT_TIMEOUT, Backend, WorkerRow
+from hopper.app.defaults import (
+    APP_FAILED_FIRST_DELAY_S, APP_FAILED_MAX_DELAY_S, CANCEL_CHECK_S, FAST_EXIT_S,
+    MAX_RESPAWN_DELAY_S, MONITOR_TICK_S,
+)
+from hopper.app.execute import retry_at_for
+from hopper.app.identity import host_name, new_daemon_id, worker_id_for
 from hopper.app.settings import Settings
 from hopper.worker.context import context
-from hopper.worker.execute import backoff_delay
 from hopper.worker.flask_context import ERROR_STATE_KEY, EXIT_APP_FAILED  # (Flask not imported)
-from hopper.worker.loop import Slot, worker_id_for, worker_main
+from hopper.worker.loop import Slot, worker_main
 
 log = logging.getLogger("hopper.pool")
-
-CANCEL_CHECK_S = 0.2
-MONITOR_TICK_S = 0.1
-FAST_EXIT_S = 2.0
-MAX_RESPAWN_DELAY_S = 10.0
-# A Flask app (tasks.flask_app) that fails to build fails the same way until the
-# user's code or settings change: retry rarely, and say why once.
-APP_FAILED_FIRST_DELAY_S = 1.0
-APP_FAILED_MAX_DELAY_S = 30.0
 
 
 @dataclass
@@ -58,8 +53,11 @@ class WorkerHandle:
 class WorkerPool:
     """Worker processes for one settings file, against one backend."""
 
-    def __init__(self, settings: Settings, backend: Backend):
+    def __init__(self, settings: Settings, backend: Backend, daemon_id: str | None = None,
+                 modules: tuple[str, ...] = ()):
         self.settings, self.backend, self.lease_s = settings, backend, settings.lease
+        self.daemon_id = daemon_id or new_daemon_id()
+        self.modules = modules  # task modules workers load besides tasks.modules
         self.target = 0
         self.workers: dict[str, WorkerHandle] = {}
         self._lock = threading.RLock()
@@ -97,11 +95,12 @@ class WorkerPool:
             log.info("pool resized from %d to %d workers", len(active), n)
 
     def _spawn(self) -> None:
-        slot, nonce = Slot(), os.urandom(2).hex()
-        process = self._ctx.Process(target=worker_main, args=(slot, self.settings, nonce),
-                                    daemon=True, name="hopper-worker")
+        slot, nonce = Slot(self._ctx), os.urandom(2).hex()
+        process = self._ctx.Process(
+            target=worker_main, args=(slot, self.settings, self.daemon_id, nonce, self.modules),
+            daemon=True, name="hopper-worker")
         process.start()
-        worker_id = worker_id_for(process.pid, nonce)
+        worker_id = worker_id_for(process.pid, self.daemon_id, nonce)
         handle = WorkerHandle(process, slot, worker_id, time.time())
         try:
             handle.ps = psutil.Process(process.pid)
@@ -187,29 +186,34 @@ class WorkerPool:
             for _ in range(self.target - active):
                 self._spawn()
 
-    def _kill_for(self, handle: WorkerHandle, task_id: int) -> None:
-        handle.killed_for = task_id
-        handle.process.kill()
+    def _stop_task(self, handle: WorkerHandle, task_id: int) -> bool:
+        """Kill the worker if it still runs ``task_id``; never the task it moved on to."""
+        def kill() -> None:
+            handle.killed_for = task_id
+            handle.process.kill()
+
+        return handle.slot.stop_if_running(task_id, kill)
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
         for handle in list(self.workers.values()):
             task_id, deadline = handle.slot.current()
-            if task_id and deadline and now > deadline and handle.killed_for != task_id:
-                task = self.backend.get(task_id)
-                spec_backoff = _backoff_for(task["name"]) if task else 1.0
-                attempts = task["attempts"] if task else 1
-                retry_at = time.time() + backoff_delay(spec_backoff, attempts)
-                timeout = task["timeout"] if task else 0
-                self.backend.fail_attempt(task_id, handle.worker_id,
-                                          f"timed out after {timeout:g}s", retry_at)
-                if task is not None:
-                    logs.task_event("retried" if attempts < task["max_attempts"] else "failed",
-                                    task_id, task["name"], task["queue"], handle.worker_id,
-                                    attempts, reason=f"timed out after {timeout:g}s")
-                log.warning("task %s timed out on %s; stopping that worker", task_id,
-                            handle.worker_id)
-                self._kill_for(handle, task_id)
+            if not (task_id and deadline and now > deadline and handle.killed_for != task_id):
+                continue
+            if not self._stop_task(handle, task_id):
+                continue  # it finished (or died) meanwhile: its own outcome stands
+            task = self.backend.get(task_id)
+            if task is None:
+                continue
+            reason = f"timed out after {task['timeout'] or 0:g}s"
+            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"])
+            self.backend.fail_attempt(task_id, handle.worker_id, reason, retry_at,
+                                      kind=ATTEMPT_TIMEOUT)
+            logs.task_event("retried" if retry_at is not None else "failed", task_id,
+                            task["name"], task["queue"], handle.worker_id, task["attempts"],
+                            reason=reason)
+            log.warning("task %s timed out on %s; stopped that worker", task_id,
+                        handle.worker_id)
 
     def _stop_cancelled(self) -> None:
         running = {}
@@ -218,8 +222,9 @@ class WorkerPool:
             if task_id and handle.killed_for != task_id:
                 running[task_id] = handle
         for task_id in self.backend.cancelled_among(list(running)):
-            log.info("task %s was cancelled; stopping %s", task_id, running[task_id].worker_id)
-            self._kill_for(running[task_id], task_id)
+            if self._stop_task(running[task_id], task_id):
+                log.info("task %s was cancelled; stopped %s", task_id,
+                         running[task_id].worker_id)
 
     # -- reporting ---------------------------------------------------------
     def stats(self) -> list[dict]:
@@ -241,7 +246,7 @@ class WorkerPool:
     def heartbeat(self) -> None:
         """Publish worker rows and extend the leases of their tasks."""
         stats = self.stats()
-        host = socket.gethostname()
+        host = host_name()
         self.backend.upsert_workers([
             WorkerRow(s["id"], host, s["pid"], s["state"], s["task_id"], s["cpu_percent"],
                       s["rss_bytes"], s["started_at"]) for s in stats])
@@ -283,6 +288,7 @@ class WorkerPool:
         self.workers.clear()
 
 
+
 def _log_task(event: str, backend: Backend, task_id: int, worker_id: str, **extra) -> None:
     """A task event for a rare path (rescue), reading the task's fields first."""
     if not logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS[event]):
@@ -290,10 +296,3 @@ def _log_task(event: str, backend: Backend, task_id: int, worker_id: str, **extr
     task = backend.get(task_id) or {}
     logs.task_event(event, task_id, task.get("name"), task.get("queue"), worker_id,
                     task.get("attempts"), **extra)
-
-
-def _backoff_for(name: str) -> float:
-    try:
-        return registry.get(name).backoff
-    except registry.UnknownTask:
-        return 1.0

@@ -11,11 +11,18 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from hopper.app.defaults import LIVE_WORKER_AGE_S
+
 UNFINISHED = ("queued", "running", "waiting")
-# Supervisors heartbeat their workers every second: an older row is a dead worker's.
-LIVE_WORKER_AGE_S = 3.0
 FINISHED = ("succeeded", "failed", "cancelled")
 STATUSES = UNFINISHED + FINISHED
+
+# How a failed attempt ended, recorded in its history row: callers (the library's
+# poison-file check) look at this field, never at the wording of the error.
+ATTEMPT_ERROR = "error"        # the task raised
+ATTEMPT_TIMEOUT = "timeout"    # the supervisor stopped it past its timeout
+ATTEMPT_LOST = "lost"          # its worker died or its lease expired
+ATTEMPT_UNSTORABLE = "unstorable"  # the database refused its outcome even once cleaned
 
 TASK_COLUMNS = (
     "id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
@@ -91,6 +98,8 @@ class Outcome:
     result: str | None = None
     error: str | None = None
     retry_at: float | None = None
+    parent_id: int | None = None   # from the claim: only tasks with a parent lock ancestors
+    kind: str | None = None        # for a failure: one of the ATTEMPT_* kinds
 
 
 @dataclass
@@ -156,8 +165,14 @@ class Backend(ABC):
         ready tasks, all in one transaction (group commit)."""
 
     @abstractmethod
-    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
-        """End the running attempt of one task as failed (timeout, lost worker)."""
+    def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
+        """Claim these queued tasks whatever their run_after (eager mode)."""
+
+    @abstractmethod
+    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None,
+                     kind: str = ATTEMPT_LOST) -> bool:
+        """End the running attempt of one task as failed (timeout, lost worker).
+        False if the task was no longer running on that worker."""
 
     @abstractmethod
     def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
@@ -243,6 +258,35 @@ class Backend(ABC):
     @abstractmethod
     def live_workers(self, max_age_s: float = LIVE_WORKER_AGE_S) -> list[dict]:
         """Workers whose heartbeat is younger than ``max_age_s``."""
+
+    @abstractmethod
+    def beat_daemon(self, daemon_id: str, host: str, pid: int, started_at: float) -> None:
+        """Register or heartbeat one running daemon (its per-start id)."""
+
+    @abstractmethod
+    def remove_daemon(self, daemon_id: str) -> None:
+        """Forget a daemon that stopped cleanly."""
+
+    @abstractmethod
+    def stale_daemons(self) -> list[str]:
+        """Ids of daemons whose heartbeat stopped: their workers are gone."""
+
+    # -- schedules ---------------------------------------------------------
+    @abstractmethod
+    def schedule_marks(self) -> dict[str, dict]:
+        """``{name: {paused, since, last_slot, last_task_id}}`` of every known entry."""
+
+    @abstractmethod
+    def register_schedules(self, names: list[str], now: float) -> None:
+        """Record entries seen for the first time: their slots count from ``now``."""
+
+    @abstractmethod
+    def enqueue_slot(self, name: str, slot: float, task: NewTask) -> int | None:
+        """Enqueue a slot's task unless any daemon did already; its id or None."""
+
+    @abstractmethod
+    def set_schedule_paused(self, name: str, paused: bool) -> None:
+        """Pause or resume a schedule entry for every daemon on this database."""
 
     @abstractmethod
     def put_state(self, key: str, value: Any) -> None:

@@ -1,7 +1,8 @@
 """PostgreSQL backend: for workers on several machines sharing one queue.
 
-Claims use ``FOR UPDATE SKIP LOCKED``; completions of siblings lock their
-parent row first, so exactly one of them settles the parent. Enqueues send a
+Claims use ``FOR UPDATE SKIP LOCKED``; transitions lock the ancestors of the
+tasks they touch first (``row_locks``, see states.py), so each level of a tree
+settles exactly once. Enqueues send a
 NOTIFY that idle workers LISTEN for, with the same slow poll as a fallback.
 """
 from __future__ import annotations
@@ -27,17 +28,14 @@ UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at =
               ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after, queue
 """
-_LOCK_PARENTS = """
-SELECT id FROM tasks WHERE id IN (SELECT parent_id FROM tasks
-                                  WHERE id = ANY(%s) AND parent_id IS NOT NULL)
- ORDER BY id FOR UPDATE
-"""
-
 
 class PostgresBackend(SqlBackend):
     """The multi-machine backend."""
 
     placeholder = "%s"
+    row_locks = True
+    # A value PostgreSQL refuses: a NUL in text, an invalid byte sequence, a value too long.
+    data_errors = (psycopg.DataError,)
     minute_sql = "FLOOR(finished_at / 60) * 60"
     row_lock = " FOR UPDATE"
 
@@ -85,9 +83,6 @@ class PostgresBackend(SqlBackend):
         rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
         rows.sort(key=lambda r: (-r[7], r[8], r[0]))
         return [Claimed(*row[:7], queue=row[9]) for row in rows]
-
-    def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
-        conn.execute(_LOCK_PARENTS, (task_ids,)).fetchall()
 
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)

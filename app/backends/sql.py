@@ -14,20 +14,20 @@ from abc import abstractmethod
 from functools import lru_cache
 from typing import Any, ContextManager
 
+from hopper.app import defaults
 from hopper.app.backends.base import (
-    FINISHED, LIVE_WORKER_AGE_S, MAX_META_BYTES, TASK_COLUMNS, UNFINISHED, Backend, Claimed,
-    NewTask, Outcome, TaskConflict, WorkerRow, task_dict,
+    FINISHED, MAX_META_BYTES, TASK_COLUMNS, Backend, Claimed, NewTask, WorkerRow, task_dict,
 )
+from hopper.app.backends.schedule_store import ScheduleStore
+from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
+from hopper.app.defaults import LIVE_WORKER_AGE_S
 
 COLS = ", ".join(TASK_COLUMNS)
-STALE_WORKER_ROW_S = 3600
-PRUNE_CHUNK = 5000
 # Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
 TAG_COUNT_CAP = 1000
 # Statuses few tasks are in at any time: written into listing queries as literals
 # so the planner can use the partial index that holds only them.
 RARE_STATUSES = ("waiting", "failed", "cancelled")
-UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
@@ -39,42 +39,6 @@ _INSERT_UNIQUE = INSERT + (
     " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
     f" AND status IN {UNFINISHED_SQL} DO NOTHING RETURNING id"
 )
-_SUCCEED = """
-UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
-                          THEN 'waiting' ELSE 'succeeded' END,
-       result = ?, started_at = ?, finished_at = ?, lease_until = NULL
- WHERE id = ? AND status = 'running' AND worker = ?
-RETURNING status, parent_id
-"""
-# retry_at NULL means no attempt is left to give: the task fails for good.
-_FAIL = """
-UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
-                          THEN 'queued' ELSE 'failed' END,
-       run_after = COALESCE(CAST(? AS DOUBLE PRECISION), run_after), error = ?,
-       started_at = COALESCE(CAST(? AS DOUBLE PRECISION), started_at),
-       finished_at = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
-                     THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
-       lease_until = NULL
- WHERE id = ? AND status = 'running' AND worker = ?
-RETURNING status, parent_id
-"""
-_RELEASE = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
-            " lease_until = NULL, started_at = NULL"
-            " WHERE id = ? AND status = 'running' AND worker = ?")
-_SETTLE_PARENT = f"""
-UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
-                                            AND c.status IN ('failed', 'cancelled'))
-                          THEN 'failed' ELSE 'succeeded' END,
-       error = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
-                                 AND c.status IN ('failed', 'cancelled'))
-                    THEN 'one or more children failed or were cancelled' ELSE error END,
-       finished_at = ?
- WHERE id = ? AND status = 'waiting'
-   AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
-                   AND c.status IN {UNFINISHED_SQL})
-RETURNING status, parent_id, continuation, queue
-"""
-
 
 def insert_params(task: NewTask, now: float) -> tuple:
     """The INSERT parameters of a new task."""
@@ -85,8 +49,9 @@ def insert_params(task: NewTask, now: float) -> tuple:
             json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
 
 
-class SqlBackend(Backend):
-    """Queue logic in portable SQL; subclasses provide the engine specifics."""
+class SqlBackend(TaskStates, ScheduleStore, Backend):
+    """Queue storage in portable SQL; the task transitions come from TaskStates,
+    the engine specifics from subclasses."""
 
     placeholder = "?"
     minute_sql = "CAST(finished_at / 60 AS INTEGER) * 60"
@@ -104,9 +69,6 @@ class SqlBackend(Backend):
     @abstractmethod
     def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
         """Claim up to ``limit`` ready tasks, in claim order, inside a write transaction."""
-
-    def _lock_parents_of(self, conn, task_ids: list[int]) -> None:
-        """Serialize sibling completions; engines with row-level locking override this."""
 
     def close(self) -> None:
         """Close this process's connection of the calling thread."""
@@ -167,89 +129,7 @@ class SqlBackend(Backend):
         if rows:
             self._run_many(conn, _INSERT_TAG, rows)
 
-    # -- consuming ---------------------------------------------------------
-    def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
-                         limit: int, lease_s: float) -> list[Claimed]:
-        with self._write() as conn:
-            if outcomes:
-                self._lock_parents_of(conn, [o.task_id for o in outcomes])
-                self._record_all(conn, worker_id, outcomes)
-            if release:
-                self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
-            if limit <= 0:
-                return []
-            return self._claim(conn, worker_id, limit, lease_s)
-
-    def _record_all(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
-        """Record a batch of outcomes (engines may do it in fewer statements)."""
-        for outcome in outcomes:
-            self._record(conn, worker_id, outcome)
-
-    def _after_finish(self, conn, task_id: int, status: str, parent_id: int | None) -> None:
-        """A parent waits for its children; a finished child may finish its parent."""
-        if status == "waiting":
-            self._settle(conn, task_id)
-        elif status != "queued" and parent_id is not None:
-            self._settle(conn, parent_id)
-
-    def _record(self, conn, worker_id: str, outcome: Outcome) -> None:
-        if outcome.ok:
-            row = self._run(conn, _SUCCEED, (outcome.result, outcome.started_at,
-                                             outcome.finished_at, outcome.task_id,
-                                             worker_id)).fetchone()
-        else:
-            row = self._fail(conn, outcome.task_id, worker_id, outcome.error, outcome.retry_at,
-                             outcome.started_at, outcome.finished_at)
-        if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
-            self._after_finish(conn, outcome.task_id, *row)
-
-    def _fail(self, conn, task_id, worker_id, error, retry_at, started_at=None,
-              finished_at=None):
-        finished_at = finished_at or time.time()
-        return self._run(conn, _FAIL, (retry_at, retry_at, error, started_at, retry_at,
-                                       finished_at, task_id, worker_id)).fetchone()
-
-    def _settle(self, conn, parent_id: int | None) -> None:
-        """Finish a waiting parent whose children are all done, exactly once."""
-        while parent_id is not None:
-            row = self._run(conn, _SETTLE_PARENT, (time.time(), parent_id)).fetchone()
-            if row is None:
-                return
-            status, grandparent, continuation, queue = row
-            if continuation:
-                self._insert_one(conn, NewTask(
-                    name=continuation, queue=queue,
-                    args={"parent_id": parent_id, "parent_status": status},
-                    unique_key=f"continuation:{parent_id}"), time.time())
-            parent_id = grandparent
-
-    def _fail_and_settle(self, conn, task_id, worker_id, error, retry_at) -> bool:
-        self._lock_parents_of(conn, [task_id])
-        row = self._fail(conn, task_id, worker_id, error, retry_at)
-        if row is not None:
-            self._after_finish(conn, task_id, *row)
-        return row is not None
-
-    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None) -> None:
-        with self._write() as conn:
-            self._fail_and_settle(conn, task_id, worker_id, error, retry_at)
-
-    def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
-                       retry_at: float | None, count_all: bool = False) -> int:
-        with self._write() as conn:
-            counted = [current_task] if current_task is not None else []
-            if count_all:
-                counted = [r[0] for r in self._run(
-                    conn, "SELECT id FROM tasks WHERE status = 'running' AND worker = ?",
-                    (worker_id,)).fetchall()]
-            touched = sum(self._fail_and_settle(conn, t, worker_id, error, retry_at)
-                          for t in counted)
-            touched += self._run(
-                conn, "UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
-                " lease_until = NULL, started_at = NULL WHERE status = 'running' AND worker = ?",
-                (worker_id,)).rowcount
-            return touched
-
+    # -- consuming (the transitions live in states.py) -----------------------
     def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
         if worker_ids:
             with self._write() as conn:
@@ -301,6 +181,7 @@ class SqlBackend(Backend):
         children = dict(self._read(
             "SELECT status, count(*) FROM tasks WHERE parent_id = ? GROUP BY status", (task_id,)))
         task = task_dict(rows[0])
+        task["history"] = self.history(task)
         task["children"] = children
         if children:
             done = sum(n for s, n in children.items() if s in FINISHED)
@@ -350,47 +231,6 @@ class SqlBackend(Backend):
             (tag, TAG_COUNT_CAP))[0][0] for tag in set(tags)}
         return sorted(tags, key=counts.__getitem__)
 
-    def cancel(self, task_id: int) -> dict:
-        with self._write() as conn:
-            self._lock_parents_of(conn, [task_id])
-            self._cancel_tree(conn, task_id)
-            row = self._run(conn, "SELECT parent_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            self._settle(conn, row[0])
-        return self.get(task_id)
-
-    def _cancel_tree(self, conn, task_id: int) -> None:
-        row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        if row is None:
-            raise KeyError(task_id)
-        if row[0] not in UNFINISHED:
-            raise TaskConflict(f"task {task_id} is already {row[0]}")
-        self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_until = NULL"
-                  " WHERE id = ?", (time.time(), task_id))
-        children = self._run(
-            conn, f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {UNFINISHED_SQL}",
-            (task_id,)).fetchall()
-        for (child_id,) in children:
-            self._cancel_tree(conn, child_id)
-
-    def retry(self, task_id: int) -> dict:
-        with self._write() as conn:
-            row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            if row is None:
-                raise KeyError(task_id)
-            if row[0] not in ("failed", "cancelled"):
-                raise TaskConflict(
-                    f"task {task_id} is {row[0]}; only failed or cancelled tasks can be retried")
-            duplicate = self._run(
-                conn, f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
-                f" WHERE t.unique_key = me.unique_key AND t.status IN {UNFINISHED_SQL}",
-                (task_id,)).fetchone()
-            if duplicate:
-                raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
-            self._run(conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
-                      " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
-                      " finished_at = NULL WHERE id = ?", (time.time(), task_id))
-        return self.get(task_id)
-
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for queue, status, n in self._read(
@@ -418,20 +258,24 @@ class SqlBackend(Backend):
         limits = (succeeded_before, failed_before)
         ids = [r[0] for r in self._read(f"SELECT id FROM tasks WHERE {condition}", limits)]
         deleted = 0
-        marks = ",".join("?" * PRUNE_CHUNK)
-        for start in range(0, len(ids), PRUNE_CHUNK):
-            chunk = ids[start:start + PRUNE_CHUNK]
-            # Always PRUNE_CHUNK placeholders (the last id repeated): one statement text. A
+        chunk_size = defaults.PRUNE_CHUNK
+        marks = ",".join("?" * chunk_size)
+        for start in range(0, len(ids), chunk_size):
+            chunk = ids[start:start + chunk_size]
+            # Always chunk_size placeholders (the last id repeated): one statement text. A
             # text per chunk size made every prune cache another prepared statement of
             # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
-            chunk += [chunk[-1]] * (PRUNE_CHUNK - len(chunk))
+            chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
                 deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
+                self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
+                          " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
         with self._write() as conn:
             # Rows of workers whose daemon was killed: long past any liveness check.
-            self._run(conn, "DELETE FROM workers WHERE heartbeat_at < ?",
-                      (time.time() - STALE_WORKER_ROW_S,))
+            for table in ("workers", "daemons"):
+                self._run(conn, f"DELETE FROM {table} WHERE heartbeat_at < ?",
+                          (time.time() - defaults.STALE_WORKER_ROW_S,))
         return deleted
 
     # -- workers and daemon state -----------------------------------------

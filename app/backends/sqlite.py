@@ -34,20 +34,12 @@ RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, 
 """
 _READY = ("SELECT 1 FROM tasks INDEXED BY tasks_ready"
           " WHERE status = 'queued' AND run_after <= ? LIMIT 1")
-# Many successes in one statement: ``{rows}`` is ``(?,?,?,?)`` repeated, one per
-# outcome (id, result, started_at, finished_at).
-_SUCCEED_MANY = """
-UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
-                          THEN 'waiting' ELSE 'succeeded' END,
-       result = v.column2, started_at = v.column3, finished_at = v.column4, lease_until = NULL
-  FROM (VALUES {rows}) AS v
- WHERE tasks.id = v.column1 AND tasks.status = 'running' AND tasks.worker = ?
-RETURNING id, status, parent_id
-"""
-
 
 class SqliteBackend(SqlBackend):
     """The embedded default backend."""
+
+    # A value SQLite refuses (a string or blob over its length limit).
+    data_errors = (sqlite3.DataError,)
 
     def __init__(self, url: str, durability: str = "full"):
         self.url = url
@@ -132,29 +124,6 @@ class SqliteBackend(SqlBackend):
                 return self._claim(conn, worker_id, limit, lease_s)
         finally:
             conn.execute("PRAGMA synchronous = FULL")
-
-    def _record_all(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
-        """All successes in one UPDATE, then failures one by one.
-
-        One statement instead of one per task shortens the transaction that
-        holds the database's single write lock (the drain's bottleneck).
-        """
-        params: list = []
-        failed = []
-        for outcome in outcomes:
-            if outcome.ok:
-                params += (outcome.task_id, outcome.result, outcome.started_at,
-                           outcome.finished_at)
-            else:
-                failed.append(outcome)
-        if params:
-            rows = ",".join(["(?,?,?,?)"] * (len(params) // 4))
-            params.append(worker_id)
-            for task_id, status, parent_id in conn.execute(
-                    _SUCCEED_MANY.format(rows=rows), params).fetchall():
-                self._after_finish(conn, task_id, status, parent_id)
-        for outcome in failed:
-            self._record(conn, worker_id, outcome)
 
     def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
         now = time.time()  # after recording outcomes: a continuation enqueued just now is due

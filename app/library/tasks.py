@@ -5,6 +5,7 @@ import logging
 import traceback
 
 from hopper.app import queue
+from hopper.app.backends.base import ATTEMPT_LOST, ATTEMPT_TIMEOUT
 from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
 from hopper.app.library.reindex import reconcile
@@ -22,9 +23,9 @@ def _context():
     return c.settings, c.backend
 
 
-# Errors the queue records when an attempt never returned: the file may be what
-# hangs or kills a worker (a decompression bomb, a parser crash).
-NO_RETURN_ERRORS = ("timed out after", "worker process died")
+# How an attempt ends when it never returned: the file may be what hangs or
+# kills a worker (a decompression bomb, a parser crash).
+NO_RETURN_KINDS = (ATTEMPT_TIMEOUT, ATTEMPT_LOST)
 
 
 def _current_row() -> dict | None:
@@ -41,8 +42,10 @@ def _poison_error(row: dict | None) -> str | None:
     with the file in hand: such a file is quarantined instead of tried once more."""
     if not _is_last_attempt(row) or row is None or row["attempts"] < 2:
         return None
-    error = row["error"] or ""
-    return error if any(marker in error for marker in NO_RETURN_ERRORS) else None
+    previous = [h for h in row["history"] if h["attempt"] == row["attempts"] - 1]
+    if previous and previous[-1]["kind"] in NO_RETURN_KINDS:
+        return previous[-1]["error"]
+    return None
 
 
 @task(name="library.ingest", queue="library", max_attempts=INGEST_MAX_ATTEMPTS, backoff=1.0,

@@ -44,6 +44,8 @@ def _errors(*codes: int) -> dict:
 ID = {"type": "integer", "minimum": 1, "maximum": INT64_MAX}
 NUM, INT, STR = {"type": "number"}, {"type": "integer"}, {"type": "string"}
 TASK_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": ID}
+SCHEDULE_NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": STR,
+                       "description": "The entry's task name"}
 LIMIT = {"name": "limit", "in": "query", "schema": {**INT, "minimum": 1, "maximum": MAX_LIMIT,
                                                     "default": 50}}
 CURSOR = {"name": "cursor", "in": "query", "schema": ID,
@@ -85,8 +87,25 @@ SCHEMAS = {
         "meta": {"type": "object", "description": "What the task reported with set_meta"},
         "children": {"type": "object", "additionalProperties": INT,
                      "description": "Counts of child tasks by status (single task only)"},
+        "history": {"type": "array", "items": _ref("Attempt"),
+                    "description": "Every attempt, oldest first (single task only)"},
     }, ["id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
         "max_attempts", "progress", "created_at"]),
+    "Attempt": _obj({
+        "attempt": INT, "worker": _null(STR), "started_at": _null(NUM),
+        "finished_at": _null(NUM), "error": _null(STR),
+        "kind": _null({"type": "string", "enum": ["error", "timeout", "lost", "unstorable"],
+                       "description": "How a failed attempt ended; null if it did not fail"}),
+    }, ["attempt", "worker", "started_at", "finished_at", "error"]),
+    "Schedule": _obj({
+        "name": STR, "cron": STR, "every": {**NUM, "description": "Seconds"},
+        "args": {"type": "object"}, "paused": {"type": "boolean"},
+        "last_slot": _null(NUM), "last_task_id": _null(ID), "next_slot": NUM,
+    }, ["name", "args", "paused", "last_slot", "last_task_id", "next_slot"],
+        description="A schedule entry: exactly one of cron and every"),
+    "ScheduleList": _obj({"schedules": {"type": "array", "items": _ref("Schedule")}},
+                         ["schedules"]),
+    "ScheduleRun": _obj({"id": ID, "schedule": _ref("Schedule")}, ["id", "schedule"]),
     "EnqueueRequest": _obj({
         "name": {**STR, "minLength": 1, "maxLength": 200, "description": "A registered task name"},
         "args": _null({"type": "object"}),
@@ -202,6 +221,21 @@ PATHS = {
     "/api/queues": {"get": _op("Counts by status per queue, recent throughput",
                                {"200": _json(_ref("Queues"), "Queues"), **_errors()},
                                operation_id="getQueues")},
+    "/api/schedules": {"get": _op("Schedule entries with their last and next slots", {
+        "200": _json(_ref("ScheduleList"), "Entries"), **_errors()},
+        operation_id="listSchedules")},
+    "/api/schedules/{name}/run": {"post": _op(
+        "Enqueue a schedule entry now", {"201": _json(_ref("ScheduleRun"), "Enqueued"),
+                                         **_errors(400, 404)},
+        [SCHEDULE_NAME_PARAM], operation_id="runSchedule")},
+    "/api/schedules/{name}/pause": {"post": _op(
+        "Pause a schedule entry for every daemon", {"200": _json(_ref("Schedule"), "Paused"),
+                                                    **_errors(400, 404)},
+        [SCHEDULE_NAME_PARAM], operation_id="pauseSchedule")},
+    "/api/schedules/{name}/resume": {"post": _op(
+        "Resume a schedule entry", {"200": _json(_ref("Schedule"), "Resumed"),
+                                    **_errors(400, 404)},
+        [SCHEDULE_NAME_PARAM], operation_id="resumeSchedule")},
     "/api/workers": {"get": _op("Live worker processes", {
         "200": _json({"type": "array", "items": _ref("Worker")}, "Workers"), **_errors()},
         operation_id="getWorkers")},

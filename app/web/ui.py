@@ -1,4 +1,4 @@
-"""The HTML pages: overview, tasks, one task, settings, library, login.
+"""The HTML pages: overview, tasks, one task, schedules, settings, library, login.
 
 Pages read the same backend the API does; state changes go through forms that
 carry the session's CSRF token (cancel, retry, login) or, for the worker
@@ -6,11 +6,13 @@ slider, a PATCH to /api/settings with the token in a header.
 """
 from __future__ import annotations
 
+import time
+
 from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from hopper.app import queue, task_fields
+from hopper.app import queue, scheduler, task_fields
 from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.web import auth, inputs
 from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
@@ -75,6 +77,30 @@ def task_action(task_id: int, action: str):
     except TaskConflict as exc:
         flash(str(exc))
     return redirect(url_for("ui.task", task_id=task_id))
+
+
+@bp.get("/schedules")
+def schedules():
+    """Schedule entries with their last and next slots; run, pause and resume buttons."""
+    entries = scheduler.schedules_for(settings_in_force()[0])
+    return render_template("schedules.html",
+                           schedules=scheduler.describe(_backend(), entries))
+
+
+@bp.post("/schedules/<name>/<any(run, pause, resume):action>")
+def schedule_action(name: str, action: str):
+    """Run, pause or resume an entry from the schedules page (form post with CSRF token)."""
+    auth.require_csrf_form()
+    entries = {e["name"]: e for e in scheduler.schedules_for(settings_in_force()[0])}
+    if name not in entries:
+        abort(404, f"no schedule entry {name}")
+    if action == "run":
+        task_id = scheduler.enqueue_entry(_backend(), entries[name], time.time())
+        flash(f"{name}: enqueued task {task_id}")
+    else:
+        _backend().set_schedule_paused(name, action == "pause")
+        flash(f"{name}: {action}d")
+    return redirect(url_for("ui.schedules"))
 
 
 @bp.get("/settings")

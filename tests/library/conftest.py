@@ -4,12 +4,13 @@ from __future__ import annotations
 import pytest
 
 from daemons import write_settings
+from library_support import LIBRARY_MODULES
 
 
 @pytest.fixture
 def lib(tmp_path, monkeypatch):
     """An eager client (tasks run in this process) on temp library folders."""
-    config = write_settings(tmp_path, eager=True)
+    config = write_settings(tmp_path, eager=True, tasks={"modules": LIBRARY_MODULES})
     monkeypatch.setenv("HOPPER_CONFIG", str(config))
     from hopper.app import queue, settings
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+# A test process that enqueues library tasks itself loads them like any user module.
+LIBRARY_MODULES = ["sample_tasks", "hopper.app.library.tasks"]
+
 def index_rows(config: Path) -> list[dict]:
     """All library_items rows of the daemon using ``config`` (empty before migration)."""
     from hopper.app.backends import open_backend

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
@@ -11,7 +12,9 @@ from hopper.app import queue
 from hopper.app.library import index, ingest as ingest_mod, organize
 from hopper.app.library.ingest import ingest
 from hopper.app.library.reindex import reconcile
+from hopper.app.library.tasks import INGEST_MAX_ATTEMPTS
 from library_media import drop, files_under, jpeg_bytes, sha, text_bytes
+from library_support import LIBRARY_MODULES
 
 
 class Crash(Exception):
@@ -169,17 +172,19 @@ def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, m
     from daemons import write_settings
     from hopper.app import settings as settings_mod
     from hopper.app.library.tasks import library_ingest
-    from hopper.worker.execute import current_task_id
+    from hopper.app.backends.base import ATTEMPT_TIMEOUT
+    from hopper.app.execute import current_task_id
 
-    config = write_settings(tmp_path)             # not eager: the task row is set up by hand
+    config = write_settings(tmp_path, tasks={"modules": LIBRARY_MODULES})  # not eager
     monkeypatch.setenv("HOPPER_CONFIG", str(config))
     client = queue.configure(settings_mod.load(config))
     client.settings.inbox.mkdir(parents=True)
     drop(client.settings.inbox, "bomb.png", text_bytes(10))
     task_id = queue.enqueue("library.ingest", {"path": "bomb.png"})
-    with client.backend._write() as conn:
-        conn.execute("UPDATE tasks SET status = 'running', attempts = max_attempts,"
-                     " error = 'timed out after 3600s' WHERE id = ?", (task_id,))
+    # Every attempt but the last one was stopped by the supervisor past its timeout.
+    while client.backend.claim_ids("w", [task_id], 60)[0].attempts < INGEST_MAX_ATTEMPTS:
+        client.backend.fail_attempt(task_id, "w", "timed out after 3600s", time.time(),
+                                    kind=ATTEMPT_TIMEOUT)
     token = current_task_id.set(task_id)
     try:
         result = library_ingest("bomb.png")

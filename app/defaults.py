@@ -1,0 +1,60 @@
+"""Hopper's tunable constants, in one place.
+
+Each value is a default chosen for a small self-hosted machine; the settings
+file overrides the few that users tune (``lease``, ``workers``, retention). The
+rest are here so that a change is made once and its reason stays beside it.
+Times are in seconds unless the name says otherwise.
+"""
+from __future__ import annotations
+
+# -- leases and liveness ------------------------------------------------------
+LEASE_S = 30.0              # a running task's lease; the supervisor renews it every heartbeat
+HEARTBEAT_S = 1.0           # supervisor: worker rows, leases, orphan rescue
+LIVE_WORKER_AGE_S = 3.0     # a worker row older than this is a dead one's (shown as gone)
+DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks are rescued;
+                            # longer than a slow heartbeat, and than small clock differences
+                            # between machines (heartbeats carry each daemon's own clock)
+STALE_WORKER_ROW_S = 3600   # rows of killed daemons' workers are deleted after this
+
+# -- the worker loop ----------------------------------------------------------
+IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
+MAX_BATCH = 64              # most tasks one group commit claims
+PREFETCH_HOLD_S = 0.05      # claimed-but-unstarted tasks are given back after this
+FAST_TASK_S = 0.002         # tasks faster than this (moving average) are batched
+
+# -- the pool monitor ---------------------------------------------------------
+MONITOR_TICK_S = 0.1        # bounds how late a timeout is enforced (deaths wake it at once)
+CANCEL_CHECK_S = 0.2        # how often running tasks are checked for a cancel
+FAST_EXIT_S = 2.0           # a worker dying sooner than this after start is crash-looping
+MAX_RESPAWN_DELAY_S = 10.0  # the longest wait before replacing a crash-looping worker
+SLOT_LOCK_WAIT_S = 1.0      # the monitor's wait for a worker to finish changing tasks
+# A Flask app (tasks.flask_app) that fails to build fails the same way until the
+# user's code or settings change: retry rarely, and say why once.
+APP_FAILED_FIRST_DELAY_S = 1.0
+APP_FAILED_MAX_DELAY_S = 30.0
+
+# -- retries ------------------------------------------------------------------
+BACKOFF_BASE_S = 1.0        # the first retry delay of a task that names none
+MAX_BACKOFF_S = 3600.0      # no retry waits longer than this
+MAX_ATTEMPTS = 3            # attempts of a task that names none
+
+# -- outcomes the database must store -----------------------------------------
+MAX_RESULT_BYTES = 1_000_000   # a larger result is replaced by a note saying so
+MAX_ERROR_CHARS = 64_000       # a longer error (traceback) keeps its head and tail
+
+# -- the supervisor -------------------------------------------------------------
+SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the web server
+# A web server that keeps exiting is restarted after a delay that doubles from
+# WEB_RESTART_FIRST_S up to WEB_RESTART_MAX_S; one that stayed up WEB_STABLE_S
+# before exiting starts over from the first delay.
+WEB_RESTART_FIRST_S = 1.0
+WEB_RESTART_MAX_S = 30.0
+WEB_STABLE_S = 30.0
+
+# -- housekeeping -------------------------------------------------------------
+PRUNE_EVERY_S = 60.0        # how often retention runs
+PRUNE_CHUNK = 5000          # rows deleted per write transaction while pruning
+SCHEDULER_MAX_SLEEP_S = 1.0  # the scheduler wakes at least this often (live changes, pauses)
+
+# -- eager mode ---------------------------------------------------------------
+EAGER_LEASE_S = 3600.0      # an eager task runs in the caller; nobody else may rescue it
