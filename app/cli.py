@@ -1,4 +1,4 @@
-"""Command line: ``python run.py [serve|worker|enqueue|status|migrate|library|backup] [options]``.
+"""Command line: ``python run.py [serve|worker|queue|enqueue|status|migrate|library|backup] [options]``.
 
 Global options (``--config``, ``--log-format``, ``--log-level``) go before or
 after the subcommand.
@@ -52,7 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         return child
 
     command("serve", "the daemon: workers, web server, watchers (default)")
-    command("worker", "workers only, e.g. on other machines against PostgreSQL")
+    worker = command("worker", "workers only, e.g. on other machines against PostgreSQL")
+    worker.add_argument("--queues", metavar="A,B",
+                        help="claim only these queues (the library queue runs only where named "
+                             "here or on serve)")
+    queue_cmd = command("queue", "pause or resume a queue for every daemon")
+    queue_cmd.add_argument("action", choices=["pause", "resume"])
+    queue_cmd.add_argument("name", help="the queue's name")
     enqueue = command("enqueue", "enqueue a task")
     enqueue.add_argument("name")
     enqueue.add_argument("--args", default="{}", help="JSON object of arguments")
@@ -93,12 +99,20 @@ def main(argv: list[str]) -> int:
     logs.export(args.log_format, args.log_level)  # the web server and workers log alike
     command = args.command or "serve"
     if command in ("serve", "worker"):
+        from hopper.worker.limits import parse_queue_list
+
+        queues = None
+        if getattr(args, "queues", None) is not None:
+            try:
+                queues = parse_queue_list(args.queues)
+            except ValueError as exc:
+                return _fail(exc, EXIT_USAGE)
         from hopper.worker.context import start_early
 
         start_early()  # the fork server imports the worker code while the supervisor starts
         from hopper.app.daemon import serve
 
-        return serve(args.config, web=command == "serve")
+        return serve(args.config, web=command == "serve", queues=queues)
     logs.configure()
     try:
         settings = settings_mod.load(args.config)
@@ -109,7 +123,7 @@ def main(argv: list[str]) -> int:
                      f"(settings: {settings.path}); check --config, or start the daemon "
                      "or run `migrate` to create it", EXIT_DATABASE)
     handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
-               "library": _library, "backup": _backup}[command]
+               "library": _library, "backup": _backup, "queue": _queue}[command]
     from hopper.app import queue
 
     try:
@@ -175,6 +189,20 @@ def _status(args, client) -> int:
     for f in failures:
         last_line = (f["error"] or "").strip().splitlines()[-1:] or [""]
         print(f"  #{f['id']} {f['name']}: {last_line[0]}")
+    return 0
+
+
+def _queue(args, client) -> int:
+    from hopper.app import queue
+
+    try:
+        settings_mod.check_queue_name(args.name)
+    except settings_mod.SettingsError as exc:
+        raise ValueError(str(exc)) from None
+    changed = queue.pause_queue(args.name) if args.action == "pause" else queue.resume_queue(
+        args.name)
+    state = "paused" if args.action == "pause" else "resumed"
+    print(f"queue {args.name} {state}" if changed else f"queue {args.name} was already {state}")
     return 0
 
 

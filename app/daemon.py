@@ -25,15 +25,18 @@ from hopper.app.identity import host_name, new_daemon_id
 from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
 from hopper.worker.flask_context import ERROR_STATE_KEY
+from hopper.worker.limits import Routing
 from hopper.worker.pool import WorkerPool
 
 log = logging.getLogger("hopper")
 
 
 class Daemon:
-    """One supervisor process. ``web=False`` runs workers only."""
+    """One supervisor process. ``web=False`` runs workers only (``run.py worker``);
+    ``queues`` limits the queues its workers claim (``--queues``)."""
 
-    def __init__(self, settings: settings_mod.Settings, web: bool = True):
+    def __init__(self, settings: settings_mod.Settings, web: bool = True,
+                 queues: frozenset[str] | None = None):
         self.settings = settings
         self.web_enabled = web
         self.stopping = threading.Event()
@@ -41,7 +44,9 @@ class Daemon:
         self.started_at = time.time()
         self.client = queue.configure(settings, modules=bundled.TASK_MODULES)
         self.backend = self.client.backend
-        self.pool = WorkerPool(settings, self.backend, self.daemon_id, bundled.TASK_MODULES)
+        self.routing = Routing(only=queues, serve=web)
+        self.pool = WorkerPool(settings, self.backend, self.routing, self.daemon_id,
+                               bundled.TASK_MODULES)
         self.scheduler = Scheduler(self.backend, schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web = None
@@ -77,9 +82,10 @@ class Daemon:
 
             self.web = WebServer(self.settings)
             self._start_web()
-        log.info("hopper running: %d worker(s), database %s%s", self.settings.workers,
-                 self.settings.database,
-                 f", http://{self.settings.bind}" if self.web_enabled else "")
+        log.info("hopper running: %d worker(s), database %s%s, queues: %s",
+                 self.settings.workers, self.settings.database,
+                 f", http://{self.settings.bind}" if self.web_enabled else "",
+                 describe_routing(self.routing))
         while not self.stopping.wait(SUPERVISE_TICK_S):
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -141,13 +147,16 @@ class Daemon:
 
     # -- live settings -----------------------------------------------------
     def apply_settings(self, new: settings_mod.Settings) -> None:
-        """Apply a changed settings file: worker count and schedules, live."""
+        """Apply a changed settings file: worker count, queue limits and schedules, live."""
         with self._settings_lock:
             self._apply(new)
 
     def _apply(self, new: settings_mod.Settings) -> None:
         old, self.settings = self.settings, new
         self.pool.settings = new  # workers started from now on get the new settings
+        if new.queue_limits != old.queue_limits:
+            self.pool.set_queue_limits(new.queue_limits)
+            log.info("queue concurrency now %s", new.queue_limits or "unlimited")
         if new.flask_app != old.flask_app:
             log.info("tasks.flask_app is now %r: it takes effect at the next worker start",
                      new.flask_app)
@@ -197,8 +206,19 @@ class Daemon:
             self.stopping.wait(wait + 0.001)
 
 
-def serve(config: str | Path | None, web: bool = True) -> int:
-    """``python run.py serve``: load settings (refusing a bad file) and run.
+def describe_routing(routing: Routing) -> str:
+    """The queues a daemon claims, for its start-up log line."""
+    if routing.only is not None:
+        return "only " + ", ".join(sorted(routing.only))
+    if routing.excluded:
+        return "all but " + ", ".join(sorted(routing.excluded)) + " (run by serve)"
+    return "all"
+
+
+def serve(config: str | Path | None, web: bool = True,
+          queues: frozenset[str] | None = None) -> int:
+    """``python run.py serve`` (or ``worker``, where ``queues`` is ``--queues``): load
+    settings (refusing a bad file) and run.
 
     Exit codes: 0 after a clean stop, 2 for unusable settings or task modules,
     3 when the database cannot be reached.
@@ -206,7 +226,7 @@ def serve(config: str | Path | None, web: bool = True) -> int:
     logs.configure()
     try:
         settings = settings_mod.load(config)
-        daemon = Daemon(settings, web=web)
+        daemon = Daemon(settings, web=web, queues=queues)
     except (settings_mod.SettingsError, registry.TaskModuleError) as exc:
         log.error("cannot start: %s", exc)
         return 2

@@ -26,8 +26,8 @@ from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper 
 from hopper.app.wakeup import Doorbell, doorbell_path
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",
-           "current_task_id", "set_progress", "set_meta", "list_tasks", "configure", "client",
-           "QueueUnavailable"]
+           "current_task_id", "set_progress", "set_meta", "list_tasks", "pause_queue",
+           "resume_queue", "configure", "client", "QueueUnavailable"]
 
 _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
                  "max_attempts", "timeout", "parent_id", "tags", "meta"}
@@ -286,6 +286,21 @@ def retry(task_id: int) -> dict:
     if c.doorbell is not None:
         c.doorbell.ring()
     return found
+
+
+def pause_queue(name: str) -> bool:
+    """Pause a queue for every daemon on this database (its tasks stay queued);
+    False if it was paused already."""
+    return client().backend.pause_queue(name)
+
+
+def resume_queue(name: str) -> bool:
+    """Resume a paused queue and wake idle workers; False if it was not paused."""
+    c = client()
+    resumed = c.backend.resume_queue(name)
+    if resumed and c.doorbell is not None:
+        c.doorbell.ring(64)  # one byte per idle worker woken; they drain the backlog
+    return resumed
 
 
 def current_task_id() -> int | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 from hopper.app import settings_keys
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
@@ -75,6 +76,7 @@ class Settings:
     task_modules: tuple[str, ...] = ()
     flask_app: str | None = None
     schedules: tuple[dict, ...] = ()
+    queue_limits: dict[str, int] = field(default_factory=dict)  # queues.NAME.concurrency
     eager: bool = False
     lease: float = 30.0
     shutdown_grace: float = 8.0
@@ -242,6 +244,45 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
     return tuple(out)
 
 
+def check_queue_name(name: Any, key: str = "queue") -> str:
+    """A queue name: a non-empty string of at most QUEUE_NAME_MAX printable characters."""
+    if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX:
+        raise SettingsError(f"{key}: a queue name must be a string of 1 to {QUEUE_NAME_MAX} "
+                            f"characters, got {name!r}")
+    if not name.isprintable() or name != name.strip() or "," in name or "/" in name:
+        raise SettingsError(f"{key}: queue name {name!r} may not contain commas, slashes, "
+                            "control characters or surrounding spaces")
+    return name
+
+
+def _queue_limits(raw: Any) -> dict[str, int]:
+    """``queues: {NAME: {concurrency: N}}`` as ``{NAME: N}`` (queues without a limit left out)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError("queues: expected a mapping such as {library: {concurrency: 1}}")
+    if len(raw) > MAX_QUEUE_SETTINGS:
+        raise SettingsError(f"queues: at most {MAX_QUEUE_SETTINGS} entries")
+    limits = {}
+    for name, entry in raw.items():
+        check_queue_name(name, f"queues.{name}")
+        key = f"queues.{name}"
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}}, got {entry!r}")
+        unknown = sorted(str(k) for k in entry if k != "concurrency")
+        if unknown:
+            raise SettingsError(f"{key}: unknown key(s) {', '.join(unknown)}; the only key is "
+                                "concurrency (pause a queue with `run.py queue pause NAME`)")
+        if "concurrency" in entry:
+            limits[name] = _int(entry["concurrency"], f"{key}.concurrency", 0, MAX_WORKERS)
+    if sum(1 for n in limits.values() if n > 0) > MAX_LIMITED_QUEUES:
+        raise SettingsError(f"queues: at most {MAX_LIMITED_QUEUES} queues may have a "
+                            "concurrency above 0")
+    return limits
+
+
 def validate(raw: dict, path: Path) -> Settings:
     """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
     base = path.parent
@@ -291,6 +332,7 @@ def validate(raw: dict, path: Path) -> Settings:
         task_modules=tuple(modules),
         flask_app=flask_app,
         schedules=_schedules(raw.get("schedules")),
+        queue_limits=_queue_limits(raw.get("queues")),
         eager=bool(raw.get("eager", False)),
         lease=parse_duration(raw.get("lease", "30s"), "lease"),
         shutdown_grace=parse_duration(raw.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE),

@@ -13,6 +13,8 @@ from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
     enqueue_many,
     get_task,
     list_tasks,
+    pause_queue,
+    resume_queue,
     retry,
     set_meta,
     set_progress,
@@ -24,4 +26,4 @@ from hopper.app.artifacts import artifact_path  # noqa: F401
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "current_task_id",
            "set_progress", "set_meta", "list_tasks", "cancel", "retry", "artifact_path",
-           "QueueUnavailable"]
+           "QueueUnavailable", "pause_queue", "resume_queue"]

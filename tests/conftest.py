@@ -126,3 +126,17 @@ def daemons_on_engine(tmp_path, engine_client, make_daemon):
         return started
 
     return factory
+
+
+@pytest.fixture
+def other_settings(tmp_path, database):
+    """Factory: a settings file in its own folder on the same database as
+    ``engine_settings`` (for a second daemon): ``other_settings("b", workers=2)``."""
+    def factory(name: str, **overrides) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        shared = (f"sqlite:///{tmp_path}/data/hopper.db" if database.startswith("sqlite:///")
+                  else database)
+        return write_settings(folder, **{"database": shared, **overrides})
+
+    return factory

@@ -88,12 +88,14 @@ class Daemon:
             return []
 
     def workers(self) -> list[dict]:
-        """Live workers as the daemon publishes them in the database."""
+        """This daemon's live workers as it publishes them in the database (other
+        daemons may share the database)."""
         from hopper.app.backends import open_backend
 
         backend = open_backend(self.database)
+        mine = {p.pid for p in self.tree()}
         try:
-            return [w for w in backend.live_workers() if psutil.pid_exists(w["pid"])]
+            return [w for w in backend.live_workers() if w["pid"] in mine]
         except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
             return []  # no tables yet: the daemon is still starting
         finally:

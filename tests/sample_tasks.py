@@ -123,6 +123,16 @@ def tree_mid(leaves: int):
 @task(name="tree_done")
 def tree_done(parent_id: int, parent_status: str):
     return {"root": parent_id, "status": parent_status}
+
+
+@task(name="timed")
+def timed(seconds: float):
+    """Sleep ``seconds``; return when it observably started and ended, and where."""
+    start = time.time()
+    time.sleep(seconds)
+    return {"start": start, "end": time.time(), "pid": os.getpid()}
+
+
 @task(name="report_meta")
 def report_meta(release: str):
     """Report a stage with set_meta, wait for the test to create ``release``, report again."""

@@ -25,6 +25,7 @@ from hopper.app.defaults import (
 )
 from hopper.app.execute import execute, log_outcome
 from hopper.app.identity import worker_id_for
+from hopper.worker.limits import QueueGate, QueueLimits, Routing
 
 log = logging.getLogger("hopper.worker")
 
@@ -82,9 +83,10 @@ class WorkerLoop:
     """Runs tasks until asked to stop; owns no process-level state."""
 
     def __init__(self, backend: Backend, worker_id: str, lease_s: float, slot: Slot,
-                 listener=None, doorbell=None, task_context=contextlib.nullcontext):
+                 listener=None, doorbell=None, task_context=contextlib.nullcontext,
+                 gate: QueueGate | None = None):
         self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
-        self.listener, self.doorbell = listener, doorbell
+        self.listener, self.doorbell, self.gate = listener, doorbell, gate
         self.task_context = task_context  # entered around each task (tasks.flask_app)
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
@@ -115,18 +117,30 @@ class WorkerLoop:
 
     def _finish_and_claim(self, pending: list[Outcome], release: list[int],
                           limit: int) -> list[Claimed]:
-        """Report and claim; a database that does not answer is waited for, so the
-        outcomes already in hand are recorded (and their attempts counted), not lost."""
+        """Report outcomes, give back ``release`` and claim up to ``limit`` tasks of the
+        queues this pool may run now (one transaction). A database that does not answer
+        is waited for, so the outcomes already in hand are recorded (and their attempts
+        counted), not lost."""
         while True:
             try:
-                return self.backend.finish_and_claim(self.worker_id, pending, release, limit,
-                                                     self.lease_s)
+                return self._exchange(pending, release, limit)
             except Exception:  # the database is down or refused the write: try again
                 log.exception("worker %s could not record %d outcome(s); retrying",
                               self.worker_id, len(pending))
                 if self.slot.stop_requested and not pending and not release:
                     return []
                 time.sleep(IDLE_POLL_S)
+
+    def _exchange(self, pending: list[Outcome], release: list[int], limit: int) -> list[Claimed]:
+        if self.gate is None:
+            return self.backend.finish_and_claim(self.worker_id, pending, release, limit,
+                                                 self.lease_s)
+        done = [o.task_id for o in pending] + release if self.gate.counting else []
+        with self.gate.claiming(done) as queues:
+            claimed = self.backend.finish_and_claim(self.worker_id, pending, release, limit,
+                                                    self.lease_s, queues)
+            self.gate.record(done, claimed)
+        return claimed
 
     def _idle(self) -> None:
         if self.listener is not None:
@@ -198,8 +212,10 @@ def _die_with_fork_server() -> None:
 
 
 def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
-                modules: tuple[str, ...] = ()) -> None:
-    """Entry point of a worker process started by the WorkerPool with its settings."""
+                modules: tuple[str, ...] = (), limits: QueueLimits | None = None,
+                row: int = 0, routing: Routing = Routing()) -> None:
+    """Entry point of a worker process started by the WorkerPool with its settings,
+    the pool's queue limits, this worker's row in them and the daemon's routing."""
     worker_id = worker_id_for(os.getpid(), daemon_id, nonce)
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
     logs.configure()  # as the supervisor was told (HOPPER_LOG_FORMAT, HOPPER_LOG_LEVEL)
@@ -215,6 +231,7 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
         task_context = build_or_exit(settings.flask_app, client.backend)
     bell = doorbell_path(settings.database)
     listener = DoorbellListener(bell) if bell else client.backend.listener()
+    gate = QueueGate(limits, row, routing) if limits is not None else None
     loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell,
-                      task_context)
+                      task_context, gate)
     loop.run()

@@ -25,9 +25,10 @@ from hopper.app.defaults import (
 )
 from hopper.app.execute import retry_at_for
 from hopper.app.identity import host_name, new_daemon_id, worker_id_for
-from hopper.app.settings import Settings
+from hopper.app.settings import MAX_WORKERS, Settings
 from hopper.worker.context import context
 from hopper.worker.flask_context import ERROR_STATE_KEY, EXIT_APP_FAILED  # (Flask not imported)
+from hopper.worker.limits import QueueLimits, Routing
 from hopper.worker.loop import Slot, worker_main
 
 log = logging.getLogger("hopper.pool")
@@ -39,6 +40,7 @@ class WorkerHandle:
     slot: Slot
     worker_id: str
     started_at: float
+    row: int = 0                    # this worker's row in the pool's QueueLimits
     retiring: bool = False
     killed_for: int | None = None   # the task already settled when we killed it
     ps: psutil.Process | None = field(default=None, repr=False)
@@ -53,11 +55,14 @@ class WorkerHandle:
 class WorkerPool:
     """Worker processes for one settings file, against one backend."""
 
-    def __init__(self, settings: Settings, backend: Backend, daemon_id: str | None = None,
-                 modules: tuple[str, ...] = ()):
+    def __init__(self, settings: Settings, backend: Backend, routing: Routing = Routing(),
+                 daemon_id: str | None = None, modules: tuple[str, ...] = ()):
         self.settings, self.backend, self.lease_s = settings, backend, settings.lease
+        self.routing = routing
         self.daemon_id = daemon_id or new_daemon_id()
         self.modules = modules  # task modules workers load besides tasks.modules
+        self.limits = QueueLimits(MAX_WORKERS)
+        self.limits.publish(settings.queue_limits)
         self.target = 0
         self.workers: dict[str, WorkerHandle] = {}
         self._lock = threading.RLock()
@@ -94,14 +99,23 @@ class WorkerPool:
         if n != len(active):
             log.info("pool resized from %d to %d workers", len(active), n)
 
+    def set_queue_limits(self, limits: dict[str, int]) -> None:
+        """Apply ``queues.NAME.concurrency`` live: workers see it at their next claim."""
+        self.limits.publish(limits)
+
     def _spawn(self) -> None:
-        slot, nonce = Slot(self._ctx), os.urandom(2).hex()
+        slot, nonce, row = Slot(self._ctx), os.urandom(2).hex(), self.limits.take_row()
         process = self._ctx.Process(
-            target=worker_main, args=(slot, self.settings, self.daemon_id, nonce, self.modules),
+            target=worker_main, args=(slot, self.settings, self.daemon_id, nonce, self.modules,
+                                      self.limits, row, self.routing),
             daemon=True, name="hopper-worker")
-        process.start()
+        try:
+            process.start()
+        except BaseException:
+            self.limits.release_row(row)
+            raise
         worker_id = worker_id_for(process.pid, self.daemon_id, nonce)
-        handle = WorkerHandle(process, slot, worker_id, time.time())
+        handle = WorkerHandle(process, slot, worker_id, time.time(), row)
         try:
             handle.ps = psutil.Process(process.pid)
             handle.ps.cpu_percent(None)
@@ -143,6 +157,7 @@ class WorkerPool:
                       reason=f"worker process died (exit code {code})")
         with self._lock:
             self.workers.pop(handle.worker_id, None)
+            self.limits.release_row(handle.row)
             if handle.retiring or self._closing:
                 return
             if code == EXIT_APP_FAILED:
@@ -286,6 +301,7 @@ class WorkerPool:
             self._monitor.join(2)
         self.backend.remove_workers([h.worker_id for h in handles])
         self.workers.clear()
+        self.limits.close()
 
 
 

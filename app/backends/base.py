@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
@@ -81,6 +81,20 @@ class Claimed:
     timeout: float | None
     parent_id: int | None
     queue: str = "default"
+
+
+@dataclass
+class QueueFilter:
+    """Which queues one claim may take tasks from, and how many of each.
+
+    ``only``: the queues this daemon claims (None: every queue). ``caps``: at
+    most this many tasks of a queue in this claim (0: none at all); a queue
+    not in ``caps`` may fill the whole claim. Paused queues are always skipped:
+    the backend reads them in the claim's own transaction.
+    """
+
+    only: frozenset[str] | None = None
+    caps: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,9 +174,11 @@ class Backend(ABC):
     # -- consuming ---------------------------------------------------------
     @abstractmethod
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
-                         limit: int, lease_s: float) -> list[Claimed]:
+                         limit: int, lease_s: float,
+                         queues: QueueFilter | None = None) -> list[Claimed]:
         """Record outcomes, give back unstarted tasks and claim up to ``limit``
-        ready tasks, all in one transaction (group commit)."""
+        ready tasks of unpaused queues that ``queues`` allows, all in one
+        transaction (group commit)."""
 
     @abstractmethod
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
@@ -233,6 +249,24 @@ class Backend(ABC):
     @abstractmethod
     def throughput(self, minutes: int) -> list[dict]:
         """Tasks finished per minute over the last ``minutes`` minutes, by status."""
+
+    @abstractmethod
+    def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
+        """Per queue, tasks succeeded and failed per minute over the last ``minutes``:
+        ``{queue: [{minute, succeeded, failed}]}``, oldest minute first."""
+
+    # -- pausing queues -----------------------------------------------------
+    @abstractmethod
+    def pause_queue(self, queue: str) -> bool:
+        """Pause a queue for every daemon on this database; False if it already was."""
+
+    @abstractmethod
+    def resume_queue(self, queue: str) -> bool:
+        """Resume a paused queue and wake idle workers; False if it was not paused."""
+
+    @abstractmethod
+    def paused_queues(self) -> dict[str, float]:
+        """``{queue: paused_at}`` of every paused queue."""
 
     @abstractmethod
     def recent_failures(self, limit: int) -> list[dict]:

@@ -11,23 +11,37 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Iterator
 
 import psycopg
 
 from hopper.app.backends.base import Claimed, NewTask
-from hopper.app.backends.sql import INSERT, SqlBackend, insert_params
+from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
 from hopper.app.migrate import apply_postgres_migrations
 
 CHANNEL = "hopper_tasks"
 
-_CLAIM = """
-UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at = %s,
-       attempts = attempts + 1
- WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' AND run_after <= %s
-              ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after, queue
-"""
+# One queue's ready tasks in claim order (the partial index tasks_queue_ready
+# after its leading ``queue = %s``), locked so concurrent claims skip them.
+_PICK = ("SELECT id, priority, run_after FROM tasks"
+         " WHERE status = 'queued' AND queue = %s AND run_after <= %s"
+         " ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED")
+
+
+@lru_cache(maxsize=64)
+def _claim_sql(queues: int) -> str:
+    """The claim of ``queues`` queues at once: each queue's best tasks, then the
+    best of those across queues (rows locked but not taken stay queued)."""
+    if queues == 1:
+        picked = _PICK.replace("id, priority, run_after", "id", 1)
+    else:
+        # FOR UPDATE is not allowed on a UNION's own branches; in a subquery it is.
+        union = " UNION ALL ".join(f"SELECT * FROM ({_PICK}) AS q{i}" for i in range(queues))
+        picked = (f"SELECT id FROM ({union}) AS picked"
+                  " ORDER BY priority DESC, run_after, id LIMIT %s")
+    return ("UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at = %s,"
+            f" attempts = attempts + 1 WHERE id IN ({picked}) {CLAIM_RETURNING}")
 
 class PostgresBackend(SqlBackend):
     """The multi-machine backend."""
@@ -78,11 +92,20 @@ class PostgresBackend(SqlBackend):
                 conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
         return results
 
-    def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
+    def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
+               targets: list[tuple[str, int]]) -> list[Claimed]:
         now = time.time()
-        rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
-        rows.sort(key=lambda r: (-r[7], r[8], r[0]))
-        return [Claimed(*row[:7], queue=row[9]) for row in rows]
+        params: list = [worker_id, now + lease_s, now]
+        for name, n in targets:
+            params += (name, now, n)
+        if len(targets) > 1:
+            params.append(limit)
+        rows = conn.execute(_claim_sql(len(targets)), params).fetchall()
+        rows.sort(key=lambda r: (-r[8], r[9], r[0]))
+        return [Claimed(*row[:8]) for row in rows]
+
+    def _wake_listeners(self, conn) -> None:
+        conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
 
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)

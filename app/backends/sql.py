@@ -16,7 +16,8 @@ from typing import Any, ContextManager
 
 from hopper.app import defaults
 from hopper.app.backends.base import (
-    FINISHED, MAX_META_BYTES, TASK_COLUMNS, Backend, Claimed, NewTask, WorkerRow, task_dict,
+    FINISHED, MAX_META_BYTES, TASK_COLUMNS, Backend, Claimed, NewTask, QueueFilter,
+    WorkerRow, task_dict,
 )
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
@@ -28,6 +29,22 @@ TAG_COUNT_CAP = 1000
 # Statuses few tasks are in at any time: written into listing queries as literals
 # so the planner can use the partial index that holds only them.
 RARE_STATUSES = ("waiting", "failed", "cancelled")
+# The unpaused queues that have queued tasks, one index seek per queue (a loose
+# index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
+QUEUED_QUEUES = """
+WITH RECURSIVE q(name) AS (
+    SELECT (SELECT queue FROM tasks WHERE status = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT queue FROM tasks WHERE status = 'queued' AND queue > q.name
+             ORDER BY queue LIMIT 1)
+      FROM q WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = q.name)
+"""
+# What a claim returns: the Claimed fields, then the claim order's keys.
+CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
+                   " priority, run_after")
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
@@ -67,8 +84,13 @@ class SqlBackend(TaskStates, ScheduleStore, Backend):
         """A write transaction on this thread's connection."""
 
     @abstractmethod
-    def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
-        """Claim up to ``limit`` ready tasks, in claim order, inside a write transaction."""
+    def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
+               targets: list[tuple[str, int]]) -> list[Claimed]:
+        """Claim up to ``limit`` ready tasks, in claim order, inside a write
+        transaction: from each ``(queue, n)`` of ``targets`` at most ``n``."""
+
+    def _wake_listeners(self, conn) -> None:
+        """Tell idle workers that tasks became claimable (engines that notify natively)."""
 
     def close(self) -> None:
         """Close this process's connection of the calling thread."""
@@ -130,6 +152,28 @@ class SqlBackend(TaskStates, ScheduleStore, Backend):
             self._run_many(conn, _INSERT_TAG, rows)
 
     # -- consuming (the transitions live in states.py) -----------------------
+    def _claim_targets(self, conn, limit: int, queues: QueueFilter | None) -> list[tuple[str, int]]:
+        """``(queue, most tasks to take)`` for each queue a claim may read now.
+
+        Only queues that may be claimed are listed, so the claim never walks the
+        tasks of a paused or excluded queue.
+        """
+        only = queues.only if queues is not None else None
+        caps = queues.caps if queues is not None else {}
+        if only is None:
+            names = [r[0] for r in self._run(conn, QUEUED_QUEUES).fetchall()]
+        else:
+            paused = {r[0] for r in self._run(conn, "SELECT queue FROM paused_queues").fetchall()}
+            names = sorted(only - paused)
+        if not caps:
+            return [(name, limit) for name in names]
+        targets = []
+        for name in names:
+            n = min(limit, caps.get(name, limit))
+            if n > 0:
+                targets.append((name, n))
+        return targets
+
     def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
         if worker_ids:
             with self._write() as conn:
@@ -244,6 +288,36 @@ class SqlBackend(TaskStates, ScheduleStore, Backend):
             " WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
             f" GROUP BY {self.minute_sql}, status ORDER BY 1", (time.time() - minutes * 60,))
         return [{"minute": int(m), "status": s, "count": n} for m, s, n in rows]
+
+    def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
+        rows = self._read(
+            f"SELECT queue, {self.minute_sql} AS minute, status, count(*) FROM tasks"
+            " WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
+            f" GROUP BY queue, {self.minute_sql}, status ORDER BY 1, 2",
+            (time.time() - minutes * 60,))
+        out: dict[str, dict[int, dict]] = {}
+        for queue, minute, status, n in rows:
+            slot = out.setdefault(queue, {}).setdefault(
+                int(minute), {"minute": int(minute), "succeeded": 0, "failed": 0})
+            slot[status] = n
+        return {queue: list(by_minute.values()) for queue, by_minute in out.items()}
+
+    # -- pausing queues -----------------------------------------------------
+    def pause_queue(self, queue: str) -> bool:
+        with self._write() as conn:
+            return self._run(conn, "INSERT INTO paused_queues (queue, paused_at) VALUES (?, ?)"
+                             " ON CONFLICT (queue) DO NOTHING", (queue, time.time())).rowcount > 0
+
+    def resume_queue(self, queue: str) -> bool:
+        with self._write() as conn:
+            resumed = self._run(conn, "DELETE FROM paused_queues WHERE queue = ?",
+                                (queue,)).rowcount > 0
+            if resumed:
+                self._wake_listeners(conn)
+            return resumed
+
+    def paused_queues(self) -> dict[str, float]:
+        return dict(self._read("SELECT queue, paused_at FROM paused_queues ORDER BY queue"))
 
     def recent_failures(self, limit: int) -> list[dict]:
         rows = self._read(f"SELECT {COLS} FROM tasks WHERE status = 'failed'"

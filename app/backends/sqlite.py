@@ -10,30 +10,40 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from hopper.app.backends.base import Claimed, NewTask, Outcome
-from hopper.app.backends.sql import INSERT, SqlBackend, insert_params
+from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
+from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
 from hopper.app.migrate import apply_sqlite_migrations
 from hopper.app.settings import sqlite_path
 
 BUSY_TIMEOUT_MS = 30000   # how long any statement waits for a lock before giving up
 _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itself
 
-# The ORDER BY matches the partial index tasks_ready exactly: O(log n) per claim.
-# INDEXED BY because the planner otherwise prefers tasks_status and sorts every
-# queued row on each claim.
-_CLAIM = """
-UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
-       attempts = attempts + 1
- WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_ready
-              WHERE status = 'queued' AND run_after <= ?
-              ORDER BY priority DESC, run_after, id LIMIT ?)
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, priority, run_after, queue
-"""
-_READY = ("SELECT 1 FROM tasks INDEXED BY tasks_ready"
-          " WHERE status = 'queued' AND run_after <= ? LIMIT 1")
+# One queue's ready tasks in claim order: the ORDER BY matches the partial index
+# tasks_queue_ready after its leading ``queue = ?``, so a pick is O(log n) and
+# never reads another queue's rows. INDEXED BY because the planner otherwise may
+# sort every queued row of the queue on each claim.
+_PICK = ("SELECT id, priority, run_after FROM tasks INDEXED BY tasks_queue_ready"
+         " WHERE status = 'queued' AND queue = ? AND run_after <= ?"
+         " ORDER BY priority DESC, run_after, id LIMIT ?")
+_READY = ("SELECT 1 FROM tasks INDEXED BY tasks_queue_ready"
+          " WHERE status = 'queued' AND queue = ? AND run_after <= ? LIMIT 1")
+
+
+@lru_cache(maxsize=64)
+def _claim_sql(queues: int) -> str:
+    """The claim of ``queues`` queues at once: each queue's best tasks, then the
+    best of those across queues (the same order one global index would give)."""
+    if queues == 1:
+        picked = _PICK.replace("id, priority, run_after", "id", 1)
+    else:
+        union = " UNION ALL ".join(f"SELECT * FROM ({_PICK})" for _ in range(queues))
+        picked = f"SELECT id FROM ({union}) ORDER BY priority DESC, run_after, id LIMIT ?"
+    return ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
+            f" attempts = attempts + 1 WHERE id IN ({picked}) {CLAIM_RETURNING}")
 
 class SqliteBackend(SqlBackend):
     """The embedded default backend."""
@@ -97,18 +107,22 @@ class SqliteBackend(SqlBackend):
             return results
 
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
-                         limit: int, lease_s: float) -> list[Claimed]:
+                         limit: int, lease_s: float,
+                         queues: QueueFilter | None = None) -> list[Claimed]:
         if outcomes or release or limit <= 0:
-            return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s)
+            return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s, queues)
         # Nothing to record: look before taking the write lock, so an idle poll or
         # a worker that lost the race for a wake-up costs one read, no write.
-        if self._conn().execute(_READY, (time.time(),)).fetchone() is None:
+        conn, now = self._conn(), time.time()
+        targets = self._claim_targets(conn, limit, queues)
+        if not any(conn.execute(_READY, (name, now)).fetchone() for name, _ in targets):
             return []
         if self.synchronous == "FULL":
-            return self._claim_unsynced(worker_id, limit, lease_s)
-        return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s)
+            return self._claim_unsynced(worker_id, limit, lease_s, queues)
+        return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s, queues)
 
-    def _claim_unsynced(self, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
+    def _claim_unsynced(self, worker_id: str, limit: int, lease_s: float,
+                        queues: QueueFilter | None) -> list[Claimed]:
         """A claim with nothing recorded, committed without waiting for fsync.
 
         This loosens nothing: if a power cut loses the claim, the task is still
@@ -121,16 +135,23 @@ class SqliteBackend(SqlBackend):
         conn.execute("PRAGMA synchronous = NORMAL")
         try:
             with self._write() as conn:
-                return self._claim(conn, worker_id, limit, lease_s)
+                targets = self._claim_targets(conn, limit, queues)
+                return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
         finally:
             conn.execute("PRAGMA synchronous = FULL")
 
-    def _claim(self, conn, worker_id: str, limit: int, lease_s: float) -> list[Claimed]:
+    def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
+               targets: list[tuple[str, int]]) -> list[Claimed]:
         now = time.time()  # after recording outcomes: a continuation enqueued just now is due
-        rows = conn.execute(_CLAIM, (worker_id, now + lease_s, now, now, limit)).fetchall()
+        params: list = [worker_id, now + lease_s, now]
+        for name, n in targets:
+            params += (name, now, n)
+        if len(targets) > 1:
+            params.append(limit)
+        rows = conn.execute(_claim_sql(len(targets)), params).fetchall()
         # RETURNING yields rows in table order; run them in claim order.
-        rows.sort(key=lambda r: (-r[7], r[8], r[0]))
-        return [Claimed(*row[:7], queue=row[9]) for row in rows]
+        rows.sort(key=lambda r: (-r[8], r[9], r[0]))
+        return [Claimed(*row[:8]) for row in rows]
 
 
 # Result codes that mean the database file cannot be used right now (as opposed

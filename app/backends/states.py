@@ -29,7 +29,7 @@ from typing import Any
 
 from hopper.app.backends.base import (
     ATTEMPT_ERROR, ATTEMPT_LOST, ATTEMPT_UNSTORABLE, UNFINISHED, Claimed, NewTask, Outcome,
-    TaskConflict,
+    QueueFilter, TaskConflict,
 )
 from hopper.app.backends.storable import storable, storable_error
 
@@ -113,7 +113,8 @@ _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
 class TaskStates:
     """The transitions of a task row; mixed into the SQL backend.
 
-    Engines provide ``_write``, ``_run``, ``_run_many``, ``_claim``,
+    Engines provide ``_write``, ``_run``, ``_run_many``, ``_claim`` (given the
+    ``_claim_targets`` of the queues it may read),
     ``row_locks`` (True where rows must be locked) and ``data_errors`` (the
     exception types of a value the database refuses).
     """
@@ -130,7 +131,8 @@ class TaskStates:
 
     # -- claim -----------------------------------------------------------------
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
-                         limit: int, lease_s: float) -> list[Claimed]:
+                         limit: int, lease_s: float,
+                         queues: QueueFilter | None = None) -> list[Claimed]:
         """Record outcomes, give back unstarted tasks and claim up to ``limit``
         ready tasks in one transaction. If the database refuses a value in the
         batch, each outcome is recorded on its own instead (see ``_record_alone``),
@@ -141,7 +143,8 @@ class TaskStates:
             with self._write() as conn:
                 if outcomes:
                     self._record_batch(conn, worker_id, outcomes)
-                return self._release_and_claim(conn, worker_id, release, limit, lease_s)
+                return self._release_and_claim(conn, worker_id, release, limit, lease_s,
+                                               queues)
         except self.data_errors as exc:
             if not outcomes:
                 raise
@@ -150,14 +153,18 @@ class TaskStates:
         for outcome in outcomes:
             self._record_alone(worker_id, outcome)
         with self._write() as conn:
-            return self._release_and_claim(conn, worker_id, release, limit, lease_s)
+            return self._release_and_claim(conn, worker_id, release, limit, lease_s, queues)
 
-    def _release_and_claim(self, conn, worker_id, release, limit, lease_s) -> list[Claimed]:
+    def _release_and_claim(self, conn, worker_id, release, limit, lease_s,
+                           queues: QueueFilter | None) -> list[Claimed]:
         if release:
             self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
         if limit <= 0:
             return []
-        return self._claim(conn, worker_id, limit, lease_s)
+        # Only queues that may be claimed are read: a paused or excluded queue,
+        # however deep, costs the claim nothing.
+        targets = self._claim_targets(conn, limit, queues)
+        return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
 
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
         """Claim these queued tasks whatever their run_after (eager mode)."""

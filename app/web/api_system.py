@@ -1,4 +1,4 @@
-"""``/api/queues``, ``/api/workers``, ``/api/settings`` and ``/healthz``."""
+"""``/api/workers``, ``/api/settings`` and ``/healthz``."""
 from __future__ import annotations
 
 import logging
@@ -15,8 +15,7 @@ from hopper.worker.flask_context import ERROR_STATE_KEY
 bp = Blueprint("api_system", __name__)
 log = logging.getLogger("hopper.web")
 
-THROUGHPUT_MINUTES = 15
-LIVE_KEYS = ("workers",)
+LIVE_KEYS = ("workers", "queues")
 WORKER_FIELDS = ("id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at")
 
 
@@ -28,14 +27,6 @@ def live_workers() -> list[dict]:
     """Workers with a fresh heartbeat, in the public shape."""
     rows = _client().backend.live_workers()
     return [{k: row[k] for k in WORKER_FIELDS} for row in rows]
-
-
-@bp.get("/api/queues")
-def queues():
-    """Counts by status per queue and tasks finished per minute lately."""
-    backend = _client().backend
-    return jsonify(queues=backend.counts(), throughput=backend.throughput(THROUGHPUT_MINUTES),
-                   window_minutes=THROUGHPUT_MINUTES)
 
 
 @bp.get("/api/workers")
@@ -65,6 +56,7 @@ def public_settings(s: settings_mod.Settings) -> dict:
         "retention": {"succeeded": s.retention_succeeded, "failed": s.retention_failed},
         "tasks": {"modules": list(s.task_modules), "flask_app": s.flask_app},
         "schedules": [dict(entry) for entry in s.schedules],
+        "queues": {name: {"concurrency": n} for name, n in sorted(s.queue_limits.items())},
     }
 
 
@@ -98,7 +90,8 @@ def get_settings():
 
 @bp.patch("/api/settings")
 def patch_settings():
-    """Change live keys (``workers``) in settings.yaml; the daemon's watcher applies them."""
+    """Change live keys (``workers``, ``queues.NAME.concurrency``) in settings.yaml;
+    the daemon's watcher applies them."""
     body = inputs.json_body()
     if not isinstance(body, dict) or not body:
         raise bad_request("invalid settings", "the body must be a JSON object such as {\"workers\": 3}")
@@ -108,21 +101,45 @@ def patch_settings():
                           f"{', '.join(unknown)} cannot be changed here; live keys: "
                           f"{', '.join(LIVE_KEYS)}")
     workers = inputs.field_int(body, "workers", 1, settings_mod.MAX_WORKERS)
-    if workers is None:
+    if "workers" in body and workers is None:
         raise bad_request("invalid workers", f"workers must be an integer from 1 to "
                                              f"{settings_mod.MAX_WORKERS}")
+    limits = _queue_limits(body["queues"]) if "queues" in body else None
     path = _client().settings.path
     try:
-        written = settings_file.write_workers(path, workers)
+        written = settings_file.write_live(path, workers=workers, queue_limits=limits)
     except (settings_mod.SettingsError, yaml.YAMLError) as exc:
         raise conflict("settings file is invalid", f"{path} was left unchanged: {exc}") from None
     except OSError as exc:
         raise conflict("settings file not writable", f"{path}: {exc.strerror}") from None
     current_app.config["HOPPER_LAST_GOOD"] = written.settings
-    log.info("settings.yaml: workers set to %d", workers)
+    log.info("settings.yaml: %s", written.changes)
     return jsonify(written=written.changes, path=str(written.path),
                    comments_preserved=written.comments_preserved,
                    settings=public_settings(written.settings))
+
+
+def _queue_limits(value) -> dict[str, int]:
+    """``{name: {concurrency: n}}`` from a PATCH body, checked like the settings file."""
+    example = 'such as {"queues": {"video": {"concurrency": 2}}}'
+    if not isinstance(value, dict) or not value:
+        raise bad_request("invalid queues", f"queues must be a non-empty object {example}")
+    limits = {}
+    for name, entry in value.items():
+        try:
+            settings_mod.check_queue_name(name, f"queues.{name}")
+        except settings_mod.SettingsError as exc:
+            raise bad_request("invalid queue name", str(exc)) from None
+        if not isinstance(entry, dict) or set(entry) != {"concurrency"}:
+            raise bad_request("invalid queues",
+                              f"queues.{name} must be an object with only concurrency, {example}")
+        n = entry["concurrency"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= settings_mod.MAX_WORKERS:
+            raise bad_request("invalid concurrency",
+                              f"queues.{name}.concurrency must be an integer from 0 to "
+                              f"{settings_mod.MAX_WORKERS}, got {n!r}")
+        limits[name] = n
+    return limits
 
 
 @bp.get("/healthz")

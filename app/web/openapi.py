@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from hopper.app.backends.base import MAX_TAG_LENGTH, MAX_TAGS, STATUSES
+from hopper.app.defaults import QUEUE_NAME_MAX
 from hopper.app.settings import MAX_WORKERS
 from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 from hopper.app.web.api_tasks import MAX_BATCH
@@ -128,12 +129,27 @@ SCHEMAS = {
     "BatchResult": _obj({"ids": {"type": "array", "items": ID},
                          "created": {"type": "array", "items": {"type": "boolean"}}},
                         ["ids", "created"]),
+    "Queue": _obj({
+        "counts": {"type": "object", "additionalProperties": INT,
+                   "description": "Tasks in this queue by status"},
+        "running": INT,
+        "concurrency": _null({**INT, "minimum": 0,
+                              "description": "This daemon's limit (null: every worker)"}),
+        "paused": {"type": "boolean"}, "paused_at": _null(NUM),
+        "throughput": _obj({
+            "succeeded_per_minute": NUM, "failed_per_minute": NUM,
+            "minutes": {"type": "array", "items": _obj(
+                {"minute": INT, "succeeded": INT, "failed": INT},
+                ["minute", "succeeded", "failed"])}},
+            ["succeeded_per_minute", "failed_per_minute", "minutes"]),
+    }, ["counts", "running", "concurrency", "paused", "paused_at", "throughput"]),
     "Queues": _obj({
-        "queues": {"type": "object", "additionalProperties": {
-            "type": "object", "additionalProperties": INT}},
-        "throughput": {"type": "array", "items": _obj(
-            {"minute": INT, "status": STR, "count": INT}, ["minute", "status", "count"])},
-        "window_minutes": INT}, ["queues", "throughput", "window_minutes"]),
+        "queues": {"type": "object", "additionalProperties": _ref("Queue")},
+        "window_minutes": INT}, ["queues", "window_minutes"]),
+    "QueueState": _obj({"name": STR, "paused": {"type": "boolean"},
+                        "changed": {"type": "boolean",
+                                    "description": "False when it already was in that state"}},
+                       ["name", "paused", "changed"]),
     "Worker": _obj({"id": STR, "pid": INT, "state": STR, "task_id": _null(INT),
                     "cpu_percent": _null(NUM), "rss_bytes": _null(INT), "started_at": NUM},
                    ["id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at"]),
@@ -145,6 +161,7 @@ SCHEMAS = {
         "auth": _obj({"token_set": {"type": "boolean"}}),
         "library": {"type": "object"}, "retention": {"type": "object"},
         "tasks": {"type": "object"}, "schedules": {"type": "array", "items": {"type": "object"}},
+        "queues": {"type": "object", "additionalProperties": {"type": "object"}},
     }, ["path", "database", "durability", "workers", "max_workers", "server", "auth"]),
     "SettingsView": _obj({
         "settings": _ref("Settings"),
@@ -154,8 +171,13 @@ SCHEMAS = {
             {"app": STR, "error": STR, "traceback": STR, "at": NUM}, ["app", "error"],
             description="Why the workers could not build tasks.flask_app (null: they could)")),
     }, ["settings", "error"]),
-    "SettingsPatch": _obj({"workers": {**INT, "minimum": 1, "maximum": MAX_WORKERS}},
-                          ["workers"], additionalProperties=False),
+    "SettingsPatch": _obj({
+        "workers": {**INT, "minimum": 1, "maximum": MAX_WORKERS},
+        "queues": {"type": "object", "minProperties": 1, "additionalProperties": _obj(
+            {"concurrency": {**INT, "minimum": 0, "maximum": MAX_WORKERS}}, ["concurrency"],
+            additionalProperties=False),
+            "description": "queues.NAME.concurrency for this daemon's pool (0: never claim)"},
+    }, minProperties=1, additionalProperties=False),
     "SettingsWritten": _obj({"written": {"type": "object"}, "path": STR,
                              "comments_preserved": {"type": "boolean"},
                              "settings": _ref("Settings")},
@@ -218,9 +240,6 @@ PATHS = {
         {"200": {"description": "The file", "content": {"application/octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 403, 404, 409)},
         [TASK_ID_PARAM], operation_id="getArtifact")},
-    "/api/queues": {"get": _op("Counts by status per queue, recent throughput",
-                               {"200": _json(_ref("Queues"), "Queues"), **_errors()},
-                               operation_id="getQueues")},
     "/api/schedules": {"get": _op("Schedule entries with their last and next slots", {
         "200": _json(_ref("ScheduleList"), "Entries"), **_errors()},
         operation_id="listSchedules")},
@@ -236,6 +255,17 @@ PATHS = {
         "Resume a schedule entry", {"200": _json(_ref("Schedule"), "Resumed"),
                                     **_errors(400, 404)},
         [SCHEDULE_NAME_PARAM], operation_id="resumeSchedule")},
+    "/api/queues": {"get": _op(
+        "Per queue: counts by status, running, concurrency here, paused, throughput per minute",
+        {"200": _json(_ref("Queues"), "Queues"), **_errors()}, operation_id="getQueues")},
+    "/api/queues/{name}/{action}": {"post": _op(
+        "Pause or resume a queue for every daemon on this database",
+        {"200": _json(_ref("QueueState"), "The queue's state"), **_errors(400)},
+        [{"name": "name", "in": "path", "required": True,
+          "schema": {**STR, "minLength": 1, "maxLength": QUEUE_NAME_MAX}},
+         {"name": "action", "in": "path", "required": True,
+          "schema": {"type": "string", "enum": ["pause", "resume"]}}],
+        operation_id="pauseOrResumeQueue")},
     "/api/workers": {"get": _op("Live worker processes", {
         "200": _json({"type": "array", "items": _ref("Worker")}, "Workers"), **_errors()},
         operation_id="getWorkers")},

@@ -3,9 +3,12 @@
 Round-trip: pyyaml drops comments, so the file is edited as text when it can
 be. A top-level ``workers: N`` line is rewritten in place by a regular
 expression, keeping its trailing comment, every other line and every other
-key byte for byte. Only when no such line exists (the key is missing) is the
-file parsed and dumped again with the key added; that fallback loses comments
-and the response says so (``comments_preserved: false``).
+key byte for byte; ``queues.NAME.concurrency`` is changed in (or added to) the
+``queues:`` block the same way (``settings_queues``). The edited text must
+parse to exactly the old settings plus the change; when it does not (a layout
+the text edit does not know, or a missing ``workers`` key), the file is parsed
+and dumped again with the change. That fallback loses comments and the
+response says so (``comments_preserved: false``).
 
 The new text is validated as a whole before it is written, then written to a
 temporary file in the same folder, fsynced and renamed over the old file, so
@@ -24,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from hopper.app import settings as settings_mod
+from hopper.app.web.settings_queues import merged_queues, with_queue_limits
 
 _WORKERS_VALUE = re.compile(r"^workers:[ \t]*(?P<value>[^\s#]+)", re.MULTILINE)
 _lock = threading.Lock()  # one writer per process; flock below covers other processes
@@ -55,20 +59,45 @@ def with_workers(text: str, workers: int) -> tuple[str, bool]:
 def write_workers(path: Path, workers: int) -> Written:
     """Set ``workers`` in the settings file at ``path``; SettingsError if the
     resulting file would not load (the file is then left untouched)."""
+    return write_live(path, workers=workers)
+
+
+def write_live(path: Path, workers: int | None = None,
+               queue_limits: dict[str, int] | None = None) -> Written:
+    """Set ``workers`` and/or ``queues.NAME.concurrency`` in the settings file at
+    ``path`` in one atomic write; SettingsError if the resulting file would not
+    load (the file is then left untouched)."""
     path = Path(path)
+    queue_limits = queue_limits or {}
     with _lock, open(path.with_name(f".{path.name}.lock"), "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         # No file yet (built-in defaults): the first change writes one where the daemon looks.
         text = path.read_text() if path.exists() else ""
-        new_text, preserved = with_workers(text, workers)
-        raw = yaml.safe_load(new_text)
-        if not isinstance(raw, dict):
-            raise settings_mod.SettingsError("expected a mapping of keys at the top level")
-        new_settings = settings_mod.validate(raw, path)
-        if new_settings.workers != workers:
-            raise settings_mod.SettingsError("the workers key could not be rewritten")
+        expected = _mapping(text)
+        if workers is not None:
+            expected["workers"] = workers
+        if queue_limits:
+            expected["queues"] = merged_queues(expected.get("queues"), queue_limits)
+        new_text, preserved = text, True
+        if workers is not None:
+            new_text, preserved = with_workers(new_text, workers)
+        if queue_limits and preserved:
+            new_text = with_queue_limits(new_text, queue_limits)
+        if not preserved or new_text is None or _mapping(new_text) != expected:
+            new_text, preserved = yaml.safe_dump(expected, sort_keys=False), False
+        new_settings = settings_mod.validate(_mapping(new_text), path)
         _replace(path, new_text)
-    return Written(path, {"workers": workers}, preserved, new_settings)
+    changes = {k: v for k, v in (("workers", workers), ) if v is not None}
+    if queue_limits:
+        changes["queues"] = {name: {"concurrency": n} for name, n in queue_limits.items()}
+    return Written(path, changes, preserved, new_settings)
+
+
+def _mapping(text: str) -> dict:
+    raw = yaml.safe_load(text) or {}
+    if not isinstance(raw, dict):
+        raise settings_mod.SettingsError("expected a mapping of keys at the top level")
+    return raw
 
 
 def _replace(path: Path, text: str) -> None:

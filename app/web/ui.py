@@ -32,7 +32,7 @@ def overview():
     """Queue counts, live workers and recent failures."""
     backend = _backend()
     return render_template("overview.html", queues=backend.counts(), workers=live_workers(),
-                           failures=backend.recent_failures(10))
+                           failures=backend.recent_failures(10), paused=backend.paused_queues())
 
 
 @bp.get("/tasks")

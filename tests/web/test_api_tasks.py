@@ -133,7 +133,7 @@ def test_queues_and_workers_describe_the_daemon(api):
     queue = _queue()
     api.enqueue("echo", queue=queue, delay=3600)
     queues = api.get("/api/queues").json()
-    assert queues["queues"][queue] == {"queued": 1}
+    assert queues["queues"][queue]["counts"] == {"queued": 1}
     workers = api.get("/api/workers").json()
     assert len(workers) == 2
     assert {"id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at"} <= set(workers[0])
