@@ -33,7 +33,8 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     # the subcommand is not overwritten by the subcommand's default.
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     parser.add_argument("--config", default=default(None),
-                        help="settings file (default: $HOPPER_CONFIG or settings.yaml)")
+                        help="settings file (default: $HOPPER_CONFIG, else ./settings.yaml,"
+                             " else built-in defaults under ./data)")
     parser.add_argument("--log-format", choices=logs.FORMATS, default=default("text"),
                         help="text (default) or json: one JSON object per line")
     parser.add_argument("--log-level", choices=logs.LEVELS, default=default("info"),

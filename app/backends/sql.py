@@ -262,9 +262,13 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         ids = [r[0] for r in self._read(f"SELECT id FROM tasks WHERE {condition}", limits)]
         deleted = 0
         chunk_size = defaults.PRUNE_CHUNK
+        marks = ",".join("?" * chunk_size)
         for start in range(0, len(ids), chunk_size):
             chunk = ids[start:start + chunk_size]
-            marks = ",".join("?" * len(chunk))
+            # Always chunk_size placeholders (the last id repeated): one statement text. A
+            # text per chunk size made every prune cache another prepared statement of
+            # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
+            chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
                 deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
