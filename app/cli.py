@@ -33,7 +33,8 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     # the subcommand is not overwritten by the subcommand's default.
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     parser.add_argument("--config", default=default(None),
-                        help="settings file (default: $HOPPER_CONFIG or settings.yaml)")
+                        help="settings file (default: $HOPPER_CONFIG, else ./settings.yaml,"
+                             " else built-in defaults under ./data)")
     parser.add_argument("--log-format", choices=logs.FORMATS, default=default("text"),
                         help="text (default) or json: one JSON object per line")
     parser.add_argument("--log-level", choices=logs.LEVELS, default=default("info"),
@@ -222,10 +223,14 @@ def _migrate(args, client) -> int:
 
 
 def _library(args, client) -> int:
+    from hopper.app.library.index import images_without_thumbnail
     from hopper.app.library.reindex import reindex
+    from hopper.app.library.tasks import enqueue_thumbnails
 
     count = reindex(client.settings, client.backend)
     print(f"indexed {count} file(s) under {client.settings.library_root}")
+    queued = enqueue_thumbnails(images_without_thumbnail(client.backend))
+    print(f"queued {queued} thumbnail task(s)")
     return 0
 
 

@@ -88,3 +88,12 @@ LIMITS_BLOB_BYTES = 256 * 1024
 
 # ``GET /api/queues`` reports tasks finished per minute over this window.
 QUEUE_THROUGHPUT_MINUTES = 60
+
+# -- the library browser ------------------------------------------------------
+THUMBNAIL_SIZE = 320        # longest side in pixels (Immich uses 250; sharper on HiDPI screens)
+THUMBNAIL_QUALITY = 80      # WebP/JPEG quality of thumbnails
+THUMBNAIL_TIMEOUT_S = 120.0  # a thumbnail takes well under a second; a hang is the file's fault
+THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named by content)
+THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed
+EXPORT_TIMEOUT_S = 3600.0   # library.export of a very large index
+LIBRARY_PAGE_SIZE = 60      # items per page of the /library grid ("load more" adds as many)

@@ -11,8 +11,8 @@ import functools
 import importlib
 import inspect
 import sys
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from hopper.app import defaults
@@ -105,18 +105,25 @@ def load_modules(extra: tuple[str, ...] | list[str] = (), root: Path | None = No
     """Import the built-in task modules and ``extra`` (the caller's, such as the library's,
     and the user's ``tasks.modules``).
 
-    ``root`` (the settings file's folder) goes first on ``sys.path``, so the
-    user's modules (and ``tasks.flask_app``) resolve relative to it, even when
-    the user's package is called ``app`` or ``worker`` like Hopper's own folders.
+    ``root`` (the settings file's folder) goes first on ``sys.path`` (moved there if it
+    is already further down), so the user's modules (and ``tasks.flask_app``) resolve
+    from their project in every process that runs or enqueues tasks, whatever its
+    current folder, even when the user's package is called ``app`` or ``worker`` like
+    Hopper's own folders (Hopper's code is ``hopper.app``, ``hopper.worker``).
     """
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    if root is not None:
+        folder = str(Path(root).resolve())
+        if sys.path[:1] != [folder]:
+            if folder in sys.path:
+                sys.path.remove(folder)
+            sys.path.insert(0, folder)
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    where = f" (looked in {root} first)" if root is not None else ""
     for module in extra:
         try:
             importlib.import_module(module)
         except Exception as exc:  # any failure inside the user's module is reported as its own
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise TaskModuleError(f"tasks.modules: cannot import {module!r}: "
+            raise TaskModuleError(f"tasks.modules: cannot import {module!r}{where}: "
                                   f"{type(exc).__name__}: {detail}") from exc

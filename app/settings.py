@@ -7,6 +7,7 @@ live keep the last good settings when that happens.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -19,8 +20,7 @@ import yaml
 from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 from hopper.app import settings_keys
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "settings.yaml"
+SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
 # The whole stop (claiming ends, web server, running tasks) fits in docker stop's 10 s.
 DEFAULT_SHUTDOWN_GRACE = "8s"
@@ -80,6 +80,7 @@ class Settings:
     eager: bool = False
     lease: float = 30.0
     shutdown_grace: float = 8.0
+    from_file: bool = True          # False: built-in defaults, no settings file exists yet
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -106,7 +107,8 @@ class Settings:
 
     def snapshot(self) -> str:
         """These settings as text a child process turns back into them (``from_snapshot``)."""
-        return json.dumps({"path": str(self.path), "raw": self.raw}, default=str)
+        return json.dumps({"path": str(self.path), "raw": self.raw, "from_file": self.from_file},
+                          default=str)
 
 
 def sqlite_path(url: str) -> Path:
@@ -115,15 +117,17 @@ def sqlite_path(url: str) -> Path:
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
-    """The settings file in force: ``--config``, else ``HOPPER_CONFIG``, else the default."""
-    chosen = explicit or os.environ.get("HOPPER_CONFIG") or DEFAULT_CONFIG
+    """The settings file in force: ``--config``, else ``HOPPER_CONFIG``, else
+    ``settings.yaml`` in the current folder."""
+    chosen = explicit or os.environ.get("HOPPER_CONFIG") or Path.cwd() / SETTINGS_NAME
     return Path(chosen).resolve()
 
 
 def from_snapshot(text: str) -> Settings:
     """The settings a parent process passed down with ``Settings.snapshot``."""
     data = json.loads(text)
-    return validate(data["raw"], Path(data["path"]))
+    settings = validate(data["raw"], Path(data["path"]))
+    return settings if data.get("from_file", True) else dataclasses.replace(settings, from_file=False)
 
 
 def inherited() -> Settings:
@@ -133,8 +137,17 @@ def inherited() -> Settings:
 
 
 def load(path: str | os.PathLike | None = None) -> Settings:
-    """Read, parse and validate a settings file."""
+    """Read, parse and validate a settings file.
+
+    With no file named (no ``path``, no ``HOPPER_CONFIG``) and no ``settings.yaml``
+    in the current folder, the built-in defaults apply, with relative paths (the
+    database and library folders under ``data/``) resolved against the current
+    folder. A file that is named but missing is an error.
+    """
+    named = path or os.environ.get("HOPPER_CONFIG")
     path = config_path(path)
+    if not named and not path.exists():
+        return defaults(path)
     try:
         text = path.read_text()
     except OSError as exc:
@@ -146,6 +159,19 @@ def load(path: str | os.PathLike | None = None) -> Settings:
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: expected a mapping of keys at the top level")
     return validate(raw, path)
+
+
+def defaults(path: Path) -> Settings:
+    """The built-in settings, as if an empty file existed at ``path``."""
+    return dataclasses.replace(validate({}, path), from_file=False)
+
+
+def reload(current: Settings) -> Settings:
+    """Load the file ``current`` came from again (the built-in defaults while no
+    file has been written where the daemon would look for one)."""
+    if not current.from_file and not current.path.exists():
+        return defaults(current.path)
+    return load(current.path)
 
 
 def _section(raw: dict, key: str) -> dict:
@@ -269,9 +295,10 @@ def validate(raw: dict, path: Path) -> Settings:
     durability = raw.get("durability", "full")
     if durability not in ("full", "normal"):
         raise SettingsError(f"durability: must be full or normal, got {durability!r}")
-    bind = server.get("bind", "127.0.0.1:8000")
+    bind = os.environ.get("HOPPER_BIND") or server.get("bind", "127.0.0.1:8000")
     if not isinstance(bind, str) or ":" not in bind:
-        raise SettingsError(f"server.bind: expected HOST:PORT, got {bind!r}")
+        source = "HOPPER_BIND" if os.environ.get("HOPPER_BIND") else "server.bind"
+        raise SettingsError(f"{source}: expected HOST:PORT, got {bind!r}")
     token = os.environ.get("HOPPER_TOKEN") or auth.get("token")
     if token is not None and (not isinstance(token, str) or not token):
         raise SettingsError("auth.token: expected a non-empty string or null")

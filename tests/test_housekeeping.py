@@ -104,3 +104,24 @@ def test_pruning_a_task_deletes_its_attempt_history(engine_client):
          (time.time() - 90 * 86400, task_id))
     assert reaper.prune(engine_client.backend, 7 * 86400, 30 * 86400) == 1
     assert engine_client.backend.fetch("SELECT count(*) FROM task_attempts") == [(0,)]
+
+
+def test_prunes_of_any_size_share_one_statement_text(engine_client, monkeypatch):
+    """A statement text per chunk size would keep one more prepared statement of thousands
+    of parameters in the connection's cache at every prune (the soak's memory growth)."""
+    monkeypatch.setattr(defaults, "PRUNE_CHUNK", 5)
+    backend, statements = engine_client.backend, set()
+    real_run = backend._run
+
+    def recording(conn, statement, params=()):
+        if statement.startswith("DELETE FROM tasks"):
+            statements.add(statement)
+        return real_run(conn, statement, params)
+
+    monkeypatch.setattr(backend, "_run", recording)
+    for count in (3, 7, 12):
+        ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(count)])
+        _sql(engine_client, "UPDATE tasks SET status = 'succeeded', finished_at = ? WHERE id >= ?",
+             (time.time() - 30 * 86400, ids[0]))
+        assert reaper.prune(backend, 7 * 86400, 30 * 86400) == count
+    assert len(statements) == 1

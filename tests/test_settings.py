@@ -1,6 +1,8 @@
 """Loading and validating settings.yaml."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hopper.app import settings
@@ -53,5 +55,5 @@ def test_invalid_settings_are_refused_with_a_clear_message(tmp_path, text, messa
 
 
 def test_the_shipped_settings_file_is_valid():
-    loaded = settings.load(settings.DEFAULT_CONFIG)
+    loaded = settings.load(Path(__file__).resolve().parent.parent / "settings.yaml")
     assert loaded.workers == 2 and loaded.durability == "full"

@@ -258,9 +258,21 @@ class Backend(ABC):
     @abstractmethod
     def list(self, status: str | None = None, name: str | None = None, queue: str | None = None,
              parent_id: int | None = None, limit: int = 50, cursor: int | None = None,
-             tags: list[str] | None = None) -> list[dict]:
+             q: str | None = None, tags: list[str] | None = None) -> list[dict]:
         """Tasks newest first; ``cursor`` is the last id of the previous page;
-        ``tags``: only tasks that carry every one of them."""
+        ``q``: text in the name, args or error; ``tags``: only tasks that carry every one."""
+
+    @abstractmethod
+    def page(self, limit: int = 50, cursor: int | None = None,
+             **filters) -> tuple[list[dict], int | None]:
+        """One page of ``list`` and the next page's cursor (None: no more), with a
+        bounded scan per page for filters no index answers."""
+
+    @abstractmethod
+    def bulk(self, action: str, ids: list[int] | None = None, filter: dict | None = None,
+             dry_run: bool = False) -> dict:
+        """Retry, cancel or delete the given tasks, or those matching ``filter``
+        (at most 10,000): ``{matched, changed}``."""
 
     @abstractmethod
     def cancel(self, task_id: int) -> dict:
@@ -275,10 +287,20 @@ class Backend(ABC):
         """``{queue: {status: n}}``."""
 
     @abstractmethod
+    def totals(self) -> dict[str, dict]:
+        """Never-decreasing counters: ``{queue: {"created": n, "entered": {status: n}}}``."""
+
+    @abstractmethod
+    def minutes(self, since: float) -> list[dict]:
+        """Per queue and minute: succeeded, failed, picked up, summed pickup latency."""
+
+    @abstractmethod
     def throughput(self, minutes: int) -> list[dict]:
         """Tasks finished per minute over the last ``minutes`` minutes, by status."""
 
     @abstractmethod
+    def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:
+        """Non-cumulative buckets of 'pickup' or 'duration' per queue."""
     def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
         """Per queue, tasks succeeded and failed per minute over the last ``minutes``:
         ``{queue: [{minute, succeeded, failed}]}``, oldest minute first."""

@@ -78,10 +78,10 @@ class PostgresBackend(SqlBackend):
     """The multi-machine backend."""
 
     placeholder = "%s"
+    like = "ILIKE"
     row_locks = True
     # A value PostgreSQL refuses: a NUL in text, an invalid byte sequence, a value too long.
     data_errors = (psycopg.DataError,)
-    minute_sql = "FLOOR(finished_at / 60) * 60"
     row_lock = " FOR UPDATE"
 
     def __init__(self, url: str):
@@ -182,6 +182,12 @@ class PostgresBackend(SqlBackend):
     def _wake_listeners(self, conn) -> None:
         conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
 
+    def prune_counters(self, now: float) -> None:
+        super().prune_counters(now)
+        with self._write() as conn:
+            for table in _FOLD:
+                conn.execute(fold_statement(table))
+
     def listener(self) -> "NotifyListener":
         return NotifyListener(self.url)
 
@@ -204,3 +210,26 @@ class NotifyListener:
 
     def close(self) -> None:
         self._conn.close()
+
+
+# Counter rows of connections that are gone are added into shard 0 and removed,
+# so the counter tables stay as small as the number of live connections.
+_FOLD = {
+    "task_counts": (("queue", "status"), ("live", "entered", "created")),
+    "task_minutes": (("minute", "queue"), ("succeeded", "failed", "picked", "pickup_sum")),
+    "task_histograms": (("metric", "queue", "le"), ("n", "total")),
+}
+
+
+def fold_statement(table: str) -> str:
+    """Move the counter rows of ended connections of ``table`` into shard 0."""
+    keys, values = _FOLD[table]
+    key_list, value_list = ", ".join(keys), ", ".join(values)
+    sums = ", ".join(f"SUM({v})" for v in values)
+    updates = ", ".join(f"{v} = t.{v} + EXCLUDED.{v}" for v in values)
+    return (f"WITH gone AS (DELETE FROM {table} WHERE shard <> 0 AND shard NOT IN"
+            f" (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
+            f" RETURNING {key_list}, {value_list})"
+            f" INSERT INTO {table} AS t ({key_list}, shard, {value_list})"
+            f" SELECT {key_list}, 0, {sums} FROM gone GROUP BY {key_list}"
+            f" ON CONFLICT ({key_list}, shard) DO UPDATE SET {updates}")

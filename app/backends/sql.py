@@ -19,16 +19,13 @@ from hopper.app.backends.base import (
     FINISHED, MAX_META_BYTES, TASK_COLUMNS, Backend, Claimed, NewTask, QueueFilter,
     WorkerRow, task_dict,
 )
+from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
+from hopper.app.backends.task_queries import TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
 COLS = ", ".join(TASK_COLUMNS)
-# Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
-TAG_COUNT_CAP = 1000
-# Statuses few tasks are in at any time: written into listing queries as literals
-# so the planner can use the partial index that holds only them.
-RARE_STATUSES = ("waiting", "failed", "cancelled")
 # The unpaused queues that have queued tasks, one index seek per queue (a loose
 # index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """
@@ -72,12 +69,12 @@ def insert_params(task: NewTask, now: float) -> tuple:
             json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
 
 
-class SqlBackend(TaskStates, ScheduleStore, Backend):
+class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
-    the engine specifics from subclasses."""
+    counters and listings from CounterReads and TaskQueries, the engine specifics
+    from subclasses."""
 
     placeholder = "?"
-    minute_sql = "CAST(finished_at / 60 AS INTEGER) * 60"
     row_lock = ""  # appended to a SELECT that reads a row it is about to update
 
     # -- engine hooks ------------------------------------------------------
@@ -244,75 +241,6 @@ class SqlBackend(TaskStates, ScheduleStore, Backend):
             task["progress"] = {"done": done, "total": sum(children.values())}
         return task
 
-    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None,
-             tags=None):
-        clauses, params = [], []
-        source, order = self._tag_filter(tags, clauses, params) if tags else ("tasks", "id")
-        if status in RARE_STATUSES:
-            clauses.append(f"status = '{status}'")
-            status = None
-        for column, value in (("status", status), ("name", name), ("queue", queue),
-                              ("parent_id", parent_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if cursor is not None:
-            clauses.append(f"{order} < ?")
-            params.append(cursor)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
-                          (*params, limit))
-        return [task_dict(r) for r in rows]
-
-    def _tag_filter(self, tags: list[str], clauses: list, params: list) -> tuple[str, str]:
-        """Add the conditions of a tag filter; return the listing's source and order.
-
-        The rarest tag's index entries are walked newest first; every further tag
-        is one primary-key probe per candidate. (A scalar subquery, not EXISTS:
-        PostgreSQL turns EXISTS into a hash join over every task of a common tag.)
-        """
-        first, *others = self._rarest_first(tags) if len(tags) > 1 else tags
-        clauses.append("g.tag = ?")
-        params.append(first)
-        for tag in others:
-            clauses.append("(SELECT 1 FROM task_tags h"
-                           " WHERE h.tag = ? AND h.task_id = g.task_id) IS NOT NULL")
-            params.append(tag)
-        return "task_tags g JOIN tasks ON tasks.id = g.task_id", "g.task_id"
-
-    def _rarest_first(self, tags: list[str]) -> list[str]:
-        """The tags ordered by how many tasks carry them, counted up to a cap."""
-        counts = {tag: self._read(
-            "SELECT count(*) FROM (SELECT 1 FROM task_tags WHERE tag = ? LIMIT ?) capped",
-            (tag, TAG_COUNT_CAP))[0][0] for tag in set(tags)}
-        return sorted(tags, key=counts.__getitem__)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for queue, status, n in self._read(
-                "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
-            out.setdefault(queue, {})[status] = n
-        return out
-
-    def throughput(self, minutes: int) -> list[dict]:
-        rows = self._read(
-            f"SELECT {self.minute_sql} AS minute, status, count(*) FROM tasks"
-            " WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
-            f" GROUP BY {self.minute_sql}, status ORDER BY 1", (time.time() - minutes * 60,))
-        return [{"minute": int(m), "status": s, "count": n} for m, s, n in rows]
-
-    def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
-        rows = self._read(
-            f"SELECT queue, {self.minute_sql} AS minute, status, count(*) FROM tasks"
-            " WHERE status IN ('succeeded', 'failed') AND finished_at >= ?"
-            f" GROUP BY queue, {self.minute_sql}, status ORDER BY 1, 2",
-            (time.time() - minutes * 60,))
-        out: dict[str, dict[int, dict]] = {}
-        for queue, minute, status, n in rows:
-            slot = out.setdefault(queue, {}).setdefault(
-                int(minute), {"minute": int(minute), "succeeded": 0, "failed": 0})
-            slot[status] = n
-        return {queue: list(by_minute.values()) for queue, by_minute in out.items()}
 
     # -- pausing queues -----------------------------------------------------
     def pause_queue(self, queue: str) -> bool:
@@ -332,8 +260,9 @@ class SqlBackend(TaskStates, ScheduleStore, Backend):
         return dict(self._read("SELECT queue, paused_at FROM paused_queues ORDER BY queue"))
 
     def recent_failures(self, limit: int) -> list[dict]:
+        # Newest by id: the partial index of failed tasks answers it without a sort.
         rows = self._read(f"SELECT {COLS} FROM tasks WHERE status = 'failed'"
-                          " ORDER BY finished_at DESC LIMIT ?", (limit,))
+                          " ORDER BY id DESC LIMIT ?", (limit,))
         return [task_dict(r) for r in rows]
 
     def prune(self, succeeded_before: float, failed_before: float) -> int:
@@ -345,14 +274,19 @@ class SqlBackend(TaskStates, ScheduleStore, Backend):
         ids = [r[0] for r in self._read(f"SELECT id FROM tasks WHERE {condition}", limits)]
         deleted = 0
         chunk_size = defaults.PRUNE_CHUNK
+        marks = ",".join("?" * chunk_size)
         for start in range(0, len(ids), chunk_size):
             chunk = ids[start:start + chunk_size]
-            marks = ",".join("?" * len(chunk))
+            # Always chunk_size placeholders (the last id repeated): one statement text. A
+            # text per chunk size made every prune cache another prepared statement of
+            # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
+            chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
                 deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
                 self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
+        self.prune_counters(time.time())
         with self._write() as conn:
             # Rows of workers whose daemon was killed: long past any liveness check.
             for table in ("workers", "daemons"):

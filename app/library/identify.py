@@ -1,4 +1,4 @@
-"""Identify a file: sha256, size, MIME type from content, capture time, image size.
+"""Identify a file: sha256, size, MIME type from content, capture time, image size, camera.
 
 Everything is read from an already-open file descriptor, so the file that is
 hashed is the file that is later moved (no re-open by path in between).
@@ -26,6 +26,8 @@ HEADER_BYTES = 256 * 1024    # EXIF (APP1 <= 64 KiB) and image headers live here
 FUTURE_SLACK = dt.timedelta(days=1)  # EXIF has no time zone: allow a day of skew
 EXIF_TAGS = (("EXIF DateTimeOriginal", "exif:DateTimeOriginal"),
              ("Image DateTime", "exif:DateTime"))
+EXIF_CAMERA_TAGS = ("Image Make", "Image Model")
+MAX_CAMERA_CHARS = 100       # a camera name longer than this is garbage in the EXIF
 
 # exifread reports every oddity of a malformed file as a warning; we handle
 # its failures ourselves and only want real errors in the daemon's log.
@@ -54,6 +56,7 @@ class Identity:
     taken_at_source: str           # exif:DateTimeOriginal | exif:DateTime | mtime | ingest
     width: int | None = None
     height: int | None = None
+    camera: str | None = None      # EXIF Make and Model
 
 
 def sha256_fd(fd: int, buffer_size: int = HASH_BUFFER) -> tuple[str, int]:
@@ -130,8 +133,37 @@ def parse_exif_time(value: str) -> dt.datetime | None:
     return None
 
 
-def exif_times(header: bytes) -> dict[str, dt.datetime]:
-    """Capture times found in the EXIF of a file's header: {source: time}.
+@dataclass(frozen=True)
+class ExifInfo:
+    """What the EXIF of a file's header tells: capture times by source, and the camera."""
+
+    times: dict[str, dt.datetime]
+    camera: str | None = None
+
+
+def camera_name(make: object, model: object) -> str | None:
+    """``Make Model`` as one printable name ("Canon" + "Canon EOS 5D" → "Canon EOS 5D")."""
+    parts = []
+    for value in (make, model):
+        text = _exif_text(value)
+        if text:
+            parts.append(text)
+    if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
+        parts = parts[1:]
+    name = " ".join(parts)
+    return name[:MAX_CAMERA_CHARS] or None
+
+
+def _exif_text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return ""
+    return "".join(ch for ch in value if ch.isprintable()).strip()
+
+
+def exif_info(header: bytes) -> ExifInfo:
+    """Capture times and camera found in the EXIF of a file's header.
 
     A malformed or truncated EXIF block yields what could be read, never an
     exception: the file is still ingested with its mtime.
@@ -141,7 +173,7 @@ def exif_times(header: bytes) -> dict[str, dt.datetime]:
     except Exception as exc:  # exifread raises many types on hostile input; the file still counts
         log.info("unreadable EXIF (%s: %s); using the next capture-time source",
                  type(exc).__name__, exc)
-        return {}
+        return ExifInfo({})
     found = {}
     for tag, source in EXIF_TAGS:
         value = tags.get(tag)
@@ -150,12 +182,13 @@ def exif_times(header: bytes) -> dict[str, dt.datetime]:
         parsed = parse_exif_time(str(value))
         if parsed is not None:
             found[source] = parsed
-    return found
+    camera = camera_name(*(str(tags[t]) if t in tags else None for t in EXIF_CAMERA_TAGS))
+    return ExifInfo(found, camera)
 
 
-def pillow_exif_times(header: bytes) -> dict[str, dt.datetime]:
-    """Capture times through Pillow's EXIF reader, for containers exifread does not
-    read (e.g. WebP). Only the header bytes are parsed, never the pixel data."""
+def pillow_exif_info(header: bytes) -> ExifInfo:
+    """Capture times and camera through Pillow's EXIF reader, for containers exifread
+    does not read (e.g. WebP). Only the header bytes are parsed, never the pixel data."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -163,15 +196,16 @@ def pillow_exif_times(header: bytes) -> dict[str, dt.datetime]:
                 exif = img.getexif()
                 values = {"exif:DateTimeOriginal": exif.get_ifd(0x8769).get(0x9003),
                           "exif:DateTime": exif.get(0x0132)}
+                camera = camera_name(exif.get(0x010F), exif.get(0x0110))
     except Exception as exc:  # Pillow raises many types on hostile metadata; mtime still works
         log.info("unreadable EXIF via Pillow (%s: %s)", type(exc).__name__, exc)
-        return {}
+        return ExifInfo({})
     found = {}
     for source, value in values.items():
         parsed = parse_exif_time(value) if isinstance(value, str) else None
         if parsed is not None:
             found[source] = parsed
-    return found
+    return ExifInfo(found, camera)
 
 
 def image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
@@ -227,13 +261,15 @@ def identify_fd(fd: int, mtime: float) -> Identity:
     header = read_header(fd)
     mime = sniff_mime(header)
     kind = kind_of(mime)
-    exif: dict[str, dt.datetime] = {}
+    exif = ExifInfo({})
     width = height = None
     if kind == "image":
-        exif = exif_times(header) or pillow_exif_times(header)
+        exif = exif_info(header)
+        if not exif.times and exif.camera is None:
+            exif = pillow_exif_info(header)
         width, height = image_size(fd, header, size)
-    taken_at, source = capture_time(exif, mtime)
-    return Identity(sha, size, mime, kind, taken_at, source, width, height)
+    taken_at, source = capture_time(exif.times, mtime)
+    return Identity(sha, size, mime, kind, taken_at, source, width, height, exif.camera)
 
 
 def identify_path(path: str | os.PathLike) -> Identity:

@@ -55,7 +55,7 @@ def excluded_folders(settings: Settings) -> set[str]:
 def ignored(path: Path, excluded: set[str]) -> bool:
     """True for paths the pipeline itself writes: the library and quarantine folders
     when they sit inside the inbox. Nothing else is skipped, whatever its name: our
-    temp and lock files only ever live in the library folder."""
+    temp files only ever live in the library folder, locks in the data folder."""
     text = os.path.normpath(path)
     return any(text == folder or text.startswith(folder + os.sep) for folder in excluded)
 

@@ -1,4 +1,5 @@
-"""The library index: ``library_items`` and ``library_duplicates`` (migration 0002).
+"""The library index: ``library_items`` and ``library_duplicates`` (migrations 0002, and
+0006 on SQLite / 0005 on PostgreSQL for the camera, thumbnail state and date indexes).
 
 The web API reads it through :func:`search_items` and :func:`get_item`; the
 pipeline writes it through the other functions. Each write is one short
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from hopper.app.library.identify import Identity
 
 ITEM_COLUMNS = ("id", "path", "name", "sha256", "mime", "kind", "size", "taken_at",
-                "taken_at_source", "width", "height", "source_name", "source_path",
-                "source_mtime_ns", "created_at", "updated_at")
+                "taken_at_source", "width", "height", "camera", "thumbnail", "source_name",
+                "source_path", "source_mtime_ns", "created_at", "updated_at")
+THUMBNAIL_READY = "ready"    # the thumbnail file exists under data/thumbnails
+THUMBNAIL_NONE = "none"      # the file cannot be decoded as an image: no thumbnail, ever
 _COLS = ", ".join(ITEM_COLUMNS)
 MAX_LIMIT = 500
 
@@ -45,11 +48,20 @@ def _duplicates(backend, shas: list[str]) -> dict[str, list[dict]]:
     return out
 
 
+class CursorGone(LookupError):
+    """The item a page cursor points at is no longer indexed."""
+
+
 def search_items(backend, q: str | None = None, kind: str | None = None, limit: int = 50,
-                 cursor: int | None = None) -> list[dict]:
-    """Indexed items, newest first. ``q`` matches the name, source name or path
-    (case-insensitive substring); ``kind`` filters exactly; ``cursor`` is the
-    smallest id of the previous page."""
+                 cursor: int | None = None, taken_from: str | None = None,
+                 taken_before: str | None = None) -> list[dict]:
+    """Indexed items, newest capture first (ties: newest id first).
+
+    ``q`` matches the name, source name or path (case-insensitive substring);
+    ``kind`` filters exactly; ``taken_from`` (inclusive) and ``taken_before``
+    (exclusive) bound ``taken_at`` as ISO text; ``cursor`` is the id of the last
+    item of the previous page (CursorGone when that item was removed meanwhile).
+    """
     clauses, params = [], []
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -61,17 +73,77 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     if kind:
         clauses.append("kind = ?")
         params.append(kind)
+    if taken_from:
+        clauses.append("taken_at >= ?")
+        params.append(taken_from)
+    if taken_before:
+        clauses.append("taken_at < ?")
+        params.append(taken_before)
     if cursor is not None:
-        clauses.append("id < ?")
-        params.append(int(cursor))
+        rows = backend.fetch("SELECT taken_at FROM library_items WHERE id = ?", (int(cursor),))
+        if not rows:
+            raise CursorGone(f"item {cursor} is no longer in the library; start from the first page")
+        # Row values keep the (taken_at, id) index usable on both engines.
+        clauses.append("(taken_at, id) < (?, ?)")
+        params += [rows[0][0], int(cursor)]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     limit = max(1, min(int(limit), MAX_LIMIT))
     items = [_item(r) for r in backend.fetch(
-        f"SELECT {_COLS} FROM library_items {where} ORDER BY id DESC LIMIT ?", (*params, limit))]
+        f"SELECT {_COLS} FROM library_items {where} ORDER BY taken_at DESC, id DESC LIMIT ?",
+        (*params, limit))]
     dups = _duplicates(backend, [i["sha256"] for i in items])
     for item in items:
         item["duplicates"] = dups[item["sha256"]]
     return items
+
+
+def timeline(backend, kind: str | None = None) -> list[tuple[str, int]]:
+    """``[("YYYY-MM", count), ...]`` newest month first, from the per-month counters the
+    migration's triggers keep (a few hundred rows, whatever the library's size)."""
+    where, params = ("WHERE kind = ?", (kind,)) if kind else ("", ())
+    rows = backend.fetch(
+        f"SELECT month, sum(items) FROM library_months {where} GROUP BY month"
+        " HAVING sum(items) > 0 ORDER BY month DESC", params)
+    return [(month, int(count)) for month, count in rows]
+
+
+def iter_items(backend, page: int = 1000) -> Iterator[dict]:
+    """Every item in id order, read a page at a time (exports of any size)."""
+    last = 0
+    while True:
+        rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE id > ? ORDER BY id LIMIT ?",
+                             (last, page))
+        items = [_item(r) for r in rows]
+        dups = _duplicates(backend, [i["sha256"] for i in items])
+        for item in items:
+            item["duplicates"] = dups[item["sha256"]]
+            yield item
+        if len(rows) < page:
+            return
+        last = items[-1]["id"]
+
+
+def set_thumbnail(backend, sha256: str, state: str) -> int:
+    """Record the thumbnail state of the item holding this content; rows changed."""
+    with backend.transaction() as conn:
+        return backend.run(conn, "UPDATE library_items SET thumbnail = ? WHERE sha256 = ?",
+                           (state, sha256)).rowcount
+
+
+def indexed_shas(backend, shas: list[str]) -> set[str]:
+    """Which of these contents have an item."""
+    if not shas:
+        return set()
+    marks = ",".join("?" * len(shas))
+    return {sha for (sha,) in backend.fetch(
+        f"SELECT sha256 FROM library_items WHERE sha256 IN ({marks})", shas)}
+
+
+def images_without_thumbnail(backend) -> list[str]:
+    """Contents of images whose thumbnail was never attempted (a partial index)."""
+    rows = backend.fetch("SELECT sha256 FROM library_items WHERE thumbnail IS NULL"
+                         " AND kind = 'image' ORDER BY id")
+    return [sha for (sha,) in rows]
 
 
 def get_item(backend, item_id: int) -> dict | None:
@@ -93,18 +165,18 @@ def item_by_sha(backend, sha256: str) -> dict | None:
 def _values(path: str, name: str, identity: Identity, source: Source | None, now: float) -> tuple:
     return (path, name, identity.sha256, identity.mime, identity.kind, identity.size,
             identity.taken_at.isoformat(), identity.taken_at_source, identity.width,
-            identity.height, source.name if source else None, source.path if source else None,
+            identity.height, identity.camera, source.name if source else None, source.path if source else None,
             source.mtime_ns if source else None, now, now)
 
 
 _UPSERT = (
     "INSERT INTO library_items (path, name, sha256, mime, kind, size, taken_at, taken_at_source,"
-    " width, height, source_name, source_path, source_mtime_ns, created_at, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " width, height, camera, source_name, source_path, source_mtime_ns, created_at, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, name = excluded.name,"
     " mime = excluded.mime, kind = excluded.kind, size = excluded.size,"
     " taken_at = excluded.taken_at, taken_at_source = excluded.taken_at_source,"
-    " width = excluded.width, height = excluded.height,"
+    " width = excluded.width, height = excluded.height, camera = excluded.camera,"
     " source_name = COALESCE(library_items.source_name, excluded.source_name),"
     " source_path = COALESCE(library_items.source_path, excluded.source_path),"
     " source_mtime_ns = COALESCE(library_items.source_mtime_ns, excluded.source_mtime_ns),"

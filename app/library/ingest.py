@@ -23,6 +23,7 @@ from hopper.app.library import index, organize
 from hopper.app.library.identify import Identity, identify_fd, sha256_fd
 from hopper.app.library.inbox import printable, relative, resolve_source
 from hopper.app.library.locks import content_lock, try_lock
+from hopper.app.library.paths import locks_dir
 from hopper.app.library.quarantine import quarantine
 from hopper.app.settings import Settings
 
@@ -159,7 +160,7 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
     origin = index.Source(source.name, rel, st.st_mtime_ns)
     root = settings.library_root
     root.mkdir(parents=True, exist_ok=True)
-    with content_lock(root, identity.sha256):
+    with content_lock(locks_dir(settings), identity.sha256):
         item = index.item_by_sha(backend, identity.sha256)
         if item is not None and _holds(root / item["path"], identity.size):
             if (item["source_path"], item["source_mtime_ns"]) != (rel, st.st_mtime_ns):
@@ -168,20 +169,42 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
             else:
                 status = "ingested"  # a previous attempt indexed it; only the unlink was left
             _remove_source(source, st)
-            return {"status": status, "path": rel, "item_id": item["id"], "sha256": identity.sha256}
+            return {"status": status, "path": rel, "item_id": item["id"], "sha256": identity.sha256,
+                    "kind": identity.kind}
         try:
             target = organize.render(settings.layout, identity, source.name)
             folder = organize.ensure_folder(root, target.parent)
         except organize.UnsafeName as exc:
             raise Problem(str(exc)) from None
-        final = _adopt(folder, target.name, st, identity) or organize.place(
-            fd, source, folder, target.name, identity.sha256)
+        final = _adopt(folder, target.name, st, identity)
+        if final is None:
+            final = _place(fd, source, folder, target.name, identity.sha256, st)
+            if final is None:
+                return {"status": "unsettled", "path": rel}  # changed in place: try again later
         library_path = final.relative_to(root).as_posix()
         item_id = index.upsert_item(backend, library_path, identity, origin)
         _remove_source(source, st)
     log.info("ingested %s as %s", printable(rel), library_path)
     return {"status": "ingested", "path": rel, "item_id": item_id, "library_path": library_path,
-            "sha256": identity.sha256}
+            "sha256": identity.sha256, "kind": identity.kind}
+
+
+def _place(fd: int, source: Path, folder: Path, name: str, sha256: str,
+           st: os.stat_result) -> Path | None:
+    """Place the opened file in the library; None (nothing placed) when its content
+    changed since it was identified, so no file is indexed under a stale hash."""
+    try:
+        final = organize.place(fd, source, folder, name, sha256)
+    except organize.ContentChanged as exc:
+        log.info("%s changed while it was placed (%s); it will be ingested again",
+                 printable(source.name), exc)
+        return None
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        os.unlink(final)  # a link to an inode written to since it was hashed
+        organize.fsync_dir(folder)
+        return None
+    return final
 
 
 def _holds(path: Path, size: int) -> bool:

@@ -9,6 +9,9 @@ simply takes it.
 - The content lock (one of 256 stripes, by sha256 prefix) keeps two different
   files with the same content from both being organized: the second waits and
   then sees the first one's index row.
+
+Lock files live in the data folder (:func:`hopper.app.library.paths.locks_dir`),
+never inside the library root.
 """
 from __future__ import annotations
 
@@ -17,9 +20,6 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-
-LOCK_FOLDER = ".hopper-locks"
-
 
 def try_lock(fd: int) -> bool:
     """Take an exclusive lock on an open file without waiting; False if held elsewhere."""
@@ -31,9 +31,8 @@ def try_lock(fd: int) -> bool:
 
 
 @contextmanager
-def content_lock(library_root: Path, sha256: str) -> Iterator[None]:
-    """Hold the lock stripe of this content for the duration of the block."""
-    folder = library_root / LOCK_FOLDER
+def content_lock(folder: Path, sha256: str) -> Iterator[None]:
+    """Hold the lock stripe of this content (a file in ``folder``) for the block."""
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / f"{sha256[:2]}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

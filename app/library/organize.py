@@ -3,15 +3,16 @@
 Rules: the rendered path stays inside ``library.root`` (no ``..``, no absolute
 path, no symlinked folder on the way), an existing file is never replaced (a
 collision gets a ``-1``, ``-2`` … suffix), and a file appears under its final
-name only complete and fsynced: it is either hard-linked from the source (same
-filesystem) or copied to a temporary name in the target folder first.
+name only complete and fsynced: it is either hard-linked from the opened, hashed
+file (same filesystem) or copied from it to a temporary name in the target folder
+first. A new folder's name is fsynced into its parent.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
-import shutil
 import unicodedata
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +21,7 @@ from hopper.app.library.identify import Identity
 TEMP_PREFIX = ".hopper-tmp-"
 MAX_NAME_BYTES = 200          # leaves room for a suffix within NAME_MAX (255)
 MAX_COLLISIONS = 10_000
+COPY_BUFFER = 1 << 20       # 1 MiB reads when a copy is needed
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + "[0-9a-f]{32}")
 
@@ -93,6 +95,8 @@ def ensure_folder(root: Path, relative: PurePosixPath) -> Path:
             os.mkdir(folder, 0o755)
         except FileExistsError:
             pass  # made earlier or by a peer: checked just below either way
+        else:
+            fsync_dir(folder.parent)  # the new folder's name survives a power cut
         if folder.is_symlink() or not folder.is_dir():
             raise UnsafeName(f"{folder} is a symlink or not a folder; refusing to write through it")
     real_root, real = os.path.realpath(root), os.path.realpath(folder)
@@ -130,22 +134,56 @@ def temp_path(folder: Path, sha256: str) -> Path:
     return folder / f"{TEMP_PREFIX}{sha256[:32]}"
 
 
-def place(source_fd: int, source: Path, folder: Path, name: str, sha256: str) -> Path:
-    """Give the content of ``source`` a new, unused name in ``folder``; return it.
+class ContentChanged(Exception):
+    """The content read through the descriptor no longer has the hash it was identified by."""
 
-    Same filesystem: a hard link of the source's inode (no copy, atomic, never
-    replaces). Otherwise: copy to a temporary name, fsync, then link. The
-    source itself is left for the caller to remove once the index says so.
+
+def place(source_fd: int, source: Path, folder: Path, name: str, sha256: str) -> Path:
+    """Give the content behind ``source_fd`` a new, unused name in ``folder``; return it.
+
+    What lands in the library is always the inode that was opened and hashed, never
+    whatever the inbox name ``source`` points to by now (a sync tool may have
+    replaced the file by rename since). The content first gets the temporary name:
+    a hard link of the inbox name, kept only if it is that same inode (no copy,
+    same filesystem), else a copy read from the descriptor, hashed on the way and
+    refused unless it matches ``sha256``. Only then is it linked to the first free
+    final name (atomic, never replaces) and the temporary name removed, so a final
+    name never shows other content, even for an instant. The inbox name is left
+    for the caller to remove once the index says so.
     """
     os.fsync(source_fd)  # the writer may never have flushed: make the content durable first
+    temp = temp_path(folder, sha256)
     try:
-        final = _link_first_free(source, folder, name)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        final = _copy_then_link(source_fd, folder, name, sha256)
+        os.unlink(temp)  # a leftover of a crashed attempt at this same content
+    except FileNotFoundError:
+        pass  # no leftover: the usual case
+    if not _link_opened(source, temp, source_fd):
+        _copy_opened(source_fd, temp, sha256)
+    try:
+        final = _link_first_free(temp, folder, name)
+    finally:
+        os.unlink(temp)
     fsync_dir(folder)
     return final
+
+
+def _link_opened(source: Path, temp: Path, fd: int) -> bool:
+    """Hard-link the inbox name to ``temp`` if it still names the opened inode."""
+    try:
+        _link_by_name(source, temp)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.ENOENT):
+            return False  # another filesystem, links refused, or the name is gone: copy
+        raise
+    found, opened = os.lstat(temp), os.fstat(fd)
+    if (found.st_dev, found.st_ino) != (opened.st_dev, opened.st_ino):
+        os.unlink(temp)  # the inbox name was replaced after it was opened: not our content
+        return False
+    return True
+
+
+def _link_by_name(source: Path, target: Path) -> None:
+    os.link(source, target, follow_symlinks=False)
 
 
 def _link_first_free(source: Path, folder: Path, name: str) -> Path:
@@ -159,24 +197,30 @@ def _link_first_free(source: Path, folder: Path, name: str) -> Path:
     raise AssertionError("unreachable: candidates() raises when exhausted")
 
 
-def _copy_then_link(source_fd: int, folder: Path, name: str, sha256: str) -> Path:
-    temp = temp_path(folder, sha256)
-    try:
-        os.unlink(temp)  # a leftover of a crashed attempt at this same content
-    except FileNotFoundError:
-        pass  # no leftover: the usual case
+def _copy_opened(source_fd: int, temp: Path, sha256: str) -> None:
+    """Copy the opened file to ``temp`` (fsynced, its mtime kept); ContentChanged
+    (and no ``temp``) if what was read is not the content that was identified."""
     out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(os.dup(source_fd), "rb") as src, os.fdopen(out, "wb", closefd=False) as dst:
             src.seek(0)
-            shutil.copyfileobj(src, dst, 1 << 20)
+            copied = _copy_hashing(src, dst)
             dst.flush()
             st = os.fstat(source_fd)  # keep the capture-time fallback (mtime) for reindex
             os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(out)
     finally:
         os.close(out)
-    try:
-        return _link_first_free(temp, folder, name)
-    finally:
+    if copied != sha256:
         os.unlink(temp)
+        raise ContentChanged(f"the file changed while it was copied (sha256 {copied},"
+                             f" identified as {sha256})")
+
+
+def _copy_hashing(src, dst) -> str:
+    """Copy one stream to another; the sha256 of what was copied."""
+    digest = hashlib.sha256()
+    while chunk := src.read(COPY_BUFFER):
+        digest.update(chunk)
+        dst.write(chunk)
+    return digest.hexdigest()

@@ -3,7 +3,8 @@
 - :func:`reconcile` (the ``library.index`` continuation after each scan) is
   incremental: it indexes files nobody indexed (placed by hand, or by an
   attempt that died before its index write), forgets rows whose file is gone,
-  removes temp files left by crashed copies, and prunes old empty inbox folders.
+  removes temp files left by crashed copies, removes the lock folder an earlier
+  layout kept in the root, and prunes old empty inbox folders.
 - :func:`reindex` (``python run.py library reindex``) rebuilds the item table
   from scratch by identifying every file again.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -19,7 +21,8 @@ from typing import Iterator
 from hopper.app.library import index
 from hopper.app.library.identify import identify_path
 from hopper.app.library.inbox import excluded_folders, prune_empty_folders
-from hopper.app.library.locks import LOCK_FOLDER, content_lock
+from hopper.app.library.locks import content_lock
+from hopper.app.library.paths import LEGACY_LOCK_FOLDER, locks_dir
 from hopper.app.library.organize import TEMP_PREFIX, is_temp_name
 from hopper.app.settings import Settings
 
@@ -29,10 +32,11 @@ EMPTY_FOLDER_AGE_S = 600.0
 
 
 def library_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """``(relative path, path, lstat)`` of every entry under the root except our lock
-    folder, in a stable order; temp files are included (callers sweep them)."""
+    """``(relative path, path, lstat)`` of every entry under the root (except a legacy
+    lock folder at its top), in a stable order; temp files are included (callers sweep them)."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != LOCK_FOLDER)
+        dirnames[:] = sorted(d for d in dirnames
+                             if not (d == LEGACY_LOCK_FOLDER and Path(dirpath) == root))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             try:
@@ -42,12 +46,12 @@ def library_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
             yield path.relative_to(root).as_posix(), path, st
 
 
-def _sweep_temp(root: Path, path: Path) -> bool:
+def _sweep_temp(locks: Path, path: Path) -> bool:
     """Remove a crashed copy's temp file. Its name carries the content's sha256
     prefix, and a copy in progress holds that content's lock, so holding the lock
     proves the file is a leftover."""
     sha_prefix = path.name[len(TEMP_PREFIX):]
-    with content_lock(root, sha_prefix):
+    with content_lock(locks, sha_prefix):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -56,15 +60,28 @@ def _sweep_temp(root: Path, path: Path) -> bool:
     return True
 
 
-def _candidates(root: Path):
+def _candidates(settings: Settings):
     """Regular library files, after sweeping temp files; symlinks and others are reported."""
-    for rel, path, st in library_files(root):
+    for rel, path, st in library_files(settings.library_root):
         if is_temp_name(path.name):
-            _sweep_temp(root, path)
+            _sweep_temp(locks_dir(settings), path)
         elif not stat.S_ISREG(st.st_mode):
             log.warning("ignoring %s in the library: not a regular file", rel)
         else:
             yield rel, path, st
+
+
+def _remove_legacy_locks(root: Path) -> None:
+    """Lock files now live in the data folder; an earlier layout's folder in the root goes.
+    Only empty ``NN.lock`` files are removed, so a user's folder of that name stays."""
+    folder = root / LEGACY_LOCK_FOLDER
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    entries = list(folder.iterdir())
+    if all(e.name.endswith(".lock") and e.is_file() and not e.is_symlink()
+           and e.stat().st_size == 0 for e in entries):
+        shutil.rmtree(folder)
+        log.info("removed the old lock folder %s from the library root", folder)
 
 
 def reconcile(settings: Settings, backend) -> dict:
@@ -75,7 +92,8 @@ def reconcile(settings: Settings, backend) -> dict:
     known = index.indexed_paths(backend)
     seen: set[str] = set()
     added = 0
-    for rel, path, st in _candidates(root):
+    _remove_legacy_locks(root)
+    for rel, path, st in _candidates(settings):
         seen.add(rel)
         if rel in known and known[rel][2] == st.st_size:
             continue
@@ -102,7 +120,7 @@ def reindex(settings: Settings, backend) -> int:
     root = settings.library_root
     sources = index.sources_by_sha(backend)
     entries, by_sha = [], {}
-    for rel, path, _ in (_candidates(root) if root.is_dir() else ()):
+    for rel, path, _ in (_candidates(settings) if root.is_dir() else ()):
         identity = identify_path(path)
         if identity.sha256 in by_sha:
             log.warning("%s duplicates %s; indexing the first only", rel, by_sha[identity.sha256])

@@ -1,12 +1,19 @@
-"""Library pipeline tasks: ``library.ingest``, ``library.scan`` and ``library.index``."""
+"""Library pipeline tasks: ``library.ingest``, ``library.scan``, ``library.index``,
+``library.thumbnail`` and ``library.export``."""
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 
 from hopper.app import queue
 from hopper.app.backends.base import ATTEMPT_LOST, ATTEMPT_TIMEOUT
+from hopper.app.defaults import EXPORT_TIMEOUT_S, THUMBNAIL_TIMEOUT_S
+from hopper.app.library import export, index
 from hopper.app.library import ingest as ingest_mod
+from hopper.app.library.paths import thumbnails_dir
+from hopper.app.library.thumbnails import (Undecodable, make_thumbnail, prune_orphans,
+                                           thumbnail_path)
 from hopper.app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
 from hopper.app.library.reindex import reconcile
 from hopper.app.registry import task
@@ -16,6 +23,7 @@ log = logging.getLogger("hopper.library")
 INGEST_MAX_ATTEMPTS = 3
 INGEST_TIMEOUT_S = 3600.0     # the last line of defence; identify never reads unbounded headers
 ENQUEUE_CHUNK = 1000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _context():
@@ -76,6 +84,8 @@ def library_ingest(path: str) -> dict:
         error = printable("".join(traceback.format_exception_only(exc)).strip())
         log.error("library.ingest %s failed its last attempt: %s", printable(path), error)
         return ingest_mod.quarantine_after_failures(settings, path, error)
+    if result["status"] == "ingested" and result.get("kind") == "image":
+        enqueue_thumbnails([result["sha256"]])
     if result["status"] == "folder":
         result["scan_task"] = queue.enqueue("library.scan", {"folder": result["path"]},
                                             unique_key=f"library.scan:{result['path']}")
@@ -106,7 +116,74 @@ def library_scan(folder: str | None = None) -> dict:
 @task(name="library.index", queue="library", max_attempts=3, backoff=2.0)
 def library_index(parent_id: int | None = None, parent_status: str | None = None) -> dict:
     """After a scan: reconcile the index with the library folder (index unindexed
-    files, forget vanished ones, sweep crashed copies' temp files)."""
+    files, forget vanished ones, sweep crashed copies' temp files), queue the
+    thumbnails images lack and remove those of contents no longer indexed."""
     settings, backend = _context()
     summary = reconcile(settings, backend)
+    summary["thumbnails_queued"] = enqueue_thumbnails(index.images_without_thumbnail(backend))
+    summary["thumbnails_removed"] = prune_orphans(
+        thumbnails_dir(settings), lambda shas: index.indexed_shas(backend, shas))
     return {"scan_task": parent_id, "scan_status": parent_status, **summary}
+
+
+def enqueue_thumbnails(shas: list[str]) -> int:
+    """Queue ``library.thumbnail`` for these contents (once each while unfinished)."""
+    requests = [{"name": "library.thumbnail", "args": {"sha256": sha},
+                 "unique_key": f"library.thumbnail:{sha}"} for sha in shas]
+    for i in range(0, len(requests), ENQUEUE_CHUNK):
+        queue.enqueue_many(requests[i:i + ENQUEUE_CHUNK])
+    return len(requests)
+
+
+@task(name="library.thumbnail", queue="library", max_attempts=3, backoff=2.0,
+      timeout=THUMBNAIL_TIMEOUT_S)
+def library_thumbnail(sha256: str) -> dict:
+    """Make the thumbnail of the image item holding this content.
+
+    A file Pillow cannot decode gets none: the item is marked ``thumbnail: none``
+    and stays in the library. So does a file whose every attempt failed or whose
+    earlier attempts hung or killed their worker, so nothing is retried forever.
+    """
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    settings, backend = _context()
+    item = index.item_by_sha(backend, sha256)
+    if item is None:
+        return {"status": "missing", "sha256": sha256}
+    target = thumbnail_path(thumbnails_dir(settings), sha256)
+    if target.is_file():  # made before, e.g. for this content before a reindex
+        index.set_thumbnail(backend, sha256, index.THUMBNAIL_READY)
+        return {"status": "ready", "item_id": item["id"], "reused": True}
+    row = _current_row()
+    reason = _poison_error(row)
+    if reason is None:
+        try:
+            width, height = make_thumbnail(settings.library_root / item["path"], target)
+        except Undecodable as exc:
+            reason = str(exc)
+        except FileNotFoundError:
+            return {"status": "missing", "sha256": sha256, "item_id": item["id"]}
+        except Exception as exc:  # retried; the last attempt records that there is none
+            if not _is_last_attempt(row):
+                raise
+            reason = printable("".join(traceback.format_exception_only(exc)).strip())
+        else:
+            index.set_thumbnail(backend, sha256, index.THUMBNAIL_READY)
+            return {"status": "ready", "item_id": item["id"], "width": width, "height": height}
+    log.warning("no thumbnail for %s: %s", printable(item["path"]), reason)
+    index.set_thumbnail(backend, sha256, index.THUMBNAIL_NONE)
+    return {"status": "none", "item_id": item["id"], "reason": reason}
+
+
+@task(name="library.export", queue="library", max_attempts=3, backoff=2.0,
+      timeout=EXPORT_TIMEOUT_S)
+def library_export() -> dict:
+    """Write the index as CSV under ``data/artifacts/``; the artifact is its path there.
+
+    On the library queue: the file must be written where the web server serving
+    ``/api/tasks/<id>/artifact`` can read it, which is a ``serve`` daemon.
+    """
+    settings, backend = _context()
+    name = export.export_name(queue.current_task_id())
+    rows = export.write_csv(backend, settings.artifacts_dir, name)
+    return {"artifact": name, "rows": rows}

@@ -15,8 +15,8 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     """The app factory. Without ``settings`` it uses this process's queue client,
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
     from hopper.app.web import (
-        api_library, api_queues, api_schedules, api_system, api_tasks, auth, errors, metrics,
-        openapi, safety, sessions, ui,
+        api_dashboard, api_library, api_queues, api_schedules, api_system, api_tasks, auth,
+        errors, metrics, openapi, safety, sessions, ui,
     )
 
     if settings is None and os.environ.get(settings_mod.SNAPSHOT_ENV):
@@ -40,7 +40,8 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     errors.register(app)
     auth.register(app)
     safety.register(app)  # runs before auth: refused requests never reach a token check
-    for module in (api_tasks, api_system, api_queues, api_schedules, api_library, openapi, metrics, ui):
+    for module in (api_dashboard, api_tasks, api_system, api_queues, api_schedules, api_library,
+                   openapi, metrics, ui):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, csrf_field=auth.CSRF_FIELD)
     app.jinja_env.filters["when"] = _when

@@ -1,33 +1,117 @@
-"""``/api/library``: search the library index and read one item."""
+"""``/api/library``: search the index, its timeline, one item, its thumbnail and file."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import os
+import stat
 
+from flask import Blueprint, current_app, jsonify, send_file
+
+from hopper.app.defaults import THUMBNAIL_MAX_AGE_S
 from hopper.app.library import index
+from hopper.app.library.paths import thumbnails_dir
+from hopper.app.library.periods import InvalidPeriod, period_end, period_start
+from hopper.app.library.thumbnails import MIME as THUMBNAIL_MIME, thumbnail_path
 from hopper.app.web import inputs
-from hopper.app.web.errors import not_found
+from hopper.app.web.errors import bad_request, not_found
 
 bp = Blueprint("api_library", __name__)
+
+# Thumbnails are named by content: the bytes behind a URL change only when the
+# item's content does, so browsers may keep them (THUMBNAIL_MAX_AGE_S) without asking.
+
+
+def _client():
+    return current_app.extensions["hopper"]
+
+
+def _period(name: str, bound) -> str | None:
+    raw = inputs.query_text(name)
+    if raw is None:
+        return None
+    try:
+        return bound(raw)
+    except InvalidPeriod as exc:
+        raise bad_request(f"invalid {name}", str(exc)) from None
 
 
 @bp.get("/api/library")
 def search():
-    """Indexed items, newest first, filtered by ``q`` (text) and ``kind``."""
+    """Indexed items, newest capture first, filtered by ``q`` (name), ``kind`` and
+    ``taken_from`` / ``taken_to`` (a year, month, day or time; both inclusive)."""
     limit = inputs.query_limit()
-    items = index.search_items(current_app.extensions["hopper"].backend,
-                               q=inputs.query_text("q"), kind=inputs.query_text("kind"),
-                               limit=limit + 1, cursor=inputs.query_int("cursor"))
+    try:
+        items = index.search_items(_client().backend, q=inputs.query_text("q"),
+                                   kind=inputs.query_text("kind"), limit=limit + 1,
+                                   cursor=inputs.query_int("cursor"),
+                                   taken_from=_period("taken_from", period_start),
+                                   taken_before=_period("taken_to", period_end))
+    except index.CursorGone as exc:
+        raise bad_request("invalid cursor", str(exc)) from None
     # One item beyond the page says whether another page exists.
     page = items[:limit]
     next_cursor = page[-1]["id"] if len(items) > limit else None
     return jsonify(items=page, next_cursor=next_cursor)
 
 
-@bp.get("/api/library/<raw_id>")
-def item(raw_id: str):
-    """One indexed item."""
+@bp.get("/api/library/timeline")
+def timeline():
+    """Item counts per year and month, newest first (optionally of one ``kind``)."""
+    years: list[dict] = []
+    total = 0
+    for month, count in index.timeline(_client().backend, kind=inputs.query_text("kind")):
+        year = int(month[:4])
+        if not years or years[-1]["year"] != year:
+            years.append({"year": year, "count": 0, "months": []})
+        years[-1]["count"] += count
+        years[-1]["months"].append({"month": int(month[5:7]), "count": count})
+        total += count
+    return jsonify(total=total, years=years)
+
+
+def _item_or_404(raw_id: str) -> dict:
     item_id = inputs.path_id(raw_id, "library item")
-    found = index.get_item(current_app.extensions["hopper"].backend, item_id)
+    found = index.get_item(_client().backend, item_id)
     if found is None:
         raise not_found(f"no library item {item_id}")
-    return jsonify(found)
+    return found
+
+
+@bp.get("/api/library/<raw_id>")
+def item(raw_id: str):
+    """One indexed item with its duplicates."""
+    return jsonify(_item_or_404(raw_id))
+
+
+@bp.get("/api/library/<raw_id>/thumbnail")
+def thumbnail(raw_id: str):
+    """The item's thumbnail; 404 while it is not made yet or when it has none."""
+    found = _item_or_404(raw_id)
+    path = thumbnail_path(thumbnails_dir(_client().settings), found["sha256"])
+    if found["thumbnail"] != index.THUMBNAIL_READY or not path.is_file():
+        state = "cannot be decoded" if found["thumbnail"] == index.THUMBNAIL_NONE else "not made yet"
+        raise not_found("no thumbnail", f"item {found['id']}: {state}")
+    return send_file(path, mimetype=THUMBNAIL_MIME, max_age=THUMBNAIL_MAX_AGE_S)
+
+
+@bp.get("/api/library/<raw_id>/file")
+def original(raw_id: str):
+    """The original file, downloaded under its name in the library."""
+    found = _item_or_404(raw_id)
+    root = _client().settings.library_root
+    try:
+        # O_NOFOLLOW and a regular-file check: a symlink placed in the library by hand
+        # must not serve whatever it points at.
+        fd = os.open(root / found["path"], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise not_found("file missing", f"{found['path']}: {exc.strerror}") from None
+    stream = os.fdopen(fd, "rb")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        stream.close()
+        raise not_found("file missing", f"{found['path']} is not a regular file")
+    response = send_file(stream, mimetype=found["mime"], as_attachment=True,
+                         download_name=found["name"], max_age=0, etag=found["sha256"],
+                         last_modified=st.st_mtime, conditional=True)
+    if response.status_code == 200:  # a file object carries no size: say it for progress bars
+        response.content_length = st.st_size
+    return response

@@ -66,7 +66,7 @@ def settings_in_force() -> tuple[settings_mod.Settings, str | None]:
     settings this process saw, with the load error."""
     client = _client()
     try:
-        current = settings_mod.load(client.settings.path)
+        current = settings_mod.reload(client.settings)
     except settings_mod.SettingsError as exc:
         return current_app.config["HOPPER_LAST_GOOD"], str(exc)
     current_app.config["HOPPER_LAST_GOOD"] = current

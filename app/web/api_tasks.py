@@ -139,15 +139,20 @@ def create_batch():
 
 @bp.get("/api/tasks")
 def list_tasks():
-    """Tasks newest first; ``next_cursor`` is the ``cursor`` of the next page, or null."""
-    limit = inputs.query_limit()
-    rows = _backend().list(
+    """Tasks newest first; ``next_cursor`` is the ``cursor`` of the next page, or null.
+
+    A filter no index answers (name, queue, ``q``) looks at a bounded range of ids
+    per page, so a page may hold fewer than ``limit`` tasks while ``next_cursor``
+    says older ones remain to be searched.
+    """
+    q = inputs.query_text("q")
+    if q is not None and "\x00" in q:
+        raise bad_request("invalid q", "q cannot contain NUL characters")
+    page, next_cursor = _backend().page(
+        limit=inputs.query_limit(), cursor=inputs.query_int("cursor"),
         status=inputs.query_text("status", STATUSES), name=inputs.query_text("name"),
         queue=inputs.query_text("queue"), parent_id=inputs.query_int("parent_id"),
-        limit=limit + 1, cursor=inputs.query_int("cursor"), tags=query_tags())
-    # One row beyond the page says whether another page exists.
-    page = rows[:limit]
-    next_cursor = page[-1]["id"] if len(rows) > limit else None
+        q=q, tags=query_tags())
     return jsonify(tasks=page, next_cursor=next_cursor)
 
 

@@ -3,8 +3,10 @@ scrape time by a custom collector.
 
 Nothing is counted in this process's memory, so the numbers are the same
 whichever Gunicorn thread or process answers and survive web-server restarts.
-Totals count the tasks still in the database: retention pruning lowers them,
-which Prometheus treats like a counter reset.
+The values come from the counter tables the database keeps in the same
+transactions that change tasks (``app/backends/counters.py``), so a scrape
+costs a few small rows however many tasks there are, and the ``_total``
+counters never decrease: pruning old tasks lowers ``hopper_tasks`` only.
 """
 from __future__ import annotations
 
@@ -15,72 +17,79 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from hopper.app.backends.base import Backend
+from hopper.app.backends.base import FINISHED, Backend
 
 bp = Blueprint("metrics", __name__)
 
+# The bucket bounds the counting triggers use (migrations sqlite/0008, postgres/0007).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 PICKUP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 
 
-def _histogram_sql(expr: str, buckets: tuple[float, ...], where: str) -> str:
-    # One pass over the table: a conditional count per bucket, plus count and sum.
-    columns = ", ".join(f"SUM(CASE WHEN {expr} <= {b!r} THEN 1 ELSE 0 END)" for b in buckets)
-    return (f"SELECT queue, COUNT(*), COALESCE(SUM({expr}), 0), {columns}"
-            f" FROM tasks WHERE {where} GROUP BY queue")
-
-
-DURATION_SQL = _histogram_sql(
-    "(finished_at - started_at)", DURATION_BUCKETS,
-    "status IN ('succeeded', 'failed') AND started_at IS NOT NULL AND finished_at IS NOT NULL")
-# Pickup latency: from when a task could first run (created, or its run_after if
-# later) to when a worker started it.
-# CASE rather than MAX/GREATEST: the same text runs on SQLite and PostgreSQL.
-_READY_AT = "(CASE WHEN run_after > created_at THEN run_after ELSE created_at END)"
-PICKUP_SQL = _histogram_sql(
-    f"(CASE WHEN started_at > {_READY_AT} THEN started_at - {_READY_AT} ELSE 0 END)",
-    PICKUP_BUCKETS, "started_at IS NOT NULL")
-
-
 class HopperCollector:
-    """Builds every metric family from the database on each collect()."""
+    """Builds every metric family from the counter tables on each collect()."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
 
     def collect(self):
-        counts = self.backend.counts()
-        by_status = GaugeMetricFamily("hopper_tasks", "Tasks in the database by queue and status",
-                                      labels=["queue", "status"])
-        enqueued = CounterMetricFamily("hopper_tasks_enqueued", "Tasks enqueued (retained)",
-                                       labels=["queue"])
-        succeeded = CounterMetricFamily("hopper_tasks_succeeded", "Tasks that succeeded (retained)",
-                                        labels=["queue"])
-        failed = CounterMetricFamily("hopper_tasks_failed", "Tasks that failed for good (retained)",
-                                     labels=["queue"])
-        for queue, statuses in sorted(counts.items()):
-            for status, n in sorted(statuses.items()):
-                by_status.add_metric([queue, status], n)
-            enqueued.add_metric([queue], sum(statuses.values()))
-            succeeded.add_metric([queue], statuses.get("succeeded", 0))
-            failed.add_metric([queue], statuses.get("failed", 0))
-        yield from (by_status, enqueued, succeeded, failed)
-        yield GaugeMetricFamily("hopper_workers_alive", "Worker processes with a fresh heartbeat",
-                                value=len(self.backend.live_workers()))
+        yield self._gauges()
+        yield from self._totals()
+        yield from self._workers()
         yield self._histogram("hopper_task_duration_seconds",
-                              "Run time of finished attempts (started_at to finished_at)",
-                              DURATION_SQL, DURATION_BUCKETS)
+                              "Run time of tasks that ended as succeeded or failed",
+                              "duration", DURATION_BUCKETS)
         yield self._histogram("hopper_task_pickup_latency_seconds",
                               "Time from a task being ready to a worker starting it",
-                              PICKUP_SQL, PICKUP_BUCKETS)
+                              "pickup", PICKUP_BUCKETS)
 
-    def _histogram(self, name: str, doc: str, sql: str, buckets: tuple[float, ...]):
+    def _gauges(self):
+        by_status = GaugeMetricFamily("hopper_tasks", "Tasks in the database by queue and status",
+                                      labels=["queue", "status"])
+        for queue, statuses in sorted(self.backend.counts().items()):
+            for status, n in sorted(statuses.items()):
+                by_status.add_metric([queue, status], n)
+        return by_status
+
+    def _totals(self):
+        enqueued = CounterMetricFamily("hopper_tasks_enqueued", "Tasks enqueued",
+                                       labels=["queue"])
+        finished = CounterMetricFamily("hopper_tasks_finished",
+                                       "Tasks that ended, by final status (a retried task that "
+                                       "ends again counts again)", labels=["queue", "status"])
+        for queue, row in sorted(self.backend.totals().items()):
+            enqueued.add_metric([queue], row["created"])
+            for status in FINISHED:
+                finished.add_metric([queue, status], row["entered"].get(status, 0))
+        return enqueued, finished
+
+    def _workers(self):
+        workers = self.backend.live_workers()
+        alive = GaugeMetricFamily("hopper_workers_alive", "Worker processes with a fresh heartbeat",
+                                  value=len(workers))
+        busy = GaugeMetricFamily("hopper_workers_busy", "Worker processes running a task",
+                                 value=sum(1 for w in workers if w["task_id"] is not None))
+        rss = GaugeMetricFamily("hopper_worker_rss_bytes", "Resident memory of each worker",
+                                labels=["worker"])
+        cpu = GaugeMetricFamily("hopper_worker_cpu_percent", "CPU use of each worker",
+                                labels=["worker"])
+        for w in workers:
+            if w["rss_bytes"] is not None:
+                rss.add_metric([w["id"]], w["rss_bytes"])
+            if w["cpu_percent"] is not None:
+                cpu.add_metric([w["id"]], w["cpu_percent"])
+        return alive, busy, rss, cpu
+
+    def _histogram(self, name: str, doc: str, metric: str, buckets: tuple[float, ...]):
         family = HistogramMetricFamily(name, doc, labels=["queue"])
-        for row in self.backend.fetch(sql):
-            queue, count, total, cumulative = row[0], row[1], row[2], row[3:]
-            pairs = [(repr(float(b)), n or 0) for b, n in zip(buckets, cumulative)]
-            pairs.append(("+Inf", count))
-            family.add_metric([queue], pairs, sum_value=float(total))
+        for queue, rows in sorted(self.backend.histogram(metric).items()):
+            observed = {le: n for le, n, _ in rows}
+            running, pairs = 0, []
+            for bound in buckets:
+                running += observed.get(float(bound), 0)
+                pairs.append((repr(float(bound)), running))
+            pairs.append(("+Inf", sum(observed.values())))
+            family.add_metric([queue], pairs, sum_value=sum(total for _, _, total in rows))
         return family
 
 

@@ -150,6 +150,24 @@ SCHEMAS = {
                         "changed": {"type": "boolean",
                                     "description": "False when it already was in that state"}},
                        ["name", "paused", "changed"]),
+    "BulkRequest": _obj({
+        "action": {"type": "string", "enum": ["retry", "cancel", "delete"]},
+        "ids": {"type": "array", "minItems": 1, "maxItems": 10000, "items": ID},
+        "filter": _obj({"status": {"type": "string", "enum": list(STATUSES)},
+                        "name": {**STR, "minLength": 1, "maxLength": 500},
+                        "queue": {**STR, "minLength": 1, "maxLength": 500},
+                        "q": {**STR, "minLength": 1, "maxLength": 500}},
+                       minProperties=1, additionalProperties=False),
+        "dry_run": {"type": "boolean", "description": "Only count what would be changed"},
+    }, ["action"], additionalProperties=False,
+        description="Either ids or filter. retry: failed or cancelled tasks; cancel: queued, "
+                    "running or waiting ones; delete: finished ones only"),
+    "BulkResult": _obj({"matched": INT, "changed": INT, "limit": INT}, ["matched", "changed"]),
+    "Throughput": _obj({
+        "minutes": {"type": "array", "items": _obj({
+            "minute": INT, "queue": STR, "succeeded": INT, "failed": INT, "picked": INT,
+            "pickup_ms": _null(NUM)}, ["minute", "queue", "succeeded", "failed", "picked"])},
+        "window_minutes": INT, "now": NUM}, ["minutes", "window_minutes"]),
     "Worker": _obj({"id": STR, "pid": INT, "state": STR, "task_id": _null(INT),
                     "cpu_percent": _null(NUM), "rss_bytes": _null(INT), "started_at": NUM},
                    ["id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at"]),
@@ -185,8 +203,18 @@ SCHEMAS = {
     "LibraryItem": _obj({
         "id": ID, "path": _null(STR), "sha256": _null(STR), "mime": _null(STR),
         "size": _null(INT), "taken_at": _null({"anyOf": [NUM, STR]}), "kind": _null(STR),
-        "source_name": _null(STR),
+        "source_name": _null(STR), "width": _null(INT), "height": _null(INT),
+        "camera": _null(STR),
+        "thumbnail": _null({"type": "string", "enum": ["ready", "none"]}),
+        "duplicates": {"type": "array", "items": {"type": "object"}},
     }, ["id"], description="An indexed file (further fields may be present)"),
+    "LibraryTimeline": _obj({
+        "total": INT,
+        "years": {"type": "array", "items": _obj({
+            "year": INT, "count": INT,
+            "months": {"type": "array", "items": _obj({"month": INT, "count": INT},
+                                                      ["month", "count"])}},
+            ["year", "count", "months"])}}, ["total", "years"]),
     "LibraryList": _obj({"items": {"type": "array", "items": _ref("LibraryItem")},
                          "next_cursor": _null(ID)}, ["items", "next_cursor"]),
     "Health": _obj({"status": STR, "db": STR, "pool": _null(_obj(
@@ -215,6 +243,7 @@ PATHS = {
                                                 **_errors(400)},
                    [_query("status", {"type": "string", "enum": list(STATUSES)}),
                     _query("name", STR), _query("queue", STR), _query("parent_id", ID),
+                    {**_query("q", STR), "description": "Text in the name, args or error"},
                     TAG_FILTER, LIMIT, CURSOR], operation_id="listTasks"),
     },
     "/api/tasks/batch": {"post": {
@@ -223,6 +252,15 @@ PATHS = {
             "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
             "items": _ref("EnqueueRequest")}}}},
         "responses": {"201": _json(_ref("BatchResult"), "Created"), **_errors(400, 413)}}},
+    "/api/tasks/bulk": {"post": _op(
+        "Retry, cancel or delete the given tasks, or up to 10,000 matching a filter",
+        {"200": _json(_ref("BulkResult"), "Done (or counted, with dry_run)"), **_errors(400, 413)},
+        body="BulkRequest", operation_id="bulkTasks")},
+    "/api/throughput": {"get": _op(
+        "Per minute and queue: tasks succeeded, failed, picked up, mean pickup latency",
+        {"200": _json(_ref("Throughput"), "Per-minute rows"), **_errors(400)},
+        [_query("minutes", {**INT, "minimum": 1, "maximum": 1440, "default": 60})],
+        operation_id="getThroughput")},
     "/api/tasks/{id}": {"get": _op(
         "One task with progress and children counts",
         {"200": _json(_ref("Task"), "The task"), **_errors(400, 404)}, [TASK_ID_PARAM],
@@ -279,13 +317,33 @@ PATHS = {
                      operation_id="patchSettings"),
     },
     "/api/library": {"get": _op(
-        "Search indexed library items",
+        "Search indexed library items, newest capture first",
         {"200": _json(_ref("LibraryList"), "A page"), **_errors(400)},
-        [_query("q", STR), _query("kind", STR), LIMIT, CURSOR], operation_id="searchLibrary")},
+        [_query("q", STR), _query("kind", STR),
+         {**_query("taken_from", STR), "description": "YYYY, YYYY-MM, YYYY-MM-DD or "
+                                                       "YYYY-MM-DDTHH:MM[:SS], inclusive"},
+         {**_query("taken_to", STR), "description": "Same forms; the whole period is included"},
+         LIMIT, CURSOR], operation_id="searchLibrary")},
+    "/api/library/timeline": {"get": _op(
+        "Item counts per year and month, newest first",
+        {"200": _json(_ref("LibraryTimeline"), "Counts"), **_errors(400)},
+        [_query("kind", STR)], operation_id="libraryTimeline")},
     "/api/library/{id}": {"get": _op(
         "One library item", {"200": _json(_ref("LibraryItem"), "The item"),
                              **_errors(400, 404)},
         [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryItem")},
+    "/api/library/{id}/thumbnail": {"get": _op(
+        "The item's thumbnail (images)",
+        {"200": {"description": "The thumbnail", "content": {
+            m: {"schema": {"type": "string", "format": "binary"}}
+            for m in ("image/webp", "image/jpeg")}}, **_errors(400, 404)},
+        [{**TASK_ID_PARAM, "description": "Library item id"}],
+        operation_id="getLibraryThumbnail")},
+    "/api/library/{id}/file": {"get": _op(
+        "Download the original file under its name",
+        {"200": {"description": "The file", "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 404)},
+        [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryFile")},
     "/api/openapi.json": {"get": _op("This document", {
         "200": _json({"type": "object"}, "OpenAPI 3 document"), **_errors()},
         operation_id="getOpenapi")},

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from hopper.app.settings import REPO_ROOT, SNAPSHOT_ENV, Settings
+from hopper.app.settings import SNAPSHOT_ENV, Settings
 
 log = logging.getLogger("hopper.web")
 
@@ -41,10 +41,15 @@ class WebServer:
                 "hopper.app.web:create_app()"]
 
     def start(self) -> None:
-        env = {**os.environ, "HOPPER_CONFIG": str(self.settings.path),
-               "HOPPER_SUPERVISOR_PID": str(os.getpid()),
+        env = {**os.environ, "HOPPER_SUPERVISOR_PID": str(os.getpid()),
                SNAPSHOT_ENV: self.settings.snapshot()}
-        self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=env)
+        if self.settings.from_file:
+            env["HOPPER_CONFIG"] = str(self.settings.path)
+        else:  # built-in defaults: the web server looks in the same folder and finds none
+            env.pop("HOPPER_CONFIG", None)
+        # Run from the settings file's folder: Gunicorn puts its folder first on sys.path,
+        # and that is where the user's task modules live.
+        self.process = subprocess.Popen(self.command(), cwd=self.settings.path.parent, env=env)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -71,7 +71,8 @@ def write_live(path: Path, workers: int | None = None,
     queue_limits = queue_limits or {}
     with _lock, open(path.with_name(f".{path.name}.lock"), "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
-        text = path.read_text()
+        # No file yet (built-in defaults): the first change writes one where the daemon looks.
+        text = path.read_text() if path.exists() else ""
         expected = _mapping(text)
         if workers is not None:
             expected["workers"] = workers
@@ -100,7 +101,7 @@ def _mapping(text: str) -> dict:
 
 
 def _replace(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:

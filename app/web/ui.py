@@ -14,9 +14,10 @@ from flask import (
 
 from hopper.app import queue, scheduler, task_fields
 from hopper.app.backends.base import STATUSES, TaskConflict
-from hopper.app.web import auth, inputs
-from hopper.app.web.api_system import live_workers, public_settings, settings_in_force
+from hopper.app.web import auth, inputs, task_view
+from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
+from hopper.app.web.library_pages import item_page, library_page
 from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
@@ -29,20 +30,31 @@ def _backend():
 
 @bp.get("/")
 def overview():
-    """Queue counts, live workers and recent failures."""
-    backend = _backend()
-    return render_template("overview.html", queues=backend.counts(), workers=live_workers(),
-                           failures=backend.recent_failures(10), paused=backend.paused_queues())
+    """Queue cards, charts, workers and failures; dashboard.js fills and refreshes them."""
+    return render_template("overview.html")
+
+
+def _known_count(filters: dict) -> int | None:
+    """The number of tasks matching a status/queue filter, from the counters."""
+    if filters["name"] or filters["q"] or filters["parent_id"] or filters["tag"]:
+        return None
+    if not filters["status"] and not filters["queue"]:
+        return None
+    counts = _backend().counts()
+    queues = [filters["queue"]] if filters["queue"] else list(counts)
+    return sum(n for q in queues for s, n in counts.get(q, {}).items()
+               if filters["status"] in (None, s))
 
 
 @bp.get("/tasks")
 def tasks():
-    """A filterable, paged task list."""
+    """A filterable, searchable, paged task list with bulk actions."""
     try:
         limit = inputs.query_limit()
         filters = {"status": inputs.query_text("status", STATUSES),
                    "name": inputs.query_text("name"), "queue": inputs.query_text("queue"),
-                   "parent_id": inputs.query_int("parent_id"), "tag": inputs.query_text("tag")}
+                   "q": inputs.query_text("q"), "parent_id": inputs.query_int("parent_id"),
+                   "tag": inputs.query_text("tag")}
         cursor = inputs.query_int("cursor")
         tags = [task_fields.check_tag(filters["tag"])] if filters["tag"] else None
     except ApiError as exc:
@@ -50,19 +62,33 @@ def tasks():
     except ValueError as exc:
         abort(400, str(exc))
     listed = {k: v for k, v in filters.items() if k != "tag"}
-    rows = _backend().list(**listed, tags=tags, limit=limit + 1, cursor=cursor)
-    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
-    return render_template("tasks.html", tasks=rows[:limit], filters=filters,
-                           statuses=STATUSES, next_cursor=next_cursor, limit=limit)
+    rows, next_cursor = _backend().page(limit=limit, cursor=cursor, tags=tags, **listed)
+    bulk_filter = {k: v for k, v in filters.items() if v and k in ("status", "name", "queue", "q")}
+    if filters["parent_id"] or filters["tag"]:
+        bulk_filter = {}  # the bulk API filters by status, name, queue and text only
+    return render_template("tasks.html", tasks=rows, filters=filters, statuses=STATUSES,
+                           next_cursor=next_cursor, cursor=cursor, limit=limit,
+                           bulk_filter=bulk_filter, known_count=_known_count(filters))
+
+
+CHILDREN_SHOWN = 50
 
 
 @bp.get("/tasks/<int:task_id>")
 def task(task_id: int):
-    """One task: fields, result or error, cancel and retry buttons."""
-    found = _backend().get(task_id) if task_id <= inputs.INT64_MAX else None
+    """One task: fields, progress, children, timeline, each attempt's traceback."""
+    backend = _backend()
+    found = backend.get(task_id) if task_id <= inputs.INT64_MAX else None
     if found is None:
         abort(404, f"no task {task_id}")
-    return render_template("task.html", task=found)
+    children = backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1) if found["children"] else []
+    done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
+    percent = min(100, round(100 * done / total)) if total else 0
+    attempts = task_view.attempts(found)
+    return render_template("task.html", task=found, percent=percent, attempts=attempts,
+                           timeline=task_view.timeline(found, attempts),
+                           children=children[:CHILDREN_SHOWN],
+                           children_more=len(children) > CHILDREN_SHOWN)
 
 
 @bp.post("/tasks/<int:task_id>/<any(cancel, retry):action>")
@@ -113,33 +139,16 @@ def settings_page():
                            flask_app_error=_backend().get_state(ERROR_STATE_KEY))
 
 
-def _library_index():
-    try:
-        from hopper.app.library import index
-    except ImportError:
-        return None
-    return index
-
-
 @bp.get("/library")
 def library():
-    """Search the library index."""
-    index = _library_index()
-    q, kind = request.args.get("q") or None, request.args.get("kind") or None
-    items = index.search_items(_backend(), q=q, kind=kind, limit=100) if index else None
-    return render_template("library.html", items=items, q=q or "", kind=kind or "")
+    """The library browser: timeline, search, thumbnail grid, export."""
+    return library_page()
 
 
 @bp.get("/library/<int:item_id>")
 def library_item(item_id: int):
-    """One library item."""
-    index = _library_index()
-    if index is None:
-        abort(503, "the library index is unavailable")
-    item = index.get_item(_backend(), item_id) if item_id <= inputs.INT64_MAX else None
-    if item is None:
-        abort(404, f"no library item {item_id}")
-    return render_template("library_item.html", item=item)
+    """One library item: preview, metadata, duplicates, download."""
+    return item_page(item_id)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -173,3 +182,4 @@ def logout():
 
     session.clear()
     return redirect(url_for("ui.login"))
+

@@ -90,9 +90,79 @@ def drop(inbox: Path, name: str, data: bytes, mtime: dt.datetime | None = None,
 
 
 def files_under(folder: Path) -> list[Path]:
-    """Every non-folder entry below ``folder`` (symlinks included, lock files excluded)."""
+    """Every non-folder entry below ``folder`` (symlinks and hidden files included)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d != ".hopper-locks"]
+    for dirpath, _, filenames in os.walk(folder):
         out += [Path(dirpath) / f for f in filenames]
     return sorted(out)
+
+
+TAG_MAKE = 0x010F
+TAG_MODEL = 0x0110
+TAG_ORIENTATION = 0x0112
+
+
+def photo_bytes(seed: int, size: tuple[int, int] = (800, 600), original: str | None = None,
+                make: str | None = None, model: str | None = None,
+                orientation: int | None = None) -> bytes:
+    """A camera-like JPEG: a left-to-right gradient (so orientation shows), EXIF capture
+    time, Make, Model and Orientation when given."""
+    import io
+
+    img = Image.linear_gradient("L").resize(size).convert("RGB")
+    img.putpixel((seed % size[0], 0), (seed % 256, 255 - seed % 256, 7))
+    exif = Image.Exif()
+    for tag, value in ((TAG_MAKE, make), (TAG_MODEL, model), (TAG_ORIENTATION, orientation)):
+        if value is not None:
+            exif[tag] = value
+    if original:
+        exif.get_ifd(TAG_EXIF_IFD)[TAG_DATETIME_ORIGINAL] = original
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes(), quality=85)
+    return out.getvalue()
+
+
+def broken_jpeg_bytes(seed: int) -> bytes:
+    """JPEG magic and a header, then noise: sniffed as an image, not decodable."""
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + \
+        bytes((seed * 31 + i * 17) % 251 for i in range(4096))
+
+
+_PALETTES = [((255, 183, 94), (214, 95, 84), (46, 79, 79)), ((135, 206, 235), (250, 250, 210), (34, 139, 34)),
+             ((25, 25, 112), (255, 140, 0), (47, 47, 47)), ((176, 224, 230), (255, 255, 255), (70, 130, 180)),
+             ((255, 218, 185), (255, 105, 97), (139, 69, 19)), ((72, 61, 139), (221, 160, 221), (25, 25, 25))]
+
+
+def scene_bytes(seed: int, size: tuple[int, int] = (1200, 800), original: str | None = None,
+                make: str | None = None, model: str | None = None) -> bytes:
+    """A colourful landscape-like JPEG (sky gradient, sun, hills) with EXIF, for screenshots."""
+    import io
+
+    from PIL import ImageDraw
+
+    top, horizon, ground = _PALETTES[seed % len(_PALETTES)]
+    w, h = size
+    img = Image.new("RGB", size)
+    draw = ImageDraw.Draw(img)
+    for y in range(h):
+        t = y / h
+        draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, horizon)))
+    r = min(w, h) // 8
+    cx, cy = w * (0.2 + 0.6 * ((seed * 37) % 100) / 100), h * 0.45
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 244, 214))
+    for layer in range(3):
+        shade = tuple(max(0, c - 25 * layer) for c in ground)
+        base = h * (0.6 + 0.12 * layer)
+        points = [(0, h)] + [(x, base - (h / 10) * abs(((x + seed * 97 + layer * 211) % 400) - 200) / 200)
+                             for x in range(0, w + 40, 40)] + [(w, h)]
+        draw.polygon(points, fill=shade)
+    exif = Image.Exif()
+    if make:
+        exif[TAG_MAKE] = make
+    if model:
+        exif[TAG_MODEL] = model
+    if original:
+        exif.get_ifd(TAG_EXIF_IFD)[TAG_DATETIME_ORIGINAL] = original
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes(), quality=85)
+    return out.getvalue()

@@ -133,3 +133,25 @@ def test_exif_date_is_read_from_other_image_containers(tmp_path, fmt):
     Image.new("RGB", (40, 30), "blue").save(out, fmt, exif=exif if fmt == "TIFF" else exif.tobytes())
     found = identify_path(_write(tmp_path, "x.img", out.getvalue()))
     assert (found.taken_at, found.kind, found.width) == (dt.datetime(2011, 2, 3, 4, 5, 6), "image", 40)
+
+
+def test_camera_is_make_and_model_without_repeating_the_make(tmp_path):
+    from library_media import photo_bytes
+
+    canon = identify_path(_write(tmp_path, "c.jpg", photo_bytes(1, make="Canon",
+                                                                model="Canon EOS 5D")))
+    nikon = identify_path(_write(tmp_path, "n.jpg", photo_bytes(2, make="NIKON CORPORATION",
+                                                                model="NIKON D750")))
+    plain = identify_path(_write(tmp_path, "p.jpg", jpeg_bytes(3)))
+    assert (canon.camera, nikon.camera, plain.camera) == (
+        "Canon EOS 5D", "NIKON CORPORATION NIKON D750", None)
+
+
+def test_camera_is_read_from_webp_exif(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Google", "Pixel 7"
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (9, 99, 199)).save(out, "WEBP", exif=exif.tobytes())
+    found = identify_path(_write(tmp_path, "pixel.webp", out.getvalue()))
+    assert (found.mime, found.camera, found.width, found.height) == (
+        "image/webp", "Google Pixel 7", 40, 30)

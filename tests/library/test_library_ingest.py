@@ -76,8 +76,8 @@ def test_retry_after_crash_before_unlink_records_no_duplicate(lib, monkeypatch):
 def test_crashed_copy_leaves_a_temp_file_that_retry_and_index_remove(lib, monkeypatch):
     data = text_bytes(3)
     drop(lib.settings.inbox, "a.txt", data)
-    monkeypatch.setattr(organize, "_link_first_free", _refuse_cross_device(organize._link_first_free))
-    _crash_once(monkeypatch, organize, "fsync_dir")   # dies after the copy, before the link's fsync
+    monkeypatch.setattr(organize, "_link_by_name", _refuse_cross_device)
+    _crash_once(monkeypatch, organize, "_link_first_free")   # dies after the copy, before its link
     orphan = lib.settings.library_root / "document" / f"{organize.TEMP_PREFIX}{'ee' * 16}"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"partial")
@@ -89,12 +89,8 @@ def test_crashed_copy_leaves_a_temp_file_that_retry_and_index_remove(lib, monkey
     assert [sha(p.read_bytes()) for p in stored] == [sha(data)]
 
 
-def _refuse_cross_device(real):
-    def link_first_free(source, folder, name):
-        if folder not in source.parents:   # the inbox is "another filesystem"
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        return real(source, folder, name)
-    return link_first_free
+def _refuse_cross_device(source, target):
+    raise OSError(errno.EXDEV, "Invalid cross-device link", str(source))   # the inbox is elsewhere
 
 
 def test_unreadable_file_is_quarantined(lib, monkeypatch):
