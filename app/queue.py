@@ -244,9 +244,9 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     with reaching(c.settings.database):
         results = c.backend.enqueue(tasks)
     if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
-        for task, (task_id, created) in zip(tasks, results):
+        for new, (task_id, created) in zip(tasks, results):
             if created:
-                logs.task_event("enqueued", task_id, task.name, task.queue)
+                logs.task_event("enqueued", task_id, new.name, new.queue)
     if c.eager:
         run_eagerly(c.backend, [task_id for task_id, created in results if created])
     elif c.doorbell is not None:

@@ -77,8 +77,9 @@ def test_batched_claims_of_fast_tasks_never_exceed_the_queue_concurrency(
     for _, step in events:
         running += step
         most = max(most, running)
+    # Which workers win the claims is up to the machine's scheduling (one worker may
+    # take every batch), so only the limit itself is asserted here.
     assert most <= 2
-    assert len({r["pid"] for r in _results(ids)}) >= 2
 
 
 def test_worker_with_queues_runs_only_those_queues(database, engine_client, make_daemon):

@@ -65,20 +65,4 @@ def on_exit(server):
     global _watcher
     if _watcher is not None:
         _watcher.stop()
-        from gunicorn.glogging import Logger
-
-_watcher = None
-
-
-class HopperLogger(Logger):
-    """Gunicorn's own log lines in Hopper's format (``--log-format json``: JSON too)."""
-
-    def setup(self, cfg):
-        super().setup(cfg)
-        from hopper.app import logs
-
-        for handler in self.error_log.handlers:
-            handler.setFormatter(logs.formatter())
-
-
-logger_class = HopperLogger  # a Gunicorn setting, read from this config module
+        _watcher = None
