@@ -90,6 +90,15 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _database_hint(config) -> str | None:
+    """The database the daemon will use, for the fork server's preload; None when
+    the settings cannot be read (the daemon then reports why)."""
+    try:
+        return settings_mod.load(config).database
+    except settings_mod.SettingsError:
+        return None
+
+
 def main(argv: list[str]) -> int:
     """Run one command; return its exit code (never a traceback for a usage,
     settings, database or timeout error)."""
@@ -109,7 +118,8 @@ def main(argv: list[str]) -> int:
                 return _fail(exc, EXIT_USAGE)
         from hopper.worker.context import start_early
 
-        start_early()  # the fork server imports the worker code while the supervisor starts
+        # The fork server imports the worker code while the supervisor starts.
+        start_early(_database_hint(args.config))
         from hopper.app.daemon import serve
 
         return serve(args.config, web=command == "serve", queues=queues)

@@ -18,6 +18,7 @@ STALE_WORKER_ROW_S = 3600   # rows of killed daemons' workers are deleted after 
 
 # -- the worker loop ----------------------------------------------------------
 IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
+IDLE_POLL_MAX_S = 1.0       # ... backing off to this while nothing happens (idle CPU)
 MAX_BATCH = 64              # most tasks one group commit claims
 PREFETCH_HOLD_S = 0.05      # claimed-but-unstarted tasks are given back after this
 FAST_TASK_S = 0.002         # tasks faster than this (moving average) are batched

@@ -29,8 +29,27 @@ __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "ret
            "current_task_id", "set_progress", "set_meta", "list_tasks", "pause_queue",
            "resume_queue", "configure", "client", "QueueUnavailable"]
 
+def _args_encoder():
+    """``args`` to JSON text, refusing NaN and infinity (JSON has neither: clients
+    could not read them back). One encoder serves every call: ``json.dumps``
+    builds a new one whenever an option differs from its defaults, and the C
+    encoder called directly skips the Python wrapper, about 2x faster for the
+    small objects args usually are. No cycle check: a self-containing object
+    ends in RecursionError, which ``build_task`` reports like any other."""
+    encoder = json.JSONEncoder(allow_nan=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return encoder.encode
+    c_encode = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                    ": ", ", ", False, False, False)
+    return lambda value: "".join(c_encode(value, 0))
+
+
+_encode_args = _args_encoder()
+
 _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
                  "max_attempts", "timeout", "parent_id", "tags", "meta"}
+_REQUEST_KEYS = _ENQUEUE_KEYS | {"name"}
 
 
 class Client:
@@ -146,8 +165,8 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
     if not isinstance(args, dict):
         raise ValueError(f"args must be a JSON object, got {type(args).__name__}")
     try:
-        args_json = json.dumps(args, allow_nan=False)  # NaN is not JSON: clients could not read it back
-    except (TypeError, ValueError) as exc:
+        args_json = _encode_args(args)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"args are not JSON-serializable: {exc}") from None
     if priority is not None or timeout is not None or max_attempts is not None:
         # The spec's own defaults were validated when the task was registered.
@@ -195,15 +214,23 @@ def enqueue_many(requests: list[dict]) -> list[int]:
 
 def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
     """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
-    c = client()
-    tasks = []
-    for request in requests:
-        if not isinstance(request, dict) or "name" not in request:
-            raise ValueError("each task needs a name")
-        _refuse_unknown(request.keys() - {"name"})
-        tasks.append(build_task(**request))
-    results = _submit(c, tasks)
+    client()  # loads the task modules before the names are looked up
+    results = submit([task_from_request(request) for request in requests])
     return [task_id for task_id, _ in results], [created for _, created in results]
+
+
+def task_from_request(request: dict) -> NewTask:
+    """One enqueue request (``{name, args?, queue?, ...}``) validated into a NewTask."""
+    if not isinstance(request, dict) or "name" not in request:
+        raise ValueError("each task needs a name")
+    if not request.keys() <= _REQUEST_KEYS:
+        _refuse_unknown(request.keys() - {"name"})
+    return build_task(**request)
+
+
+def submit(tasks: list[NewTask]) -> list[tuple[int, bool]]:
+    """Insert validated tasks in one transaction; ``(id, created)`` per task."""
+    return _submit(client(), tasks)
 
 
 def _refuse_unknown(options) -> None:

@@ -63,12 +63,13 @@ def noop(idx, enq_ts, tag):
 
 
 # ------------------------------------------------------------------ helpers
-def write_settings(folder: str, durability: str, workers: int) -> str:
-    """A settings file for one run, its database inside ``folder``."""
+def write_settings(folder: str, durability: str, workers: int,
+                   database: str = "sqlite:///hopper.db") -> str:
+    """A settings file for one run (SQLite: the database inside ``folder``)."""
     path = os.path.join(folder, "settings.yaml")
     with open(path, "w") as f:
         f.write(
-            "database: sqlite:///hopper.db\n"
+            f"database: {database}\n"
             f"durability: {durability}\n"
             f"workers: {workers}\n"
             "server: {bind: '127.0.0.1:0'}\n"
@@ -113,31 +114,48 @@ def cpu_snapshot(pids: list[int]) -> dict[int, tuple[float, int]]:
 
 # ------------------------------------------------------------------ one run
 def run_mode(durability: str, workers: int, n: int, lat_n: int, gap: float,
-             cold_n: int, cold_idle: float, tmp: str, drain_cap: float) -> dict:
-    """Phases (a), (b), (c), (x) for one durability setting."""
-    from peer_common import (lat_summary, log, paced_enqueue, stop_tree,
-                             wait_drain, wait_until)
+             cold_n: int, cold_idle: float, tmp: str, drain_cap: float,
+             engine: str = "sqlite", full: bool = True) -> dict:
+    """Phases (a), (b), (c), (x) for one durability setting and worker count.
 
-    folder = os.path.join(tmp, durability)
+    On PostgreSQL each run gets a fresh database. Without ``full`` only the
+    drain is measured: the queue is filled with ``enqueue_many`` (untimed).
+    """
+    from peer_common import log, stop_tree, wait_drain
+
+    folder = os.path.join(tmp, f"{engine}-{durability}-{workers}")
     os.makedirs(folder)
-    settings_path = write_settings(folder, durability, workers)
+    pg_db = None
+    database = "sqlite:///hopper.db"
+    if engine == "postgres":
+        import pg_common
+
+        pg_db, database = pg_common.fresh_database("hopperbench")
+    settings_path = write_settings(folder, durability, workers, database)
     done = os.path.join(folder, "done.db")
     DoneMarker(done).create()
     marker = DoneMarker(done)
     client = bind(settings_path)
-    from hopper.app.queue import enqueue
+    from hopper.app.queue import enqueue, enqueue_many
 
-    res: dict = {"queue": "hopper", "mode": f"durability={durability} x{workers}",
+    tag = f"{engine}/{durability} x{workers}"
+    res: dict = {"queue": "hopper", "mode": f"{engine} durability={durability} x{workers}",
                  "worker_type": "process", "workers": workers, "n": n,
-                 "durability": durability}
+                 "durability": durability, "engine": engine}
 
     # (a) enqueue rate, single calls, no worker running
     t0 = time.perf_counter()
-    for i in range(n):
-        enqueue("bench.noop", {"idx": i, "enq_ts": None, "tag": "drain"})
-    enq_s = time.perf_counter() - t0
-    res["enqueue_per_s"] = round(n / enq_s, 1)
-    log(f"hopper/{durability}: enqueued {n} in {enq_s:.2f}s ({n / enq_s:.0f}/s)")
+    if full:
+        for i in range(n):
+            enqueue("bench.noop", {"idx": i, "enq_ts": None, "tag": "drain"})
+        enq_s = time.perf_counter() - t0
+        res["enqueue_per_s"] = round(n / enq_s, 1)
+        log(f"hopper {tag}: enqueued {n} in {enq_s:.2f}s ({n / enq_s:.0f}/s)")
+    else:
+        for i in range(0, n, 1000):
+            enqueue_many([{"name": "bench.noop", "args": {"idx": k, "enq_ts": None,
+                                                          "tag": "drain"}}
+                          for k in range(i, min(n, i + 1000))])
 
     # (b) drain: the worker daemon as a separate process
     cmd = [sys.executable, os.path.join(REPO, "run.py"), "--config", settings_path,
@@ -153,45 +171,15 @@ def run_mode(durability: str, workers: int, n: int, lat_n: int, gap: float,
             return proc.poll() is not None
 
         res.update(wait_drain(marker, n, t_start, drain_cap, dead))
-        log(f"hopper/{durability}: drained {res['done']}/{n} in {res['drain_s']:.2f}s "
+        log(f"hopper {tag}: drained {res['done']}/{n} in {res['drain_s']:.2f}s "
             f"incl. startup {res['startup_s']:.2f}s -> {res['drain_per_s']:.0f}/s "
             f"(first->last {res['steady_per_s']}/s)")
         if dead():
-            raise RuntimeError(f"hopper/{durability}: daemon exited rc={proc.poll()}")
-
-        # (c) pickup latency, workers idle and blocked on the doorbell
-        enqueue("bench.noop", {"idx": -1, "enq_ts": time.time(), "tag": "warm"})
-        wait_until(lambda: marker.count("warm") >= 1, timeout=30)
-        time.sleep(0.5)
-        durs = paced_enqueue(lat_n, gap, lambda i, ts: enqueue(
-            "bench.noop", {"idx": i, "enq_ts": ts, "tag": "lat"}))
-        wait_until(lambda: marker.count("lat") >= lat_n, timeout=60)
-        rows = marker.rows("lat")
-        res["latency"] = lat_summary([start - enq for (_i, enq, start, _e) in rows])
-        res["latency"]["missing"] = lat_n - len(rows)
-        res["enqueue_call_p50_ms"] = round(sorted(durs)[len(durs) // 2] * 1e3, 3)
-        log(f"hopper/{durability}: pickup latency {res['latency']}")
-
-        # (x) + cold pickup: idle CPU is measured over the first idle period
-        worker_pids = sorted(w["pid"] for w in client.backend.live_workers(5.0))
-        import psutil
-
-        others = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)
-                  if p.pid not in worker_pids]
-        for k in range(cold_n):
-            before = cpu_snapshot(worker_pids + others + [proc.pid]) if k == 0 else None
-            time.sleep(cold_idle)
-            if before is not None:
-                after = cpu_snapshot(list(before))
-                res["idle_cpu"] = idle_cpu(before, after, worker_pids, proc.pid, cold_idle)
-                log(f"hopper/{durability}: idle CPU over {cold_idle}s: {res['idle_cpu']}")
-            enqueue("bench.noop", {"idx": k, "enq_ts": time.time(), "tag": "cold"})
-            wait_until(lambda: marker.count("cold") >= k + 1, timeout=30, interval=0.005)
-        rows = marker.rows("cold")
-        cold = [start - enq for (_i, enq, start, _e) in rows]
-        res["cold"] = {"idle_s": cold_idle, "n": len(cold),
-                       "ms": [round(c * 1e3, 1) for c in cold]}
-        log(f"hopper/{durability}: cold pickup after {cold_idle}s idle: {res['cold']['ms']} ms")
+            raise RuntimeError(f"hopper {tag}: daemon exited rc={proc.poll()}")
+        if engine == "postgres":
+            res["tables_after_drain"] = pg_common.table_stats(database)
+        if full:
+            latency_phases(res, client, proc, marker, lat_n, gap, cold_n, cold_idle, tag)
         res["runs_once"] = once_check(client.backend)
     finally:
         # Hopper: SIGTERM = graceful (stop claiming, finish, exit 0)
@@ -200,7 +188,49 @@ def run_mode(durability: str, workers: int, n: int, lat_n: int, gap: float,
         logf.close()
         marker.close()
         client.backend.close()
+        if pg_db is not None:
+            pg_common.drop_database(pg_db)
     return res
+
+
+def latency_phases(res: dict, client, proc, marker, lat_n: int, gap: float, cold_n: int,
+                   cold_idle: float, tag: str) -> None:
+    """(c) warm pickup latency, (x) idle CPU and cold pickup, into ``res``."""
+    from peer_common import lat_summary, log, paced_enqueue, wait_until
+    from hopper.app.queue import enqueue
+
+    enqueue("bench.noop", {"idx": -1, "enq_ts": time.time(), "tag": "warm"})
+    wait_until(lambda: marker.count("warm") >= 1, timeout=30)
+    time.sleep(0.5)
+    durs = paced_enqueue(lat_n, gap, lambda i, ts: enqueue(
+        "bench.noop", {"idx": i, "enq_ts": ts, "tag": "lat"}))
+    wait_until(lambda: marker.count("lat") >= lat_n, timeout=60)
+    rows = marker.rows("lat")
+    res["latency"] = lat_summary([start - enq for (_i, enq, start, _e) in rows])
+    res["latency"]["missing"] = lat_n - len(rows)
+    res["enqueue_call_p50_ms"] = round(sorted(durs)[len(durs) // 2] * 1e3, 3)
+    log(f"hopper {tag}: pickup latency {res['latency']}")
+
+    # idle CPU is measured over the first idle period before a cold pickup
+    worker_pids = sorted(w["pid"] for w in client.backend.live_workers(5.0))
+    import psutil
+
+    others = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)
+              if p.pid not in worker_pids]
+    for k in range(cold_n):
+        before = cpu_snapshot(worker_pids + others + [proc.pid]) if k == 0 else None
+        time.sleep(cold_idle)
+        if before is not None:
+            after = cpu_snapshot(list(before))
+            res["idle_cpu"] = idle_cpu(before, after, worker_pids, proc.pid, cold_idle)
+            log(f"hopper {tag}: idle CPU over {cold_idle}s: {res['idle_cpu']}")
+        enqueue("bench.noop", {"idx": k, "enq_ts": time.time(), "tag": "cold"})
+        wait_until(lambda: marker.count("cold") >= k + 1, timeout=30, interval=0.005)
+    rows = marker.rows("cold")
+    cold = [start - enq for (_i, enq, start, _e) in rows]
+    res["cold"] = {"idle_s": cold_idle, "n": len(cold),
+                   "ms": [round(c * 1e3, 1) for c in cold]}
+    log(f"hopper {tag}: cold pickup after {cold_idle}s idle: {res['cold']['ms']} ms")
 
 
 def idle_cpu(before: dict, after: dict, workers: list[int], supervisor: int,
@@ -222,8 +252,7 @@ def idle_cpu(before: dict, after: dict, workers: list[int], supervisor: int,
 
 def once_check(backend) -> dict:
     """Every benchmark task succeeded, each in exactly one attempt."""
-    conn = backend._conn()
-    rows = conn.execute("SELECT status, attempts, count(*) FROM tasks GROUP BY 1, 2").fetchall()
+    rows = backend.fetch("SELECT status, attempts, count(*) FROM tasks GROUP BY status, attempts")
     return {f"{s}/{a}": c for s, a, c in rows}
 
 
@@ -330,6 +359,9 @@ def main() -> int:
     ap.add_argument("--drain-cap-s", type=float, default=env_float("DRAIN_CAP_S", 90))
     ap.add_argument("--batch-total", type=int, default=env_int("BATCH_TOTAL", 200000))
     ap.add_argument("--claim-big", type=int, default=env_int("CLAIM_BIG", 1000000))
+    ap.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--workers-list", default=os.environ.get("PG_WORKERS_LIST", "1,2,4,8"),
+                    help="PostgreSQL: drain with each of these worker counts as well")
     ap.add_argument("--skip-extras", action="store_true")
     ap.add_argument("--label", default="this branch", help="shown in the table's queue column")
     a = ap.parse_args()
@@ -337,21 +369,32 @@ def main() -> int:
 
     tmp = tempfile.mkdtemp(prefix="hopperbench-")
     out = {"bench": "hopper", "version": f"0.1.0 ({a.label})", "label": a.label,
+           "engine": a.engine,
            "sqlite": sqlite3.sqlite_version,
            "settings": {"worker": "python run.py worker, workers: 2, lease 30s, defaults",
                         "lat_n": a.lat_n, "gap_ms": a.gap_ms},
            "runs": []}
     try:
         out["marker_cost_us"] = round(marker_self_cost(os.path.join(tmp, "selfcost.db")), 1)
-        for durability in [d.strip() for d in a.durability.split(",") if d.strip()]:
+        plan = [(d.strip(), a.workers, True) for d in a.durability.split(",") if d.strip()]
+        if a.engine == "postgres":
+            # PostgreSQL ignores ``durability`` (every commit is synchronous unless
+            # the backend says otherwise): one durability, every worker count.
+            counts = sorted({int(w) for w in a.workers_list.split(",")} | {a.workers})
+            plan = [("full", w, w == a.workers) for w in counts]
+            from pg_common import server_settings, ADMIN_URL
+
+            out["server"] = server_settings(ADMIN_URL)
+        for durability, workers, full in plan:
             try:
-                out["runs"].append(run_mode(durability, a.workers, a.n, a.lat_n,
+                out["runs"].append(run_mode(durability, workers, a.n, a.lat_n,
                                             a.gap_ms / 1000.0, a.cold_n, a.cold_idle, tmp,
-                                            a.drain_cap_s))
+                                            a.drain_cap_s, a.engine, full))
             except RuntimeError as e:
                 log(str(e))
-                out["runs"].append({"queue": "hopper", "mode": durability, "error": str(e)})
-        if not a.skip_extras:
+                out["runs"].append({"queue": "hopper", "mode": f"{a.engine} {durability}",
+                                    "workers": workers, "error": str(e)})
+        if not a.skip_extras and a.engine == "sqlite":
             out["batch_enqueue"] = batch_enqueue(tmp, a.batch_total, 1000)
             out["claim_rate"] = claim_rate(tmp, 1000, a.claim_big, rounds=15, per_round=1000)
     finally:

@@ -101,6 +101,71 @@ def targets(peers: dict, hopper: dict, label: str = "") -> list[list]:
     return rows
 
 
+def _dead(run: dict | None, table: str) -> str:
+    for t in (run or {}).get("tables_after_drain", []):
+        if t["table"] == table:
+            return f"{t['dead']:,} dead / {t['live']:,} live"
+    return "-"
+
+
+PG_TABLES = {"hopper": "tasks", "pgqueuer": "pgqueuer", "procrastinate": "procrastinate_jobs"}
+PGHEAD = ["workers", "Hopper e2e/s", "PgQueuer e2e/s", "procrastinate e2e/s",
+          "Hopper / faster peer", "target", "met", "dead tuples after drain (Hopper; PgQueuer;"
+          " procrastinate)"]
+
+
+def pg_rows(hopper_pg: dict | None, pgq: dict | None, proc: dict | None) -> list[list]:
+    """One row per worker count: Hopper on PostgreSQL vs the faster of its two peers."""
+    counts = sorted({r.get("workers") for b in (hopper_pg, pgq, proc) if b
+                     for r in b.get("runs", []) if r.get("workers")})
+    rows = []
+    for w in counts:
+        h, q, p = (_run(b, workers=w) for b in (hopper_pg, pgq, proc))
+        rates = [r.get("drain_per_s") for r in (q, p) if r and r.get("drain_per_s")]
+        ratio = _ratio((h or {}).get("drain_per_s"), max(rates) if rates else None)
+        rows.append([w, fmt((h or {}).get("drain_per_s")), fmt((q or {}).get("drain_per_s")),
+                     fmt((p or {}).get("drain_per_s")) + (" (capped)" if p and p.get("partial")
+                                                          else ""),
+                     fmt(ratio, 2) if ratio else "-", ">= 1.5x",
+                     "-" if ratio is None else ("yes" if ratio >= 1.5 else "NO"),
+                     "; ".join(_dead(r, PG_TABLES[n]) for n, r in
+                               (("hopper", h), ("pgqueuer", q), ("procrastinate", p)))])
+    return rows
+
+
+def pg_targets(hopper_pg: dict | None, workers: int) -> list[list]:
+    """Pickup latency on PostgreSQL at the harness's worker count."""
+    h = _run(hopper_pg, workers=workers, durability="full")
+    if not h or "latency" not in h:
+        return []
+    lat, cold = h["latency"], h.get("cold", {}).get("ms", [])
+    out = [["[postgres] pickup p50 ms (warm)", fmt(lat["p50_ms"], 2), "-",
+            fmt(lat["p50_ms"], 2), "<= 5 ms", "yes" if lat["p50_ms"] <= 5 else "NO"]]
+    if cold:
+        out.append(["[postgres] cold pickup median / max ms (after 5 s idle)",
+                    fmt(statistics.median(cold), 2), "-", fmt(max(cold), 2), "<= 5 ms (median)",
+                    "yes" if statistics.median(cold) <= 5 else "NO"])
+    return out
+
+
+def http_targets(http: dict | None) -> list[list]:
+    """HTTP: single enqueue vs a bare Flask endpoint, its p99, batch tasks/s."""
+    if not http:
+        return []
+    single, bare, batch = http["single"], http["bare"], http["batch_run"]
+    ratio = http["ratio"]
+    return [
+        [f"[http] POST /api/tasks req/s vs bare Flask ({http['threads']} keep-alive clients)",
+         fmt(single["per_s"]), fmt(bare["per_s"]), fmt(ratio, 2), ">= 0.6",
+         "yes" if ratio >= 0.6 else "NO"],
+        ["[http] POST /api/tasks p99 ms (worst round)", fmt(single["p99_ms"], 1), "-",
+         fmt(single["p99_ms"], 1), "< 20 ms", "yes" if single["p99_ms"] < 20 else "NO"],
+        [f"[http] POST /api/tasks/batch tasks/s ({http['batch']} per request)",
+         fmt(batch["tasks_per_s"]), "-", fmt(batch["tasks_per_s"]), ">= 20,000/s",
+         "yes" if batch["tasks_per_s"] >= 20000 else "NO"],
+    ]
+
+
 THEAD = ["target", "Hopper", "reference", "ratio / value", "target", "met"]
 
 
@@ -110,6 +175,11 @@ def main() -> int:
     ap.add_argument("--peers", required=True)
     ap.add_argument("--hopper", required=True, nargs="+",
                     help="one or more bench_hopper.py JSON files (e.g. before and after the peers)")
+    ap.add_argument("--hopper-pg", help="bench_hopper.py --engine postgres JSON")
+    ap.add_argument("--pgqueuer", help="bench_pgpeers.py --queue pgqueuer JSON")
+    ap.add_argument("--procrastinate", help="bench_pgpeers.py --queue procrastinate JSON")
+    ap.add_argument("--http", help="bench_http.py --json output")
+    ap.add_argument("--enqueue-ab", help="bench_enqueue_ab.py --json output")
     ap.add_argument("--md")
     ap.add_argument("--cmd", default="bash bench/run_all.sh")
     a = ap.parse_args()
@@ -119,12 +189,36 @@ def main() -> int:
     for path in a.hopper:
         with open(path) as f:
             hoppers.append(json.load(f))
+    pg = {}
+    for key in ("hopper_pg", "pgqueuer", "procrastinate"):
+        path = getattr(a, key)
+        if path and os.path.exists(path):
+            with open(path) as f:
+                pg[key] = json.load(f)
+    if "hopper_pg" in pg:
+        pg["hopper_pg"]["bench"] = "hopper"
     meta = peers.get("meta") or {}
-    qrows = queue_rows([*hoppers, peers.get("huey"), peers.get("rq"), peers.get("floor")])
+    qrows = queue_rows([*hoppers, peers.get("huey"), peers.get("rq"), peers.get("floor"),
+                        pg.get("hopper_pg"), pg.get("pgqueuer"), pg.get("procrastinate")])
     trows = []
     for hopper in hoppers:
         label = f"{hopper['label']}, " if len(hoppers) > 1 and hopper.get("label") else ""
         trows += targets(peers, hopper, label)
+    prows = pg_rows(pg.get("hopper_pg"), pg.get("pgqueuer"), pg.get("procrastinate"))
+    trows += pg_targets(pg.get("hopper_pg"), int(meta.get("WORKERS") or 2))
+    http = None
+    if a.http and os.path.exists(a.http):
+        with open(a.http) as f:
+            http = json.load(f)
+    trows += http_targets(http)
+    if a.enqueue_ab and os.path.exists(a.enqueue_ab):
+        with open(a.enqueue_ab) as f:
+            ab = json.load(f)
+        ratio = ab["ratio_median"]
+        trows.append([f"single enqueue/s vs huey, interleaved bursts of {ab['burst']} "
+                      f"(median of {len(ab['rounds'])} rounds; both synchronous=FULL)",
+                      fmt(ab["hopper_median"]), fmt(ab["huey_median"]), fmt(ratio, 2), ">= 1.2x",
+                      "yes" if ratio >= 1.2 else "NO"])
     head = qhead(meta)
     print(f"\nN={meta.get('N')} tasks, {meta.get('WORKERS')} workers, latency: "
           f"{meta.get('LAT_N')} tasks @ {meta.get('LAT_GAP_MS')} ms, cold: "
@@ -134,6 +228,9 @@ def main() -> int:
     print(text_table(head, qrows))
     print()
     print(text_table(THEAD, trows))
+    if prows:
+        print("\nPostgreSQL, end-to-end tasks/s by worker count (fresh database each):")
+        print(text_table(PGHEAD, prows))
     if a.md:
         md = [f"Run: {meta.get('date')}; host: {meta.get('cpu', '?').strip()}, "
               f"{meta.get('nproc')} cores, {meta.get('mem')} RAM, kernel "
@@ -142,6 +239,11 @@ def main() -> int:
               f"{meta.get('WORKERS')} workers.", "",
               f"Command: `{a.cmd}`", "",
               md_table(head, qrows), "", md_table(THEAD, trows), ""]
+        if prows:
+            server = (pg.get("hopper_pg") or {}).get("server", {})
+            md += ["PostgreSQL " + ", ".join(f"{k} {v}" for k, v in server.items())
+                   + "; end-to-end tasks/s by worker count, a fresh database each:", "",
+                   md_table(PGHEAD, prows), ""]
         extra = []
         for hopper in hoppers:
             c = hopper.get("claim_rate")

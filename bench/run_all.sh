@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Hopper beside the peers, in one run, printed as one table.
 #
-#   bash bench/run_all.sh            (from the repository root; about 9 minutes)
+#   bash bench/run_all.sh            (from the repository root; about 15 minutes)
 #
 # 1. the peer harness (../shared/bench-peers/run_all.sh: huey, RQ, SQLite limit,
 #    the floor) with N=20000, 2 workers; its results go to bench/out/<stamp>/
 # 2. bench/bench_hopper.py (durability full and normal, batch enqueue, claim rate),
 #    run once before and once after the peers (the second without the extras)
-# 3. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+# 3. PostgreSQL (127.0.0.1:5432, a fresh database per run): bench/bench_hopper.py
+#    --engine postgres, then PgQueuer and procrastinate (bench/bench_pgpeers.py, in their
+#    own virtual environment made by bench/setup_pgpeers.sh), each with 1, 2, 4 and 8
+#    worker processes, same N; SKIP_PG=1 leaves this out
+# 4. bench/bench_http.py: single POST /api/tasks beside a bare Flask endpoint under the
+#    same Gunicorn command line, then POST /api/tasks/batch
+# 5. bench/bench_enqueue_ab.py: single enqueues of Hopper and SqliteHuey (both synchronous=FULL)
+#    in alternating bursts, so the disk's fsync time is the same for both
+# 6. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
 #
 # Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
 # PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
@@ -41,13 +49,42 @@ if [ -z "${PEERS_JSON:-}" ] || [ ! -f "$PEERS_JSON" ]; then
   exit 1
 fi
 
+pg_args=()
+if [ "${SKIP_PG:-0}" != 1 ]; then
+  echo "[bench] postgres: hopper, pgqueuer, procrastinate (workers ${PG_WORKERS_LIST:-1,2,4,8})" >&2
+  "$PY" bench/bench_hopper.py --engine postgres --label postgres \
+    --json "$OUT/hopper-pg.json" > /dev/null 2> "$OUT/hopper-pg.log" || rc=1
+  grep '^\[' "$OUT/hopper-pg.log" >&2
+  if bash bench/setup_pgpeers.sh 2> "$OUT/pgpeers-setup.log"; then
+    PGPY=${PG_PEER_VENV:-/tmp/pgpeervenv}/bin/python
+    for q in pgqueuer procrastinate; do
+      timeout -k 10 900 "$PGPY" bench/bench_pgpeers.py --queue "$q" --json "$OUT/$q.json" \
+        > /dev/null 2> "$OUT/$q.log" || rc=1
+      grep '^\[' "$OUT/$q.log" >&2
+    done
+  else
+    echo "[bench] PostgreSQL peers' setup failed; see $OUT/pgpeers-setup.log" >&2; rc=1
+  fi
+  pg_args=(--hopper-pg "$OUT/hopper-pg.json" --pgqueuer "$OUT/pgqueuer.json"
+           --procrastinate "$OUT/procrastinate.json")
+fi
+
+echo "[bench] single enqueue, Hopper and SqliteHuey interleaved: bench/bench_enqueue_ab.py" >&2
+"$PY" bench/bench_enqueue_ab.py --json "$OUT/enqueue-ab.json" > /dev/null 2> "$OUT/enqueue-ab.log" || rc=1
+cat "$OUT/enqueue-ab.log" >&2
+
+echo "[bench] http: bench/bench_http.py (bare Flask vs POST /api/tasks, then batches)" >&2
+"$PY" bench/bench_http.py --json "$OUT/http.json" > "$OUT/http.log" 2>&1 || rc=1
+cat "$OUT/http.log" >&2
+
 echo "[bench] hopper (after peers; batch enqueue and claim rate only before)" >&2
 "$PY" bench/bench_hopper.py --label "after peers" --skip-extras --json "$OUT/hopper-after.json" \
   > /dev/null 2> "$OUT/hopper-after.log" || rc=1
 grep '^\[' "$OUT/hopper-after.log" >&2
 
 "$PY" bench/report.py --peers "$PEERS_JSON" \
-  --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" \
+  --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" "${pg_args[@]}" \
+  --http "$OUT/http.json" --enqueue-ab "$OUT/enqueue-ab.json" \
   --md "$OUT/table.md" --cmd "bash bench/run_all.sh  (N=$N WORKERS=$WORKERS)" || rc=1
 echo "[bench] total $(( $(date +%s) - started )) s; results in $OUT" >&2
 exit $rc

@@ -1,6 +1,9 @@
 """The Python API against a real database (SQLite and PostgreSQL), without a daemon."""
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import pytest
 
 from hopper.app import queue
@@ -140,3 +143,36 @@ def test_an_error_naming_an_undecodable_file_is_recorded_readably(engine_client,
 def test_eight_processes_enqueueing_one_unique_key_get_one_task(engine_client, engine_settings):
     assert len(enqueue_from_processes(engine_settings, "the-one")) == 1
     assert engine_client.backend.counts() == {"default": {"queued": 1}}
+
+
+def test_enqueue_waits_for_a_held_write_lock_then_stores_the_task(client):
+    holder = sqlite3.connect(client.backend.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    result: list[int] = []
+    enqueuer = threading.Thread(target=lambda: result.append(queue.enqueue("echo", {"n": 1})))
+    enqueuer.start()
+    enqueuer.join(0.5)
+    assert enqueuer.is_alive() and result == []  # blocked behind the other writer
+    holder.execute("COMMIT")
+    enqueuer.join(30)
+    holder.close()
+    assert queue.get_task(result[0])["args"] == {"n": 1}
+
+
+def test_enqueue_args_keep_their_json_types_and_unicode(engine_client):
+    args = {"n": 1, "f": 1.5, "s": "é\u2603", "l": [None, True], "d": {"k": "v"}}
+    assert queue.get_task(queue.enqueue("echo", args))["args"] == args
+
+
+def test_enqueue_of_a_self_containing_object_raises_value_error(engine_client):
+    args: dict = {}
+    args["me"] = args
+    with pytest.raises(ValueError, match="not JSON-serializable"):
+        queue.enqueue("echo", args)
+    assert _task_count(engine_client) == 0
+
+
+def test_enqueue_many_returns_ids_in_request_order_on_both_engines(engine_client):
+    ids = queue.enqueue_many([{"name": "echo", "args": {"i": i}} for i in range(2500)])
+    assert len(set(ids)) == 2500
+    assert [queue.get_task(ids[i])["args"]["i"] for i in (0, 999, 1000, 2499)] == [0, 999, 1000, 2499]

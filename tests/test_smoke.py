@@ -9,3 +9,4 @@ def test_daemon_runs_an_echo_task_and_stops_cleanly(make_daemon, client):
     assert done["status"] == "succeeded"
     assert done["result"] == {"hello": "world"}
     assert daemon.stop() == 0
+

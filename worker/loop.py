@@ -21,7 +21,7 @@ from typing import Callable
 from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.app.defaults import (
-    FAST_TASK_S, IDLE_POLL_S, MAX_BATCH, PREFETCH_HOLD_S, SLOT_LOCK_WAIT_S,
+    FAST_TASK_S, IDLE_POLL_MAX_S, IDLE_POLL_S, MAX_BATCH, PREFETCH_HOLD_S, SLOT_LOCK_WAIT_S,
 )
 from hopper.app.execute import execute, log_outcome
 from hopper.app.identity import worker_id_for
@@ -90,6 +90,7 @@ class WorkerLoop:
         self.task_context = task_context  # entered around each task (tasks.flask_app)
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
+        self._idle_s = IDLE_POLL_S
 
     def stop(self) -> None:
         self._stop = True
@@ -109,6 +110,7 @@ class WorkerLoop:
             if not claimed:
                 self._idle()
                 continue
+            self._idle_s = IDLE_POLL_S
             if len(claimed) == batch > 1 and self.doorbell is not None:
                 self.doorbell.ring()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
@@ -143,10 +145,18 @@ class WorkerLoop:
         return claimed
 
     def _idle(self) -> None:
-        if self.listener is not None:
-            self.listener.wait(IDLE_POLL_S)
-        else:
-            time.sleep(IDLE_POLL_S)
+        """Wait for a wake-up, a delayed task coming due, or the fallback poll.
+
+        The fallback poll doubles while nothing happens, up to IDLE_POLL_MAX_S,
+        so an idle worker costs next to no CPU; a wake-up resets it, and a
+        delayed task that comes due sooner shortens the wait to its due time.
+        """
+        wait = self._idle_s
+        due = self.backend.next_due()
+        if due is not None:
+            wait = min(wait, max(0.001, due - time.time()))
+        woken = self.listener.wait(wait) if self.listener is not None else time.sleep(wait)
+        self._idle_s = IDLE_POLL_S if woken else min(self._idle_s * 2, IDLE_POLL_MAX_S)
 
     def _run_batch(self, claimed: list[Claimed], pending: list[Outcome]) -> list[int]:
         """Run claimed tasks in order; return the ids given back unstarted."""
@@ -223,7 +233,8 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
     from hopper.app.wakeup import DoorbellListener, doorbell_path
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
-    client = queue.configure(settings, modules=modules)
+    # The supervisor applied the migrations before it started the pool.
+    client = queue.configure(settings, migrate=False, modules=modules)
     task_context = contextlib.nullcontext
     if settings.flask_app:
         from hopper.worker.flask_context import build_or_exit

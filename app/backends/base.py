@@ -67,6 +67,7 @@ class NewTask:
     args_json: str | None = None  # ``args`` already serialized (saves a second json.dumps)
     tags: tuple[str, ...] = ()
     meta_json: str | None = None  # the initial meta object, serialized
+    created_at: float | None = None  # set by the backend when the row is inserted
 
 
 @dataclass
@@ -128,6 +129,27 @@ class WorkerRow:
     started_at: float = 0.0
 
 
+def new_task_dict(task_id: int, task: NewTask) -> dict:
+    """The public shape of a task just inserted, without reading it back.
+
+    Only for a task the caller has just created (``created`` from ``enqueue``):
+    its row holds exactly these values until a worker claims it.
+    """
+    values = {"id": task_id, "queue": task.queue, "name": task.name, "args": task.args,
+              "status": "queued", "priority": task.priority, "run_after": task.run_after,
+              "attempts": 0, "max_attempts": task.max_attempts, "timeout": task.timeout,
+              "unique_key": task.unique_key, "parent_id": task.parent_id,
+              "continuation": task.continuation, "created_at": task.created_at,
+              "tags": list(task.tags),
+              "meta": json.loads(task.meta_json) if task.meta_json is not None else {}}
+    out = {column: values.get(column) for column in TASK_COLUMNS if column not in
+           ("progress_done", "progress_total", "lease_until")}
+    out["progress"] = {"done": None, "total": None}
+    out["history"] = []  # no attempt has ended yet
+    out["children"] = {}
+    return out
+
+
 def task_dict(row: Iterable[Any]) -> dict:
     """The public shape of a task row (JSON fields decoded)."""
     task = dict(zip(TASK_COLUMNS, row))
@@ -179,6 +201,12 @@ class Backend(ABC):
         """Record outcomes, give back unstarted tasks and claim up to ``limit``
         ready tasks of unpaused queues that ``queues`` allows, all in one
         transaction (group commit)."""
+
+    def next_due(self) -> float | None:
+        """When the earliest delayed task (queued, due later) may run, as Unix
+        time; None when there is none or it is not known cheaply. A worker with
+        nothing ready sleeps until then at most."""
+        return None
 
     @abstractmethod
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:

@@ -43,6 +43,37 @@ def _claim_sql(queues: int) -> str:
     return ("UPDATE tasks SET status = 'running', worker = %s, lease_until = %s, started_at = %s,"
             f" attempts = attempts + 1 WHERE id IN ({picked}) {CLAIM_RETURNING}")
 
+INSERT_CHUNK = 1000  # rows per INSERT statement (13,000 parameters; PostgreSQL allows 65,535)
+
+
+@lru_cache(maxsize=16)
+def _insert_rows_sql(n: int, notify: bool) -> str:
+    """INSERT of ``n`` rows returning their ids; with ``notify`` it also wakes idle
+    workers (NOTIFY, delivered when the statement's transaction commits)."""
+    row = INSERT.rsplit(" VALUES ", 1)[1]
+    insert = (INSERT + ("," + row) * (n - 1)).replace("?", "%s") + " RETURNING id"
+    if not notify:
+        return insert
+    return (f"WITH ins AS ({insert}) SELECT ins.id FROM ins"
+            f" CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS wake")
+
+
+# Successes of a batch as arrays: one statement text whatever the batch size, so
+# psycopg converts it once and the server runs it as a prepared statement (the
+# VALUES form's text grows with the batch and was re-parsed on every call: 17 %
+# of a draining worker's time in py-spy).
+_SUCCEED_ARRAYS = """
+UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
+                          THEN 'waiting' ELSE 'succeeded' END,
+       result = v.result, started_at = v.started_at, finished_at = v.finished_at,
+       lease_until = NULL
+  FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[])
+       AS v(id, result, started_at, finished_at)
+ WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
+RETURNING tasks.id, tasks.status, tasks.parent_id
+"""
+
+
 class PostgresBackend(SqlBackend):
     """The multi-machine backend."""
 
@@ -58,11 +89,28 @@ class PostgresBackend(SqlBackend):
         self._local = threading.local()
 
     def _conn(self) -> psycopg.Connection:
+        """This thread's connection; inside ``finish_and_claim`` its second one,
+        whose session commits without waiting for the WAL flush."""
         local = self._local
-        if getattr(local, "pid", None) != os.getpid() or local.conn.closed:
-            local.conn = psycopg.connect(self.url, autocommit=True)
-            local.pid = os.getpid()
-        return local.conn
+        unsynced = getattr(local, "unsynced", False)
+        name = "unsynced_conn" if unsynced else "conn"
+        conn = getattr(local, name, None) if getattr(local, "pid", None) == os.getpid() else None
+        if conn is None or conn.closed:
+            if getattr(local, "pid", None) != os.getpid():
+                local.conn = local.unsynced_conn = None
+                local.pid = os.getpid()
+            conn = psycopg.connect(self.url, autocommit=True)
+            if unsynced:
+                # A session setting, not SET LOCAL in each transaction: one round trip less.
+                conn.execute("SET synchronous_commit = off")
+            setattr(local, name, conn)
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "unsynced_conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        super().close()
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
@@ -70,27 +118,54 @@ class PostgresBackend(SqlBackend):
         with conn.transaction():
             yield conn
 
+    def finish_and_claim(self, *args, **kwargs) -> list[Claimed]:
+        """The worker's group commit, committed without waiting for the WAL flush.
+
+        Under at-least-once only the enqueue acknowledgement must survive a crash
+        of the server: a lost outcome or claim makes the task run again, as if
+        its worker had died (see SqliteBackend._unsynced). The server still
+        writes these commits in order, so a later synchronous commit (an
+        enqueue) makes them durable too.
+        """
+        self._local.unsynced = True
+        try:
+            return super().finish_and_claim(*args, **kwargs)
+        finally:
+            self._local.unsynced = False
+
+    def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
+        ids, results, started, finished = (list(column) for column in zip(*rows))
+        return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished,
+                                              worker_id)).fetchall()
+
     def migrate(self) -> list[str]:
         return apply_postgres_migrations(self._conn())
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         now = time.time()
+        if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None and not t.tags for t in tasks):
+            # One statement, its own transaction: one round trip instead of BEGIN,
+            # INSERT, NOTIFY and COMMIT. The NOTIFY is delivered at its commit.
+            return self._insert_rows(self._conn(), tasks, now, notify=True)
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
                 results = [self._insert_one(conn, t, now) for t in tasks]
             else:
-                cur = conn.cursor()
-                cur.executemany(self._sql(INSERT + " RETURNING id"),
-                                [insert_params(t, now) for t in tasks], returning=True)
                 results = []
-                while True:
-                    results.append((cur.fetchone()[0], True))
-                    if not cur.nextset():
-                        break
+                for start in range(0, len(tasks), INSERT_CHUNK):
+                    results += self._insert_rows(conn, tasks[start:start + INSERT_CHUNK], now)
             self._insert_tags(conn, tasks, results)
             if any(created for _, created in results):
                 conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
         return results
+
+    def _insert_rows(self, conn, tasks: list[NewTask], now: float,
+                     notify: bool = False) -> list[tuple[int, bool]]:
+        """Insert tasks in one multi-row statement; ids in the order of ``tasks``
+        (one INSERT draws its ids from the sequence row by row, in order)."""
+        params = [value for task in tasks for value in insert_params(task, now)]
+        rows = conn.execute(_insert_rows_sql(len(tasks), notify), params).fetchall()
+        return [(row[0], True) for row in sorted(rows)]
 
     def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
                targets: list[tuple[str, int]]) -> list[Claimed]:

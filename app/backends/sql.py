@@ -43,6 +43,10 @@ SELECT name FROM q WHERE name IS NOT NULL
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
                    " priority, run_after")
 
+NEXT_DUE_SCAN = 1000
+_NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
+             " WHERE status = 'queued' AND run_after > ? LIMIT ?) AS delayed")
+
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
     " unique_key, parent_id, continuation, created_at, tags, meta)"
@@ -55,10 +59,12 @@ _INSERT_UNIQUE = INSERT + (
 )
 
 def insert_params(task: NewTask, now: float) -> tuple:
-    """The INSERT parameters of a new task."""
+    """The INSERT parameters of a new task; records ``now`` on it as its creation time."""
     args = task.args_json if task.args_json is not None else json.dumps(task.args)
-    return (task.queue, task.name, args, task.priority,
-            task.run_after if task.run_after is not None else now, task.max_attempts,
+    if task.run_after is None:
+        task.run_after = now
+    task.created_at = now
+    return (task.queue, task.name, args, task.priority, task.run_after, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now,
             json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
 
@@ -149,6 +155,12 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             self._run_many(conn, _INSERT_TAG, rows)
 
     # -- consuming (the transitions live in states.py) -----------------------
+    def next_due(self) -> float | None:
+        # At most NEXT_DUE_SCAN delayed tasks are looked at: with more, the
+        # earliest may be among the others, so there is no answer.
+        earliest, seen = self._read(_NEXT_DUE, (time.time(), NEXT_DUE_SCAN + 1))[0]
+        return None if seen > NEXT_DUE_SCAN else earliest
+
     def _claim_targets(self, conn, limit: int, queues: QueueFilter | None) -> list[tuple[str, int]]:
         """``(queue, most tasks to take)`` for each queue a claim may read now.
 

@@ -45,6 +45,16 @@ def _claim_sql(queues: int) -> str:
     return ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
             f" attempts = attempts + 1 WHERE id IN ({picked}) {CLAIM_RETURNING}")
 
+INSERT_CHUNK = 100  # rows per INSERT statement (SQLite allows 32,766 parameters)
+_ROW = INSERT.rsplit(" VALUES ", 1)[1]  # one row's placeholders, "(?,?,...)"
+
+
+@lru_cache(maxsize=8)
+def _insert_rows(n: int) -> str:
+    """INSERT of ``n`` rows in one statement."""
+    return INSERT + ("," + _ROW) * (n - 1)
+
+
 class SqliteBackend(SqlBackend):
     """The embedded default backend."""
 
@@ -93,16 +103,52 @@ class SqliteBackend(SqlBackend):
         finally:
             dest.close()
 
+    def _autocommit_conn(self) -> sqlite3.Connection:
+        """This thread's second connection, for single-statement writes that must
+        not wait: no busy handler, so a locked database answers SQLITE_BUSY at once."""
+        local = self._local
+        if getattr(local, "auto_pid", None) != os.getpid():
+            self._conn()  # the first connection sets up WAL mode
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            local.auto, local.auto_pid = conn, os.getpid()
+        return local.auto
+
+    def close(self) -> None:
+        auto = getattr(self._local, "auto", None)
+        if auto is not None and self._local.auto_pid == os.getpid():
+            auto.close()
+        super().close()
+
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+        if len(tasks) == 1 and tasks[0].unique_key is None and not tasks[0].tags:
+            # One statement when the write lock is free: its own transaction, one
+            # round trip instead of BEGIN, INSERT, COMMIT and the lock polling setup.
+            # (Tags and unique keys need more than one statement.)
+            try:
+                row_id = self._autocommit_conn().execute(
+                    INSERT, insert_params(tasks[0], time.time())).lastrowid
+                return [(row_id, True)]
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                # Locked (nothing was inserted): wait for the lock like every write.
         now = time.time()
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
                 results = [self._insert_one(conn, t, now) for t in tasks]
             else:
-                # One writer at a time: the rows of one executemany get consecutive ids.
-                conn.executemany(INSERT, [insert_params(t, now) for t in tasks])
-                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-                results = [(last - len(tasks) + 1 + i, True) for i in range(len(tasks))]
+                # Multi-row INSERTs: SQLite binds and inserts a chunk of rows per
+                # statement (about 1.5-2x the rows/s of executemany, one row per
+                # call). One writer at a time: the rows get consecutive ids.
+                params = [insert_params(t, now) for t in tasks]
+                for start in range(0, len(params), INSERT_CHUNK):
+                    chunk = params[start:start + INSERT_CHUNK]
+                    last = conn.execute(_insert_rows(len(chunk)),
+                                        [value for row in chunk for value in row]).lastrowid
+                first = last - len(tasks) + 1
+                results = [(first + i, True) for i in range(len(tasks))]
             self._insert_tags(conn, tasks, results)
             return results
 
@@ -110,7 +156,9 @@ class SqliteBackend(SqlBackend):
                          limit: int, lease_s: float,
                          queues: QueueFilter | None = None) -> list[Claimed]:
         if outcomes or release or limit <= 0:
-            return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s, queues)
+            with self._unsynced():
+                return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s,
+                                                queues)
         # Nothing to record: look before taking the write lock, so an idle poll or
         # a worker that lost the race for a wake-up costs one read, no write.
         conn, now = self._conn(), time.time()
@@ -121,24 +169,37 @@ class SqliteBackend(SqlBackend):
             return self._claim_unsynced(worker_id, limit, lease_s, queues)
         return super().finish_and_claim(worker_id, outcomes, release, limit, lease_s, queues)
 
-    def _claim_unsynced(self, worker_id: str, limit: int, lease_s: float,
-                        queues: QueueFilter | None) -> list[Claimed]:
-        """A claim with nothing recorded, committed without waiting for fsync.
+    @contextmanager
+    def _unsynced(self) -> Iterator[None]:
+        """The worker's group commits (outcomes, give-backs, the next claim) commit
+        without waiting for fsync, also at ``durability: full``.
 
-        This loosens nothing: if a power cut loses the claim, the task is still
-        queued and runs again, exactly as if this worker had died while running
-        it; and the commit that records the task's outcome (synchronous=FULL)
-        syncs the write-ahead log up to and including this claim. It takes an
-        fsync off the path from enqueue to task start.
+        Under at-least-once only the enqueue acknowledgement must survive a power
+        cut. A lost outcome leaves its task running until the lease runs out and
+        it is rescued; a lost give-back or claim leaves the task as it was: either
+        way it runs again, as if its worker had died. The next synchronous commit
+        (any enqueue at ``full``) syncs the write-ahead log up to and including
+        these commits. Without the flush a worker holds the database's one write
+        lock for its statements only, so enqueuers and the other workers wait far
+        less (profile: COMMIT was a quarter of a draining worker's time).
         """
+        if self.synchronous != "FULL":
+            yield
+            return
         conn = self._conn()
         conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            with self._write() as conn:
-                targets = self._claim_targets(conn, limit, queues)
-                return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
+            yield
         finally:
             conn.execute("PRAGMA synchronous = FULL")
+
+    def _claim_unsynced(self, worker_id: str, limit: int, lease_s: float,
+                        queues: QueueFilter | None) -> list[Claimed]:
+        """A claim with nothing recorded, committed without waiting for fsync
+        (see ``_unsynced``): it takes an fsync off the path from enqueue to task start."""
+        with self._unsynced(), self._write() as conn:
+            targets = self._claim_targets(conn, limit, queues)
+            return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
 
     def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
                targets: list[tuple[str, int]]) -> list[Claimed]:

@@ -178,16 +178,9 @@ class TaskStates:
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
         """All successes in one UPDATE, then failures one by one, then settling."""
         self._lock_ancestors(conn, [o.task_id for o in outcomes if o.parent_id is not None])
-        params: list = []
-        for outcome in outcomes:
-            if outcome.ok:
-                params += (outcome.task_id, outcome.result, outcome.started_at,
-                           outcome.finished_at)
-        finished: list[tuple] = []
-        if params:
-            rows = ",".join([_SUCCEED_ROW] * (len(params) // 4))
-            finished += self._run(conn, _SUCCEED_MANY.format(rows=rows),
-                                  [*params, worker_id]).fetchall()
+        succeeded = [(o.task_id, o.result, o.started_at, o.finished_at)
+                     for o in outcomes if o.ok]
+        finished: list[tuple] = self._succeed_many(conn, worker_id, succeeded) if succeeded else []
         for outcome in outcomes:
             if not outcome.ok:
                 row = self._fail(conn, outcome.task_id, worker_id, outcome.error,
@@ -197,6 +190,13 @@ class TaskStates:
                     finished.append((outcome.task_id, *row))
         for task_id, status, parent_id in finished:
             self._after_finish(conn, task_id, status, parent_id)
+
+    def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
+        """Record successes ``(id, result, started_at, finished_at)`` in one statement;
+        ``(id, status, parent_id)`` of each task it finished. Engines may override."""
+        params = [value for row in rows for value in row]
+        statement = _SUCCEED_MANY.format(rows=",".join([_SUCCEED_ROW] * len(rows)))
+        return self._run(conn, statement, [*params, worker_id]).fetchall()
 
     def _record_alone(self, worker_id: str, outcome: Outcome) -> None:
         """One outcome in its own transaction; if the database still refuses it,

@@ -16,7 +16,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
     from hopper.app.web import (
         api_dashboard, api_library, api_queues, api_schedules, api_system, api_tasks, auth,
-        errors, metrics, openapi, safety, ui,
+        errors, metrics, openapi, safety, sessions, ui,
     )
 
     if settings is None and os.environ.get(settings_mod.SNAPSHOT_ENV):
@@ -33,6 +33,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Strict",
         HOPPER_LAST_GOOD=client.settings,
     )
+    app.session_interface = sessions.CookieSessionInterface()
     app.extensions["hopper"] = client
     app.extensions["hopper_metrics"] = metrics.make_registry(client.backend)
     app.json.sort_keys = False

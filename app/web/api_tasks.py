@@ -6,7 +6,9 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from hopper.app import queue, registry, task_fields
-from hopper.app.backends.base import FINISHED, MAX_TAGS, STATUSES, TaskConflict
+from hopper.app.backends.base import (
+    FINISHED, MAX_TAGS, STATUSES, NewTask, TaskConflict, new_task_dict,
+)
 from hopper.app.web import inputs
 from hopper.app.web.group_commit import GroupCommit
 from hopper.app.web.errors import ApiError, bad_request, conflict, not_found
@@ -86,7 +88,14 @@ def _commit_group(requests_: list[dict]) -> tuple[list[int], list[bool]]:
         raise bad_request("invalid task", str(exc)) from None
 
 
-_group_commit = GroupCommit(_commit_group)
+def _insert(tasks: list[NewTask]) -> tuple[list[int], list[bool]]:
+    results = queue.submit(tasks)
+    return [task_id for task_id, _ in results], [created for _, created in results]
+
+
+# Requests are validated into NewTasks before they join a group, so a group
+# holds only tasks the registry accepted.
+_group_commit = GroupCommit(_insert)
 
 
 @bp.post("/api/tasks")
@@ -95,9 +104,15 @@ def create_task():
     duplicate ``unique_key``."""
     request_ = enqueue_request(inputs.json_body())
     _check_parents([request_])
-    task_id, created = _group_commit.submit(request_)
-    task = _backend().get(task_id)
-    response = jsonify(task)
+    try:
+        task = queue.task_from_request(request_)
+    except ValueError as exc:  # an option the registry refuses
+        raise bad_request("invalid task", str(exc)) from None
+    task_id, created = _group_commit.submit(task)
+    # A new task's row holds what was just inserted: answer from that instead of
+    # reading it back. A duplicate unique_key answers with the existing task.
+    body = new_task_dict(task_id, task) if created else _backend().get(task_id)
+    response = jsonify(body)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/api/tasks/{task_id}"
     return response

@@ -11,9 +11,9 @@ no concurrency a group is one request and nothing waits.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Any, Callable
 
-Commit = Callable[[list[dict]], tuple[list[int], list[bool]]]
+Commit = Callable[[list[Any]], tuple[list[int], list[bool]]]
 
 MAX_GROUP = 256
 
@@ -21,7 +21,7 @@ MAX_GROUP = 256
 class _Slot:
     __slots__ = ("request", "done", "lead", "result", "error")
 
-    def __init__(self, request: dict):
+    def __init__(self, request: Any):
         self.request = request
         self.done = threading.Event()
         self.lead = False
@@ -45,7 +45,7 @@ class GroupCommit:
         self._pending: list[_Slot] = []
         self._busy = False
 
-    def submit(self, request: dict) -> tuple[int, bool]:
+    def submit(self, request: Any) -> tuple[int, bool]:
         """Enqueue one validated request; raises what enqueueing it alone would."""
         slot = _Slot(request)
         with self._lock:

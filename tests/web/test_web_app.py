@@ -98,3 +98,18 @@ def test_ui_pages_render_with_assets_served_locally(app):
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/tasks/12345").status_code == 404
+
+
+def test_api_enqueue_without_a_cookie_sets_no_session_cookie(app):
+    response = app.test_client().post("/api/tasks", json={"name": "echo", "args": {"a": 1}})
+    assert response.status_code == 201
+    assert response.json["status"] == "queued" and response.json["args"] == {"a": 1}
+    assert "Set-Cookie" not in response.headers
+
+
+def test_api_enqueue_answers_the_row_that_was_stored(app):
+    created = app.test_client().post("/api/tasks", json={
+        "name": "echo", "args": {"a": 1}, "priority": 5, "delay": 60,
+        "tags": ["user:42", "report"], "meta": {"source": "test"}}).json
+    stored = app.test_client().get(f"/api/tasks/{created['id']}").json
+    assert created == stored
