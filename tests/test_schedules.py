@@ -37,7 +37,10 @@ def test_each_slot_is_enqueued_once_by_any_number_of_schedulers(engine_client):
     due = start + 10
     ids = first.tick(due) + second.tick(due) + first.tick(due + 1)
     assert len(ids) == 1 and queue.get_task(ids[0])["args"] == {"tick": True}
-    assert second.tick(due + 10) != []
+    later = second.tick(due + 10)             # the next slot, from the other scheduler
+    assert len(later) == 1 and later[0] != ids[0]
+    assert engine_client.backend.schedule_marks()["echo"]["last_slot"] == latest_slot(
+        EVERY_10S, due + 10)
 
 
 def test_slots_missed_while_no_daemon_ran_run_once(engine_client):
@@ -45,7 +48,9 @@ def test_slots_missed_while_no_daemon_ran_run_once(engine_client):
     now = time.time()
     backend = engine_client.backend
     backend.register_schedules(["echo"], now - 5 * 86400)
-    assert Scheduler(backend, (entry,)).tick(now - 4 * 86400) != []  # the last run before
+    before = Scheduler(backend, (entry,)).tick(now - 4 * 86400)  # the last run before
+    assert len(before) == 1
+    assert backend.schedule_marks()["echo"]["last_slot"] == latest_slot(entry, now - 4 * 86400)
     scheduler = Scheduler(backend, (entry,))   # a new start, days later
     ids = scheduler.tick(now) + scheduler.tick(now + 1)
     assert len(ids) == 1
@@ -60,7 +65,8 @@ def test_a_paused_entry_enqueues_nothing_until_resumed(engine_client):
     assert backend.schedule_marks()["echo"]["paused"] is True
     assert scheduler.tick(time.time() + 10) == []
     backend.set_schedule_paused("echo", False)
-    assert scheduler.tick(next_slot(EVERY_10S, time.time()) + 0.1) != []
+    resumed = scheduler.tick(next_slot(EVERY_10S, time.time()) + 0.1)
+    assert len(resumed) == 1 and queue.get_task(resumed[0])["name"] == "echo"
 
 
 def test_two_daemons_enqueue_each_one_second_slot_once(daemons_on_engine, engine_client):
