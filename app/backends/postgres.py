@@ -167,17 +167,7 @@ class PostgresBackend(SqlBackend):
         rows = conn.execute(_insert_rows_sql(len(tasks), notify), params).fetchall()
         return [(row[0], True) for row in sorted(rows)]
 
-    def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
-               targets: list[tuple[str, int]]) -> list[Claimed]:
-        now = time.time()
-        params: list = [worker_id, now + lease_s, now]
-        for name, n in targets:
-            params += (name, now, n)
-        if len(targets) > 1:
-            params.append(limit)
-        rows = conn.execute(_claim_sql(len(targets)), params).fetchall()
-        rows.sort(key=lambda r: (-r[8], r[9], r[0]))
-        return [Claimed(*row[:8]) for row in rows]
+    _claim_sql = staticmethod(_claim_sql)
 
     def _wake_listeners(self, conn) -> None:
         conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits

@@ -86,11 +86,27 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     def _write(self) -> ContextManager[Any]:
         """A write transaction on this thread's connection."""
 
+    @staticmethod
     @abstractmethod
+    def _claim_sql(queues: int) -> str:
+        """The engine's claim statement over ``queues`` queues; its parameters are
+        worker, lease_until, started_at, then ``(queue, run_after, n)`` per queue,
+        then the overall limit when there is more than one queue."""
+
     def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
                targets: list[tuple[str, int]]) -> list[Claimed]:
         """Claim up to ``limit`` ready tasks, in claim order, inside a write
         transaction: from each ``(queue, n)`` of ``targets`` at most ``n``."""
+        now = time.time()  # after recording outcomes: a continuation enqueued just now is due
+        params: list = [worker_id, now + lease_s, now]
+        for name, n in targets:
+            params += (name, now, n)
+        if len(targets) > 1:
+            params.append(limit)
+        rows = conn.execute(self._claim_sql(len(targets)), params).fetchall()
+        # RETURNING yields rows in table order; run them in claim order.
+        rows.sort(key=lambda r: (-r[8], r[9], r[0]))
+        return [Claimed(*row[:8]) for row in rows]
 
     def _wake_listeners(self, conn) -> None:
         """Tell idle workers that tasks became claimable (engines that notify natively)."""

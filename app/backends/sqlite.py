@@ -201,18 +201,7 @@ class SqliteBackend(SqlBackend):
             targets = self._claim_targets(conn, limit, queues)
             return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
 
-    def _claim(self, conn, worker_id: str, limit: int, lease_s: float,
-               targets: list[tuple[str, int]]) -> list[Claimed]:
-        now = time.time()  # after recording outcomes: a continuation enqueued just now is due
-        params: list = [worker_id, now + lease_s, now]
-        for name, n in targets:
-            params += (name, now, n)
-        if len(targets) > 1:
-            params.append(limit)
-        rows = conn.execute(_claim_sql(len(targets)), params).fetchall()
-        # RETURNING yields rows in table order; run them in claim order.
-        rows.sort(key=lambda r: (-r[8], r[9], r[0]))
-        return [Claimed(*row[:8]) for row in rows]
+    _claim_sql = staticmethod(_claim_sql)
 
 
 # Result codes that mean the database file cannot be used right now (as opposed
