@@ -8,9 +8,6 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hopper hopper
-COPY app app
-COPY worker worker
-COPY migrations migrations
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # Stage 2: install the wheel; run as an unprivileged user with all data in one volume.
@@ -27,10 +24,11 @@ RUN pip install --no-cache-dir /wheels/*.whl \
  && chown 10001:10001 /srv/hopper /srv/hopper/data
 WORKDIR /srv/hopper
 COPY --chown=10001:10001 deploy/container-settings.yaml settings.yaml
+COPY --chown=10001:10001 run.py run.py
 USER 10001:10001
 VOLUME ["/srv/hopper/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('HOPPER_BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 STOPSIGNAL SIGTERM
-CMD ["hopper", "serve"]
+CMD ["python", "run.py"]

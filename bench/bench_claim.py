@@ -63,7 +63,8 @@ def _database(engine: str, folder: str, dbs: list) -> str:
 def setup(engine: str, tmp: str, label: str, queue: str | None, backlog: int, dbs: list,
           durability: str = "full"):
     """A database (migrated) with ``backlog`` tasks in ``queue`` (none when None)."""
-    from hopper.app import queue as queue_mod, settings as settings_mod
+    from hopper.app import queue as queue_mod
+    from hopper.app import settings as settings_mod
 
     folder = os.path.join(tmp, label)
     os.makedirs(folder)

@@ -80,7 +80,8 @@ def write_settings(folder: str, durability: str, workers: int,
 
 def bind(settings_path: str):
     """Point this process's queue client at a settings file."""
-    from hopper.app import queue, settings as settings_mod
+    from hopper.app import queue
+    from hopper.app import settings as settings_mod
 
     os.environ["HOPPER_CONFIG"] = settings_path
     return queue.configure(settings_mod.load(settings_path))
@@ -197,6 +198,7 @@ def latency_phases(res: dict, client, proc, marker, lat_n: int, gap: float, cold
                    cold_idle: float, tag: str) -> None:
     """(c) warm pickup latency, (x) idle CPU and cold pickup, into ``res``."""
     from peer_common import lat_summary, log, paced_enqueue, wait_until
+
     from hopper.app.queue import enqueue
 
     enqueue("bench.noop", {"idx": -1, "enq_ts": time.time(), "tag": "warm"})
@@ -286,6 +288,7 @@ def claim_rate(tmp: str, small: int, big: int, rounds: int, per_round: int) -> d
     and completes ``per_round`` tasks, then tops the backlog up again (untimed).
     """
     from peer_common import log
+
     from hopper.app.backends.base import Outcome
 
     def setup(label, backlog):
@@ -343,9 +346,16 @@ def claim_rate(tmp: str, small: int, big: int, rounds: int, per_round: int) -> d
 
 def main() -> int:
     """Run every phase; write the JSON (same keys as the peers' plus extras)."""
-    from peer_common import (env_float, env_int, install_sigterm_as_exit, log,
-                             marker_self_cost, write_json)
     import sqlite3
+
+    from peer_common import (
+        env_float,
+        env_int,
+        install_sigterm_as_exit,
+        log,
+        marker_self_cost,
+        write_json,
+    )
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
@@ -382,7 +392,7 @@ def main() -> int:
             # the backend says otherwise): one durability, every worker count.
             counts = sorted({int(w) for w in a.workers_list.split(",")} | {a.workers})
             plan = [("full", w, w == a.workers) for w in counts]
-            from pg_common import server_settings, ADMIN_URL
+            from pg_common import ADMIN_URL, server_settings
 
             out["server"] = server_settings(ADMIN_URL)
         for durability, workers, full in plan:

@@ -44,9 +44,8 @@ for _p in (PEERS, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from peer_common import DoneMarker  # noqa: E402
-
 import pg_common  # noqa: E402
+from peer_common import DoneMarker  # noqa: E402
 
 BATCH = 1000
 

@@ -6,6 +6,8 @@ called ``app`` or ``worker`` (the usual Flask layout)::
 
     from hopper import task, enqueue, get_task, wait
 """
+from hopper.app.artifacts import artifact_path  # noqa: F401
+from hopper.app.backends.base import QueueUnavailable  # noqa: F401
 from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
     cancel,
     current_task_id,
@@ -21,8 +23,6 @@ from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
     task,
     wait,
 )
-from hopper.app.backends.base import QueueUnavailable  # noqa: F401
-from hopper.app.artifacts import artifact_path  # noqa: F401
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "current_task_id",
            "set_progress", "set_meta", "list_tasks", "cancel", "retry", "artifact_path",

@@ -13,7 +13,6 @@ from pathlib import Path
 import psutil
 import psycopg
 import yaml
-
 from helpers import poll_until
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ import signal
 import time
 
 import psutil
+from helpers import poll_until
 
 from hopper.app import queue
-from helpers import poll_until
 
 TASKS = 1500
 KILLS = 3

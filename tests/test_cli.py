@@ -7,8 +7,9 @@ import sqlite3
 import subprocess
 import sys
 
-from hopper.app import queue
 from daemons import REPO
+
+from hopper.app import queue
 
 
 def run_cli(settings_path, *args, timeout=60):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from daemons import REPO, write_settings
 
 EXIT_USAGE, EXIT_DATABASE, EXIT_TIMEOUT = 2, 3, 4

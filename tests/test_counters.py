@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from hopper.app import reaper
-from hopper.app.backends import open_backend
-from hopper.app.backends import task_queries
+from hopper.app.backends import open_backend, task_queries
 from hopper.app.backends.base import NewTask, Outcome
 
 

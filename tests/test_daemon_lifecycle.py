@@ -9,10 +9,10 @@ import sys
 
 import psutil
 import yaml
-
-from hopper.app import queue
 from daemons import REPO
 from helpers import poll_until
+
+from hopper.app import queue
 
 
 def _write_workers(config, raw: dict, n: int) -> None:

@@ -7,8 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from hopper.app import queue
 from helpers import poll_until
+
+from hopper.app import queue
 
 
 def _pid_of(worker_id: str) -> int:

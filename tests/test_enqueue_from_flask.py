@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from daemons import free_port, write_settings
 from flask import Flask
 
 import hopper
 from hopper.app import queue, settings
-from daemons import free_port, write_settings
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 import requests
-
 from daemons import REPO, free_port, write_settings
 from helpers import poll_until
 

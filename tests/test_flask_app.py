@@ -6,9 +6,9 @@ import time
 
 import pytest
 import requests
+from helpers import poll_until
 
 from hopper.app import queue, settings
-from helpers import poll_until
 
 MODULES = {"modules": ["sample_tasks", "flask_tasks"]}
 

@@ -10,7 +10,6 @@ import psutil
 import pytest
 import requests
 import yaml
-
 from daemons import write_settings
 from helpers import poll_until
 

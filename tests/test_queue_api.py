@@ -5,10 +5,10 @@ import sqlite3
 import threading
 
 import pytest
+from helpers import enqueue_from_processes
 
 from hopper.app import queue
 from hopper.app.backends.base import TaskConflict
-from helpers import enqueue_from_processes
 
 
 def _task_count(engine_client) -> int:

@@ -8,9 +8,9 @@ import sys
 import time
 
 import requests
-
 from daemons import REPO
 from helpers import poll_until
+
 from hopper.app import queue
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import time
 
+from helpers import poll_until
+
 from hopper.app import queue
 from hopper.app.scheduler import Scheduler, latest_slot, next_slot
-from helpers import poll_until
 
 EVERY_10S = {"name": "echo", "every": "10s", "args": {"tick": True}}
 

@@ -6,9 +6,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from hopper.app import defaults, queue, settings as settings_mod
-from hopper.app.backends.base import Outcome
 from helpers import poll_until
+
+from hopper.app import defaults, queue
+from hopper.app import settings as settings_mod
+from hopper.app.backends.base import Outcome
 
 
 def _continuations(log: Path) -> list[str]:

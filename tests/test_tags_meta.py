@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import poll_until
 
 from hopper import enqueue, get_task, list_tasks
 from hopper.app import queue
 from hopper.app.backends.base import MAX_META_BYTES, MAX_TAG_LENGTH, MAX_TAGS
-from helpers import poll_until
 
 
 def _ids(tasks: list[dict]) -> list[int]:

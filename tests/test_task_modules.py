@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import yaml
-
 from daemons import REPO
 
 USER_TASKS = '''

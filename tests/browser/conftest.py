@@ -95,7 +95,6 @@ import subprocess
 from urllib.parse import urlsplit
 
 import requests
-
 from daemons import Daemon, write_settings  # noqa: E402
 from helpers import poll_until  # noqa: E402
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-
 from daemons import Daemon, write_settings
 from helpers import poll_until
 

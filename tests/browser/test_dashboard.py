@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 import requests
-
 from helpers import poll_until
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from recorder import DESKTOP, PHONE
 
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from daemons import write_settings
 from library_support import LIBRARY_MODULES
 

@@ -8,12 +8,19 @@ import datetime as dt
 import io
 import os
 
+from library_media import (
+    broken_jpeg_bytes,
+    drop,
+    files_under,
+    jpeg_bytes,
+    photo_bytes,
+    sha,
+    text_bytes,
+)
 from PIL import Image
 
 from hopper.app import queue
 from hopper.app.library.index import search_items
-from library_media import (broken_jpeg_bytes, drop, files_under, jpeg_bytes, photo_bytes, sha,
-                           text_bytes)
 
 
 def _ingest(lib, name: str, data: bytes, mtime=None) -> dict:

@@ -9,11 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-
-from library_support import index_rows, tasks_named
 from helpers import poll_until
-from library_media import (drop, files_under, jpeg_bytes, pdf_bytes, png_bytes, sha,
-                           text_bytes)
+from library_media import drop, files_under, jpeg_bytes, pdf_bytes, png_bytes, sha, text_bytes
+from library_support import index_rows, tasks_named
 
 
 def _folders(daemon) -> tuple[Path, Path, Path]:

@@ -9,10 +9,10 @@ import random
 import time
 
 import pytest
+from library_media import jpeg_bytes, pdf_bytes, png_bytes, set_mtime, text_bytes
 from PIL import Image
 
 from hopper.app.library.identify import identify_path, kind_of
-from library_media import jpeg_bytes, pdf_bytes, png_bytes, set_mtime, text_bytes
 
 MTIME = dt.datetime(2015, 8, 9, 10, 11, 12)
 

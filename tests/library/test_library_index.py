@@ -1,9 +1,10 @@
 """The index API the web endpoints use: search_items and get_item."""
 from __future__ import annotations
 
+from library_media import drop, jpeg_bytes, text_bytes
+
 from hopper.app.library.index import get_item, search_items
 from hopper.app.library.ingest import ingest
-from library_media import drop, jpeg_bytes, text_bytes
 
 
 def _ingest_all(lib, files):

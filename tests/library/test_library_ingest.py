@@ -7,14 +7,15 @@ import os
 import time
 
 import pytest
+from library_media import drop, files_under, jpeg_bytes, sha, text_bytes
+from library_support import LIBRARY_MODULES
 
 from hopper.app import queue
-from hopper.app.library import index, ingest as ingest_mod, organize
+from hopper.app.library import index, organize
+from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.ingest import ingest
 from hopper.app.library.reindex import reconcile
 from hopper.app.library.tasks import INGEST_MAX_ATTEMPTS
-from library_media import drop, files_under, jpeg_bytes, sha, text_bytes
-from library_support import LIBRARY_MODULES
 
 
 class Crash(Exception):
@@ -170,10 +171,11 @@ def test_name_that_cannot_be_stored_is_quarantined_byte_for_byte(lib):
 
 def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, monkeypatch):
     from daemons import write_settings
+
     from hopper.app import settings as settings_mod
-    from hopper.app.library.tasks import library_ingest
     from hopper.app.backends.base import ATTEMPT_TIMEOUT
     from hopper.app.execute import current_task_id
+    from hopper.app.library.tasks import library_ingest
 
     config = write_settings(tmp_path, tasks={"modules": LIBRARY_MODULES})  # not eager
     monkeypatch.setenv("HOPPER_CONFIG", str(config))

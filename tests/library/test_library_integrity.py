@@ -8,10 +8,12 @@ import os
 import threading
 from pathlib import Path
 
-from hopper.app.library import index, ingest as ingest_mod, organize
+from library_media import drop, files_under, sha, text_bytes
+
+from hopper.app.library import index, organize
+from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.ingest import ingest
 from hopper.app.library.quarantine import quarantine
-from library_media import drop, files_under, sha, text_bytes
 
 LAST_YEAR = dt.datetime.now() - dt.timedelta(days=365)   # settled long ago: no waiting
 

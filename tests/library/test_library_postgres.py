@@ -1,9 +1,10 @@
 """The library pipeline on the PostgreSQL backend."""
 from __future__ import annotations
 
-from hopper.app.library.index import get_item, search_items
 from helpers import poll_until
 from library_media import jpeg_bytes, sha
+
+from hopper.app.library.index import get_item, search_items
 
 
 def test_library_ingest_and_search_on_postgres(make_daemon, pg_client, pg_settings):

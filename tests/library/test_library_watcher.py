@@ -9,15 +9,15 @@ import threading
 import time
 
 import pytest
+from daemons import REPO, write_settings
+from helpers import poll_until
+from library_media import drop, text_bytes
+from library_support import index_rows
 
 from hopper.app import settings as settings_mod
 from hopper.app.library import watcher as watcher_mod
 from hopper.app.library.ingest import ingest
 from hopper.app.library.watcher import InboxWatcher
-from daemons import REPO, write_settings
-from helpers import poll_until
-from library_media import drop, text_bytes
-from library_support import index_rows
 
 
 class Recorder:

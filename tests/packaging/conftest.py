@@ -8,7 +8,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from daemons import free_port
 from helpers import poll_until
 from installed import build_wheel, clean_env, http_get, make_venv, run

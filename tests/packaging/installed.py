@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # What a build needs: the project metadata and the package sources (as the Dockerfile copies).
-PACKAGE_SOURCES = ("pyproject.toml", "README.md", "hopper", "app", "worker", "migrations")
+PACKAGE_SOURCES = ("pyproject.toml", "README.md", "hopper")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from daemons import free_port
 from dockerfile_replay import Replay
 from helpers import poll_until

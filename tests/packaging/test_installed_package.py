@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from daemons import free_port
 from helpers import poll_until
 from installed import REPO, clean_env, http_get, http_patch, http_post, run
@@ -40,9 +39,17 @@ def test_hopper_is_imported_from_the_virtual_environment(venv, tmp_path):
 
 def test_the_wheel_carries_every_template_static_file_and_migration(venv):
     installed = installed_package(venv)
-    source = package_data(REPO)
+    source = package_data(REPO / "hopper")
     assert source  # the checkout has templates, static files and migrations to compare
     assert package_data(installed) == source
+
+
+def test_the_wheel_carries_every_module_of_the_tree(venv):
+    installed = installed_package(venv)
+    source = {p.relative_to(REPO / "hopper").as_posix() for p in (REPO / "hopper").rglob("*.py")}
+    wheel = {p.relative_to(installed).as_posix() for p in installed.rglob("*.py")}
+    assert "app/backends/sql.py" in source
+    assert wheel == source
 
 
 def test_migrate_from_an_empty_folder_creates_the_database_under_data(venv, tmp_path):

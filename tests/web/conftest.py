@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from daemons import Daemon
 from webtools import Api, start_web_daemon, stop_daemon
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import requests
-
 from daemons import REPO, write_settings
 from webtools import Api, assert_error
 

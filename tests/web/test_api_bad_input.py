@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from webtools import assert_error
 
 HUGE = b'{"name": "echo", "args": {"blob": "' + b"x" * (2 * 1024 * 1024) + b'"}}'

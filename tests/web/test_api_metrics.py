@@ -6,7 +6,6 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 
-
 def _samples(text: str) -> dict:
     out = {}
     for family in text_string_to_metric_families(text):

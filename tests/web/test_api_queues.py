@@ -4,10 +4,10 @@ from __future__ import annotations
 import time
 
 import yaml
-
 from helpers import poll_until
+from webtools import Api, _healthy, assert_error
+
 from hopper.app import queue
-from webtools import Api, assert_error, _healthy
 
 
 class _PatientApi(Api):

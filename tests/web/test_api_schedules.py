@@ -37,9 +37,10 @@ def test_an_unknown_schedule_is_404(web_daemon):
 def test_the_schedules_page_pauses_and_runs_an_entry(tmp_path, monkeypatch):
     import re
 
+    from daemons import write_settings
+
     from hopper.app import settings as settings_mod
     from hopper.app.web import create_app
-    from daemons import write_settings
 
     config = write_settings(tmp_path, schedules=[HOURLY], library={"rescan_interval": 0})
     monkeypatch.setenv("HOPPER_CONFIG", str(config))

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 
-
 def test_live_api_conforms_to_its_openapi_document(web_daemon, tmp_path):
     daemon = web_daemon(workers=1)
     command = [

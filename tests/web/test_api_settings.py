@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import yaml
-
 from helpers import poll_until
 from webtools import Api, assert_error
 

@@ -7,7 +7,6 @@ import os
 
 import pytest
 import yaml
-
 from helpers import poll_until
 from webtools import Api
 

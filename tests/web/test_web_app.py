@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 import pytest
 import yaml
+from daemons import write_settings
 
 from hopper.app import settings as settings_mod
 from hopper.app.backends.sqlite import SqliteBackend
 from hopper.app.web import create_app, settings_file
-from daemons import write_settings
 
 
 @pytest.fixture
@@ -33,8 +32,8 @@ def test_healthz_is_503_when_the_database_cannot_be_reached(app, tmp_path):
 
 
 def _index_photos(backend, count: int) -> list[int]:
-    from hopper.app.library.index import Source, upsert_item
     from hopper.app.library.identify import Identity
+    from hopper.app.library.index import Source, upsert_item
 
     ids = []
     for i in range(count):

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-
 from helpers import poll_until
 from webtools import Api, assert_error
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 
 import requests
-
 from daemons import Daemon, write_settings
 from helpers import poll_until
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from hopper import QueueUnavailable, enqueue, wait
 from app.models import ImportJob, db
+from hopper import QueueUnavailable, enqueue, wait
 
 
 @click.command("import")

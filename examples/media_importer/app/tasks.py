@@ -11,8 +11,8 @@ from pathlib import Path
 
 from flask import current_app
 
-from hopper import artifact_path, set_meta, task
 from app.models import ImportJob, db
+from hopper import artifact_path, set_meta, task
 
 MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic", ".mp4", ".mov", ".mkv",
                   ".mp3", ".flac", ".wav"}

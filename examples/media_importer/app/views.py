@@ -5,8 +5,8 @@ import re
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from hopper import QueueUnavailable, enqueue, list_tasks
 from app.models import ImportJob, db
+from hopper import QueueUnavailable, enqueue, list_tasks
 
 bp = Blueprint("imports", __name__)
 

@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hopper.app import execute, logs, registry, settings as settings_mod
+from hopper.app import execute, logs, registry
+from hopper.app import settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
 from hopper.app.eager import run_eagerly
-from hopper.app.task_fields import check_meta, check_tags
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
+from hopper.app.task_fields import check_meta, check_tags
 from hopper.app.wakeup import Doorbell, doorbell_path
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",

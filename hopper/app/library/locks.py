@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+
 def try_lock(fd: int) -> bool:
     """Take an exclusive lock on an open file without waiting; False if held elsewhere."""
     try:

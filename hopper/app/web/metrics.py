@@ -13,7 +13,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
-    CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 

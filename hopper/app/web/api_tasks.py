@@ -7,11 +7,16 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 
 from hopper.app import queue, registry, task_fields
 from hopper.app.backends.base import (
-    FINISHED, MAX_TAGS, STATUSES, NewTask, TaskConflict, new_task_dict,
+    FINISHED,
+    MAX_TAGS,
+    STATUSES,
+    NewTask,
+    TaskConflict,
+    new_task_dict,
 )
 from hopper.app.web import inputs
-from hopper.app.web.group_commit import GroupCommit
 from hopper.app.web.errors import ApiError, bad_request, conflict, not_found
+from hopper.app.web.group_commit import GroupCommit
 
 bp = Blueprint("api_tasks", __name__)
 

@@ -47,7 +47,8 @@ def on_starting(server):
 def when_ready(server):
     """Start the inbox watcher (and its startup scan) in the arbiter process."""
     global _watcher
-    from hopper.app import bundled, registry, settings as settings_mod
+    from hopper.app import bundled, registry
+    from hopper.app import settings as settings_mod
     from hopper.app.library.watcher import InboxWatcher
 
     registry.load_modules(bundled.TASK_MODULES)  # the watcher enqueues library tasks

@@ -16,8 +16,15 @@ from typing import Any, ContextManager
 
 from hopper.app import defaults
 from hopper.app.backends.base import (
-    FINISHED, MAX_META_BYTES, TASK_COLUMNS, Backend, Claimed, NewTask, QueueFilter,
-    WorkerRow, task_dict,
+    FINISHED,
+    MAX_META_BYTES,
+    TASK_COLUMNS,
+    Backend,
+    Claimed,
+    NewTask,
+    QueueFilter,
+    WorkerRow,
+    task_dict,
 )
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore

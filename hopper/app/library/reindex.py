@@ -22,8 +22,8 @@ from hopper.app.library import index
 from hopper.app.library.identify import identify_path
 from hopper.app.library.inbox import excluded_folders, prune_empty_folders
 from hopper.app.library.locks import content_lock
-from hopper.app.library.paths import LEGACY_LOCK_FOLDER, locks_dir
 from hopper.app.library.organize import TEMP_PREFIX, is_temp_name
+from hopper.app.library.paths import LEGACY_LOCK_FOLDER, locks_dir
 from hopper.app.settings import Settings
 
 log = logging.getLogger("hopper.library")

@@ -9,8 +9,8 @@ from flask import Blueprint, jsonify
 
 from hopper.app.backends.base import MAX_TAG_LENGTH, MAX_TAGS, STATUSES
 from hopper.app.defaults import QUEUE_NAME_MAX
-from hopper.app.settings import MAX_WORKERS
 from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
+from hopper.app.settings import MAX_WORKERS
 from hopper.app.web.api_tasks import MAX_BATCH
 from hopper.app.web.inputs import INT64_MAX, MAX_LIMIT
 

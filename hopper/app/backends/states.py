@@ -28,8 +28,15 @@ import time
 from typing import Any
 
 from hopper.app.backends.base import (
-    ATTEMPT_ERROR, ATTEMPT_LOST, ATTEMPT_UNSTORABLE, UNFINISHED, Claimed, NewTask, Outcome,
-    QueueFilter, TaskConflict,
+    ATTEMPT_ERROR,
+    ATTEMPT_LOST,
+    ATTEMPT_UNSTORABLE,
+    UNFINISHED,
+    Claimed,
+    NewTask,
+    Outcome,
+    QueueFilter,
+    TaskConflict,
 )
 from hopper.app.backends.storable import storable, storable_error
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 import time
 
 from flask import (
-    Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
 )
 
 from hopper.app import queue, scheduler, task_fields

@@ -10,7 +10,8 @@ from hopper.app.defaults import THUMBNAIL_MAX_AGE_S
 from hopper.app.library import index
 from hopper.app.library.paths import thumbnails_dir
 from hopper.app.library.periods import InvalidPeriod, period_end, period_start
-from hopper.app.library.thumbnails import MIME as THUMBNAIL_MIME, thumbnail_path
+from hopper.app.library.thumbnails import MIME as THUMBNAIL_MIME
+from hopper.app.library.thumbnails import thumbnail_path
 from hopper.app.web import inputs
 from hopper.app.web.errors import bad_request, not_found
 

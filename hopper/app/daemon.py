@@ -15,10 +15,15 @@ import threading
 import time
 from pathlib import Path
 
-from hopper.app import bundled, logs, queue, reaper, registry, settings as settings_mod
+from hopper.app import bundled, logs, queue, reaper, registry
+from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
 from hopper.app.defaults import (
-    HEARTBEAT_S, PRUNE_EVERY_S, SUPERVISE_TICK_S, WEB_RESTART_FIRST_S, WEB_RESTART_MAX_S,
+    HEARTBEAT_S,
+    PRUNE_EVERY_S,
+    SUPERVISE_TICK_S,
+    WEB_RESTART_FIRST_S,
+    WEB_RESTART_MAX_S,
     WEB_STABLE_S,
 )
 from hopper.app.identity import host_name, new_daemon_id

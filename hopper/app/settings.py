@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 from hopper.app import settings_keys
+from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)

@@ -21,7 +21,12 @@ from typing import Callable
 from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.app.defaults import (
-    FAST_TASK_S, IDLE_POLL_MAX_S, IDLE_POLL_S, MAX_BATCH, PREFETCH_HOLD_S, SLOT_LOCK_WAIT_S,
+    FAST_TASK_S,
+    IDLE_POLL_MAX_S,
+    IDLE_POLL_S,
+    MAX_BATCH,
+    PREFETCH_HOLD_S,
+    SLOT_LOCK_WAIT_S,
 )
 from hopper.app.execute import execute, log_outcome
 from hopper.app.identity import worker_id_for

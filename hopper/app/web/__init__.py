@@ -6,7 +6,8 @@ import os
 
 from flask import Flask
 
-from hopper.app import bundled, queue, registry, settings as settings_mod
+from hopper.app import bundled, queue, registry
+from hopper.app import settings as settings_mod
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -15,8 +16,19 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     """The app factory. Without ``settings`` it uses this process's queue client,
     which reads ``HOPPER_CONFIG`` (set by the supervisor for Gunicorn)."""
     from hopper.app.web import (
-        api_dashboard, api_library, api_queues, api_schedules, api_system, api_tasks, auth,
-        errors, metrics, openapi, safety, sessions, ui,
+        api_dashboard,
+        api_library,
+        api_queues,
+        api_schedules,
+        api_system,
+        api_tasks,
+        auth,
+        errors,
+        metrics,
+        openapi,
+        safety,
+        sessions,
+        ui,
     )
 
     if settings is None and os.environ.get(settings_mod.SNAPSHOT_ENV):

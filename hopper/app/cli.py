@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from hopper.app import bundled, logs, registry, settings as settings_mod
+from hopper.app import bundled, logs, registry
+from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
 
 # Exit codes (docs/configuration.md lists them).

@@ -20,8 +20,12 @@ import psutil
 from hopper.app import logs
 from hopper.app.backends.base import ATTEMPT_TIMEOUT, Backend, WorkerRow
 from hopper.app.defaults import (
-    APP_FAILED_FIRST_DELAY_S, APP_FAILED_MAX_DELAY_S, CANCEL_CHECK_S, FAST_EXIT_S,
-    MAX_RESPAWN_DELAY_S, MONITOR_TICK_S,
+    APP_FAILED_FIRST_DELAY_S,
+    APP_FAILED_MAX_DELAY_S,
+    CANCEL_CHECK_S,
+    FAST_EXIT_S,
+    MAX_RESPAWN_DELAY_S,
+    MONITOR_TICK_S,
 )
 from hopper.app.execute import retry_at_for
 from hopper.app.identity import host_name, new_daemon_id, worker_id_for

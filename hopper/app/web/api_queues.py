@@ -5,7 +5,8 @@ import logging
 
 from flask import Blueprint, current_app, jsonify
 
-from hopper.app import queue as queue_mod, settings as settings_mod
+from hopper.app import queue as queue_mod
+from hopper.app import settings as settings_mod
 from hopper.app.defaults import QUEUE_THROUGHPUT_MINUTES
 from hopper.app.web.api_system import settings_in_force
 from hopper.app.web.errors import bad_request

@@ -11,11 +11,17 @@ from hopper.app.backends.base import ATTEMPT_LOST, ATTEMPT_TIMEOUT
 from hopper.app.defaults import EXPORT_TIMEOUT_S, THUMBNAIL_TIMEOUT_S
 from hopper.app.library import export, index
 from hopper.app.library import ingest as ingest_mod
+from hopper.app.library.inbox import (
+    OutsideInbox,
+    excluded_folders,
+    ingest_request,
+    printable,
+    resolve_source,
+    walk,
+)
 from hopper.app.library.paths import thumbnails_dir
-from hopper.app.library.thumbnails import (Undecodable, make_thumbnail, prune_orphans,
-                                           thumbnail_path)
-from hopper.app.library.inbox import OutsideInbox, printable, excluded_folders, ingest_request, resolve_source, walk
 from hopper.app.library.reindex import reconcile
+from hopper.app.library.thumbnails import Undecodable, make_thumbnail, prune_orphans, thumbnail_path
 from hopper.app.registry import task
 
 log = logging.getLogger("hopper.library")

@@ -27,7 +27,10 @@ from typing import Iterator
 
 from hopper.app.backends.base import Claimed, QueueFilter
 from hopper.app.defaults import (
-    LIMIT_TABLE_ROWS_PER_WORKER, LIMITS_BLOB_BYTES, MAX_LIMITED_QUEUES, SERVE_ONLY_QUEUES,
+    LIMIT_TABLE_ROWS_PER_WORKER,
+    LIMITS_BLOB_BYTES,
+    MAX_LIMITED_QUEUES,
+    SERVE_ONLY_QUEUES,
 )
 
 # Columns of the held-task table: twice the limited queues a settings file may
