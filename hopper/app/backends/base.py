@@ -29,6 +29,7 @@ TASK_COLUMNS = (
     "max_attempts", "timeout", "unique_key", "parent_id", "continuation",
     "progress_done", "progress_total", "result", "error", "worker", "lease_until",
     "created_at", "started_at", "finished_at", "tags", "meta",
+    "concurrency_key", "concurrency_limit", "rate_key",
 )
 
 # Tags are for finding tasks again (``user:42``); meta is what a task reports about itself.
@@ -68,6 +69,10 @@ class NewTask:
     tags: tuple[str, ...] = ()
     meta_json: str | None = None  # the initial meta object, serialized
     created_at: float | None = None  # set by the backend when the row is inserted
+    # Flow control (flow.py): a keyed task has both keys, '' for the one it does not use.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
 
 
 @dataclass
@@ -141,7 +146,9 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
               "unique_key": task.unique_key, "parent_id": task.parent_id,
               "continuation": task.continuation, "created_at": task.created_at,
               "tags": list(task.tags),
-              "meta": json.loads(task.meta_json) if task.meta_json is not None else {}}
+              "meta": json.loads(task.meta_json) if task.meta_json is not None else {},
+              "concurrency_key": task.concurrency_key or None,
+              "concurrency_limit": task.concurrency_limit, "rate_key": task.rate_key or None}
     out = {column: values.get(column) for column in TASK_COLUMNS if column not in
            ("progress_done", "progress_total", "lease_until")}
     out["progress"] = {"done": None, "total": None}
@@ -159,6 +166,8 @@ def task_dict(row: Iterable[Any]) -> dict:
     task["tags"] = json.loads(task["tags"]) if task["tags"] is not None else []
     task["meta"] = json.loads(task["meta"]) if task["meta"] is not None else {}
     task.pop("lease_until")
+    task["concurrency_key"] = task["concurrency_key"] or None  # '' marks "no key" in the row
+    task["rate_key"] = task["rate_key"] or None
     return task
 
 

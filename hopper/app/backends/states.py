@@ -169,9 +169,8 @@ class TaskStates:
         if limit <= 0:
             return []
         # Only queues that may be claimed are read: a paused or excluded queue,
-        # however deep, costs the claim nothing.
-        targets = self._claim_targets(conn, limit, queues)
-        return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
+        # however deep, costs the claim nothing. Keyed tasks first (flow_sql.py).
+        return self._claim_all(conn, worker_id, limit, lease_s, queues)
 
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
         """Claim these queued tasks whatever their run_after (eager mode)."""

@@ -1,0 +1,244 @@
+"""Flow control in the claim: per-key concurrency and shared rate limits.
+
+Keyed tasks (``concurrency_key`` or ``rate_key``) live outside the ordinary
+claim's index (``tasks_queue_ready`` excludes them), so an ordinary claim reads
+nothing more than before and a backlog under one key is never in its path. They
+are claimed here, in the same write transaction as the ordinary claim:
+
+* ``flow_groups`` lists, per queue, each (concurrency key, rate key) pair with
+  queued tasks; groups are served least recently claimed first (round robin), at
+  most one task per group and per key in one claim.
+* ``flow_keys`` is each concurrency key's semaphore (running, queued), kept by
+  row triggers on ``tasks`` in the transaction that changes the task: a claim, a
+  finish, a rescue, a cancel all move the count with the task, so a dead
+  worker's slot is free again as soon as its task is rescued.
+* ``rate_limits`` spaces the claims of a rate key evenly (``next_at``): at most N
+  per period in any window of one period, for every daemon on the database.
+
+On PostgreSQL each group, key and rate row is locked with ``SKIP LOCKED`` before
+it is used: a second claimer skips it rather than waiting, and never exceeds a
+limit, since the count it checks is read under the lock.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from hopper.app.backends.base import Claimed, QueueFilter
+from hopper.app.flow import Rate
+
+# Groups whose key has a free slot and whose rate allows a claim now, in turn order.
+_CANDIDATES = """
+SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rkey)
+  FROM flow_groups g
+ WHERE g.queued > 0 {only}
+   AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
+   AND (g.ckey = '' OR EXISTS (SELECT 1 FROM flow_keys k WHERE k.key = g.ckey
+                                 AND (k.conc_limit IS NULL OR k.running < k.conc_limit)))
+   AND (g.rkey = '' OR NOT EXISTS (SELECT 1 FROM rate_limits r WHERE r.key = g.rkey
+                                     AND r.next_at > ?))
+ ORDER BY g.last_claim LIMIT ?
+"""
+_LOCK_GROUP = "SELECT 1 FROM flow_groups WHERE queue = ? AND ckey = ? AND rkey = ?{lock}"
+_LOCK_KEY = ("SELECT 1 FROM flow_keys WHERE key = ?"
+             " AND (conc_limit IS NULL OR running < conc_limit){lock}")
+_LOCK_RATE = ("SELECT amount, period_s, window_start, used FROM rate_limits"
+              " WHERE key = ? AND next_at <= ?{lock}")
+_PICK = ("SELECT id FROM tasks{indexed} WHERE status = 'queued' AND concurrency_key IS NOT NULL"
+         " AND queue = ? AND concurrency_key = ? AND rate_key = ? AND run_after <= ?"
+         " ORDER BY priority DESC, run_after, id LIMIT 1{lock}")
+_TAKE = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
+         " attempts = attempts + 1 WHERE id = ? AND status = 'queued'"
+         " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue")
+_TURN = "UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ?"
+_SPEND = "UPDATE rate_limits SET next_at = ?, window_start = ?, used = ? WHERE key = ?"
+# Rate keys with queued tasks that wait for their next slot: when an idle worker wakes.
+_RATE_DUE = ("SELECT min(r.next_at) FROM rate_limits r WHERE r.next_at > ?"
+             " AND EXISTS (SELECT 1 FROM flow_groups g WHERE g.rkey = r.key AND g.queued > 0)")
+_KEYED_DUE_SCAN = 1000
+_KEYED_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
+              " WHERE status = 'queued' AND concurrency_key IS NOT NULL AND run_after > ?"
+              " LIMIT ?) AS delayed")
+CANDIDATE_SCAN = 4   # groups looked at per task a claim may take (some are taken by peers)
+LIMITS_SHOWN = 1000  # concurrency keys listed by limits()
+
+
+class FlowControl:
+    """The keyed part of a claim, and the reads and writes of the Limits page;
+    mixed into the SQL backend (uses its ``_run``, ``_read``, ``_write``)."""
+
+    row_locks = False
+    flow_index = ""  # SQLite names the index its planner must use
+
+    def _flow_lock(self) -> str:
+        return " FOR UPDATE SKIP LOCKED" if self.row_locks else ""
+
+    def _claim_all(self, conn, worker_id: str, limit: int, lease_s: float,
+                   queues: QueueFilter | None) -> list[Claimed]:
+        """Keyed tasks whose key and rate allow it, then ordinary tasks for the rest
+        of ``limit``, in one transaction."""
+        keyed = self._claim_keyed(conn, worker_id, limit, lease_s, queues) if limit > 0 else []
+        rest = limit - len(keyed)
+        if rest <= 0:
+            return keyed
+        if keyed and queues is not None and queues.caps:
+            taken: dict[str, int] = {}
+            for task in keyed:
+                taken[task.queue] = taken.get(task.queue, 0) + 1
+            queues = QueueFilter(queues.only, {q: max(0, n - taken.get(q, 0))
+                                               for q, n in queues.caps.items()})
+        targets = self._claim_targets(conn, rest, queues)
+        return keyed + (self._claim(conn, worker_id, rest, lease_s, targets) if targets else [])
+
+    def _flow_candidates(self, conn, queues: QueueFilter | None, now: float, n: int) -> list:
+        only, params = "", []
+        if queues is not None and queues.only is not None:
+            allowed = sorted(q for q in queues.only if queues.caps.get(q, 1) > 0)
+            if not allowed:
+                return []
+            only = f"AND g.queue IN ({','.join('?' * len(allowed))})"
+            params = allowed
+        return self._run(conn, _CANDIDATES.format(only=only), [*params, now, n]).fetchall()
+
+    def _claim_keyed(self, conn, worker_id: str, limit: int, lease_s: float,
+                     queues: QueueFilter | None) -> list[Claimed]:
+        now = time.time()
+        candidates = self._flow_candidates(conn, queues, now, limit * CANDIDATE_SCAN)
+        if not candidates:
+            return []
+        lock = self._flow_lock()
+        caps = dict(queues.caps) if queues is not None else {}
+        keys_used: set[str] = set()
+        rates_used: set[str] = set()
+        claimed: list[Claimed] = []
+        for queue, ckey, rkey, has_rate in candidates:
+            if len(claimed) >= limit:
+                break
+            if ckey in keys_used or rkey in rates_used or caps.get(queue, 1) <= 0:
+                continue
+            if lock and self._run(conn, _LOCK_GROUP.format(lock=lock),
+                                  (queue, ckey, rkey)).fetchone() is None:
+                continue
+            if ckey and self._run(conn, _LOCK_KEY.format(lock=lock), (ckey,)).fetchone() is None:
+                continue
+            rate = None
+            if rkey and has_rate:
+                rate = self._run(conn, _LOCK_RATE.format(lock=lock), (rkey, now)).fetchone()
+                if rate is None:
+                    continue
+            picked = self._run(conn, _PICK.format(indexed=self.flow_index, lock=lock),
+                               (queue, ckey, rkey, now)).fetchone()
+            if picked is None:
+                continue
+            row = self._run(conn, _TAKE, (worker_id, now + lease_s, now, picked[0])).fetchone()
+            if row is None:
+                continue
+            claimed.append(Claimed(*row[:7], queue=row[7]))
+            # Distinct turn stamps keep the order of groups claimed in one go.
+            self._run(conn, _TURN, (now + len(claimed) * 1e-6, queue, ckey, rkey))
+            if ckey:
+                keys_used.add(ckey)
+            if rkey:
+                rates_used.add(rkey)
+            if queue in caps:
+                caps[queue] -= 1
+            if rate is not None:
+                self._spend(conn, rkey, rate, now)
+        return claimed
+
+    def _spend(self, conn, rkey: str, rate: tuple, now: float) -> None:
+        """One claim under a rate key: the next one may come ``period / amount`` later."""
+        amount, period_s, window_start, used = rate
+        window = math.floor(now / period_s) * period_s
+        used = used + 1 if window_start == window else 1
+        self._run(conn, _SPEND, (now + period_s / amount, window, used, rkey))
+
+    def _flow_ready(self, conn, queues: QueueFilter | None) -> bool:
+        """Whether a keyed task may be claimable now (a cheap look before a write)."""
+        return bool(self._flow_candidates(conn, queues, time.time(), 1))
+
+    def flow_next_due(self, now: float) -> float | None:
+        """The earliest time a keyed task waits for: a rate key's next slot or a
+        delayed keyed task (None when there is none or too many to look at)."""
+        times = []
+        rate_due = self._read(_RATE_DUE, (now,))[0][0]
+        if rate_due is not None:
+            times.append(rate_due)
+        earliest, seen = self._read(_KEYED_DUE, (now, _KEYED_DUE_SCAN + 1))[0]
+        if earliest is not None and seen <= _KEYED_DUE_SCAN:
+            times.append(earliest)
+        return min(times) if times else None
+
+    # -- the Limits page and the API -----------------------------------------
+    def limits(self) -> dict:
+        """Concurrency keys with tasks queued or running, and every rate limit."""
+        now = time.time()
+        keys = [{"key": k, "limit": lim, "running": max(running, 0), "queued": max(queued, 0)}
+                for k, lim, running, queued in self._read(
+                    "SELECT key, conc_limit, running, queued FROM flow_keys"
+                    " WHERE running > 0 OR queued > 0 ORDER BY key LIMIT ?", (LIMITS_SHOWN,))]
+        rates = []
+        for key, amount, period_s, window_start, used, next_at, source, queued in self._read(
+                "SELECT r.key, r.amount, r.period_s, r.window_start, r.used, r.next_at, r.source,"
+                " (SELECT COALESCE(SUM(g.queued), 0) FROM flow_groups g WHERE g.rkey = r.key)"
+                " FROM rate_limits r ORDER BY r.key"):
+            current = math.floor(now / period_s) * period_s
+            rates.append({"key": key, "rate": str(Rate(amount, period_s)), "amount": amount,
+                          "period_s": period_s,
+                          "used": used if window_start == current else 0,
+                          "period_start": current, "next_at": max(next_at, now),
+                          "queued": max(int(queued), 0), "source": source})
+        return {"concurrency": keys, "rates": rates}
+
+    def set_rate_limit(self, key: str, rate: Rate | None, source: str = "api") -> bool:
+        """Set (or with None remove) a rate limit for every daemon; True if it changed."""
+        with self._write() as conn:
+            if rate is None:
+                return self._run(conn, "DELETE FROM rate_limits WHERE key = ?",
+                                 (key,)).rowcount > 0
+            self._run(conn, "INSERT INTO rate_limits (key, amount, period_s, source, updated_at)"
+                      " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                      " amount = excluded.amount, period_s = excluded.period_s,"
+                      " source = excluded.source, updated_at = excluded.updated_at,"
+                      " next_at = CASE WHEN rate_limits.period_s = excluded.period_s"
+                      " AND rate_limits.amount = excluded.amount THEN rate_limits.next_at"
+                      " ELSE 0 END",
+                      (key, rate.amount, rate.period_s, source, time.time()))
+            self._wake_listeners(conn)
+            return True
+
+    def sync_rate_limits(self, rates: dict[str, Rate]) -> None:
+        """Make the rate limits that came from settings exactly ``rates``."""
+        current = {k: (a, p, s) for k, a, p, s in self._read(
+            "SELECT key, amount, period_s, source FROM rate_limits")}
+        for key, (_, _, source) in current.items():
+            if source == "settings" and key not in rates:
+                self.set_rate_limit(key, None)
+        for key, rate in rates.items():
+            if current.get(key) != (rate.amount, rate.period_s, "settings"):
+                self.set_rate_limit(key, rate, source="settings")
+
+    def flow_wait(self, task: dict) -> dict | None:
+        """Why a queued keyed task is not running yet: its key is full or its rate
+        spent; None when it is not waiting for either."""
+        if task.get("status") != "queued":
+            return None
+        ckey, rkey = task.get("concurrency_key"), task.get("rate_key")
+        if ckey:
+            rows = self._read("SELECT conc_limit, running FROM flow_keys WHERE key = ?", (ckey,))
+            if rows and rows[0][0] is not None and rows[0][1] >= rows[0][0]:
+                return {"reason": "concurrency", "key": ckey, "limit": rows[0][0],
+                        "running": rows[0][1]}
+        if rkey:
+            rows = self._read("SELECT amount, period_s, next_at FROM rate_limits WHERE key = ?",
+                              (rkey,))
+            if rows and rows[0][2] > time.time():
+                return {"reason": "rate", "key": rkey, "rate": str(Rate(rows[0][0], rows[0][1])),
+                        "next_at": rows[0][2]}
+        return None
+
+    def prune_flow(self) -> None:
+        """Drop the rows of keys and groups with nothing queued or running."""
+        with self._write() as conn:
+            self._run(conn, "DELETE FROM flow_groups WHERE queued <= 0")
+            self._run(conn, "DELETE FROM flow_keys WHERE queued <= 0 AND running <= 0")
