@@ -76,6 +76,7 @@ class Daemon:
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
         self.backend.put_state("settings_error", None)
+        self.backend.sync_rate_limits(self.settings.rate_limits)
         self.backend.put_state(ERROR_STATE_KEY, None)  # this run's workers report afresh
         self.pool.start(self.settings.workers)
         self.pool.heartbeat()
@@ -172,6 +173,9 @@ class Daemon:
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
         if schedules_for(new) != schedules_for(old):
             self.scheduler.update(schedules_for(new))
+        if new.rate_limits != old.rate_limits:
+            self.backend.sync_rate_limits(new.rate_limits)
+            log.info("rate limits now %s", {k: str(r) for k, r in new.rate_limits.items()})
         self.backend.put_state("settings_error", None)
         restart_only = [k for k in ("database", "bind", "threads", "token") if
                         getattr(new, k) != getattr(old, k)]

@@ -97,3 +97,9 @@ THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named b
 THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed
 EXPORT_TIMEOUT_S = 3600.0   # library.export of a very large index
 LIBRARY_PAGE_SIZE = 60      # items per page of the /library grid ("load more" adds as many)
+
+# -- flow control (backends/flow_sql.py) -------------------------------------
+RATE_CLAIM_LOG_S = 60.0     # claims under a rate key are kept at least this long (and at least
+                            # two periods): the Limits page and audits read when each was made
+FLOW_CANDIDATE_SCAN = 4     # keyed groups a claim looks at per task it may take (peers take some)
+FLOW_KEYS_SHOWN = 1000      # concurrency keys GET /api/limits lists (the busiest ones first)

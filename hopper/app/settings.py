@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from hopper.app import settings_keys
+from hopper.app import flow, settings_keys
 from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
@@ -80,6 +80,7 @@ class Settings:
     eager: bool = False
     lease: float = 30.0
     shutdown_grace: float = 8.0
+    rate_limits: dict = field(default_factory=dict)  # key -> flow.Rate, shared via the database
     from_file: bool = True          # False: built-in defaults, no settings file exists yet
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -283,6 +284,13 @@ def _queue_limits(raw: Any) -> dict[str, int]:
     return limits
 
 
+def _rate_limits(raw: Any) -> dict:
+    try:
+        return flow.parse_rate_limits(raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def validate(raw: dict, path: Path) -> Settings:
     """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
     base = path.parent
@@ -337,6 +345,7 @@ def validate(raw: dict, path: Path) -> Settings:
         lease=parse_duration(raw.get("lease", "30s"), "lease"),
         shutdown_grace=parse_duration(raw.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
                                       "shutdown_grace"),
+        rate_limits=_rate_limits(raw.get("rate_limits")),
         raw=raw,
     )
     if settings.lease < 1:

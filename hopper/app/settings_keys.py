@@ -34,6 +34,7 @@ KNOWN: dict[str, Any] = {
     "tasks": {"modules": None, "flask_app": None},
     "queues": {ANY_NAME: {"concurrency": None}},
     "schedules": [SCHEDULE_KEYS],
+    "rate_limits": {ANY_NAME: None},
 }
 
 

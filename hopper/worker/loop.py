@@ -116,7 +116,8 @@ class WorkerLoop:
                 self._idle()
                 continue
             self._idle_s = IDLE_POLL_S
-            if len(claimed) == batch > 1 and self.doorbell is not None:
+            if self.doorbell is not None and (len(claimed) == batch > 1
+                                              or getattr(self.backend, "flow_left", False)):
                 self.doorbell.ring()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
             batch = self._next_batch_size(claimed, batch)

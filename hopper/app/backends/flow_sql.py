@@ -12,8 +12,10 @@ are claimed here, in the same write transaction as the ordinary claim:
   row triggers on ``tasks`` in the transaction that changes the task: a claim, a
   finish, a rescue, a cancel all move the count with the task, so a dead
   worker's slot is free again as soon as its task is rescued.
-* ``rate_limits`` spaces the claims of a rate key evenly (``next_at``): at most N
-  per period in any window of one period, for every daemon on the database.
+* ``rate_limits`` and its log ``rate_claims``: at most N claims under a rate key
+  in any window of one period, for every daemon on the database (a sliding
+  window: an idle key may start a burst of N, then one more as each claim ages
+  out); ``next_at`` says when the next claim may come.
 
 On PostgreSQL each group, key and rate row is locked with ``SKIP LOCKED`` before
 it is used: a second claimer skips it rather than waiting, and never exceeds a
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 
+from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
 from hopper.app.flow import Rate
 
@@ -52,6 +55,11 @@ _TAKE = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, star
          " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue")
 _TURN = "UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ?"
 _SPEND = "UPDATE rate_limits SET next_at = ?, window_start = ?, used = ? WHERE key = ?"
+_LOG_CLAIM = "INSERT INTO rate_claims (key, claimed_at, task_id) VALUES (?, ?, ?)"
+_NTH_RECENT = ("SELECT claimed_at FROM rate_claims WHERE key = ?"
+               " ORDER BY claimed_at DESC LIMIT 1 OFFSET ?")
+_FORGET_CLAIMS = "DELETE FROM rate_claims WHERE key = ? AND claimed_at < ?"
+CLAIM_LOG_PERIODS = 2  # claims are kept this many periods (and RATE_CLAIM_LOG_S), then dropped
 # Rate keys with queued tasks that wait for their next slot: when an idle worker wakes.
 _RATE_DUE = ("SELECT min(r.next_at) FROM rate_limits r WHERE r.next_at > ?"
              " AND EXISTS (SELECT 1 FROM flow_groups g WHERE g.rkey = r.key AND g.queued > 0)")
@@ -59,8 +67,6 @@ _KEYED_DUE_SCAN = 1000
 _KEYED_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
               " WHERE status = 'queued' AND concurrency_key IS NOT NULL AND run_after > ?"
               " LIMIT ?) AS delayed")
-CANDIDATE_SCAN = 4   # groups looked at per task a claim may take (some are taken by peers)
-LIMITS_SHOWN = 1000  # concurrency keys listed by limits()
 
 
 class FlowControl:
@@ -69,6 +75,7 @@ class FlowControl:
 
     row_locks = False
     flow_index = ""  # SQLite names the index its planner must use
+    flow_left = False  # the last claim left keyed tasks that an idle worker could take
 
     def _flow_lock(self) -> str:
         return " FOR UPDATE SKIP LOCKED" if self.row_locks else ""
@@ -103,7 +110,8 @@ class FlowControl:
     def _claim_keyed(self, conn, worker_id: str, limit: int, lease_s: float,
                      queues: QueueFilter | None) -> list[Claimed]:
         now = time.time()
-        candidates = self._flow_candidates(conn, queues, now, limit * CANDIDATE_SCAN)
+        candidates = self._flow_candidates(conn, queues, now, limit * defaults.FLOW_CANDIDATE_SCAN)
+        self.flow_left = False
         if not candidates:
             return []
         lock = self._flow_lock()
@@ -143,15 +151,34 @@ class FlowControl:
             if queue in caps:
                 caps[queue] -= 1
             if rate is not None:
-                self._spend(conn, rkey, rate, now)
+                self._spend(conn, rkey, rate, now, row[0])
+        # Unexamined groups had a free slot too: wake an idle worker to take one
+        # (PostgreSQL here; on SQLite the worker rings the doorbell on flow_left).
+        self.flow_left = len(claimed) >= limit and len(candidates) > len(claimed)
+        if self.flow_left and self.row_locks:
+            self._wake_listeners(conn)
         return claimed
 
-    def _spend(self, conn, rkey: str, rate: tuple, now: float) -> None:
-        """One claim under a rate key: the next one may come ``period / amount`` later."""
+    def _spend(self, conn, rkey: str, rate: tuple, now: float, task_id: int) -> None:
+        """Log one claim under a rate key; the next may come when the window of one
+        period before it holds fewer than ``amount`` claims: once the ``amount``-th
+        most recent claim is one period old."""
         amount, period_s, window_start, used = rate
         window = math.floor(now / period_s) * period_s
         used = used + 1 if window_start == window else 1
-        self._run(conn, _SPEND, (now + period_s / amount, window, used, rkey))
+        self._run(conn, _LOG_CLAIM, (rkey, now, task_id))
+        row = self._run(conn, _NTH_RECENT, (rkey, amount - 1)).fetchone()
+        next_at = row[0] + period_s if row is not None else now
+        self._run(conn, _SPEND, (next_at, window, used, rkey))
+        if window_start != window:  # once a period: the log keeps CLAIM_LOG_PERIODS of them
+            keep = max(CLAIM_LOG_PERIODS * period_s, defaults.RATE_CLAIM_LOG_S)
+            self._run(conn, _FORGET_CLAIMS, (rkey, now - keep))
+
+    def rate_claims(self, key: str, since: float = 0.0) -> list[float]:
+        """When the claims under a rate key were made (the last two periods at most)."""
+        return [r[0] for r in self._read(
+            "SELECT claimed_at FROM rate_claims WHERE key = ? AND claimed_at >= ?"
+            " ORDER BY claimed_at", (key, since))]
 
     def _flow_ready(self, conn, queues: QueueFilter | None) -> bool:
         """Whether a keyed task may be claimable now (a cheap look before a write)."""
@@ -176,17 +203,18 @@ class FlowControl:
         keys = [{"key": k, "limit": lim, "running": max(running, 0), "queued": max(queued, 0)}
                 for k, lim, running, queued in self._read(
                     "SELECT key, conc_limit, running, queued FROM flow_keys"
-                    " WHERE running > 0 OR queued > 0 ORDER BY key LIMIT ?", (LIMITS_SHOWN,))]
+                    " WHERE running > 0 OR queued > 0 ORDER BY running + queued DESC, key"
+                    " LIMIT ?", (defaults.FLOW_KEYS_SHOWN,))]
         rates = []
-        for key, amount, period_s, window_start, used, next_at, source, queued in self._read(
-                "SELECT r.key, r.amount, r.period_s, r.window_start, r.used, r.next_at, r.source,"
+        for key, amount, period_s, used, next_at, source, queued in self._read(
+                "SELECT r.key, r.amount, r.period_s,"
+                " (SELECT count(*) FROM rate_claims c WHERE c.key = r.key"
+                "   AND c.claimed_at > ? - r.period_s), r.next_at, r.source,"
                 " (SELECT COALESCE(SUM(g.queued), 0) FROM flow_groups g WHERE g.rkey = r.key)"
-                " FROM rate_limits r ORDER BY r.key"):
-            current = math.floor(now / period_s) * period_s
+                " FROM rate_limits r ORDER BY r.key", (now,)):
             rates.append({"key": key, "rate": str(Rate(amount, period_s)), "amount": amount,
-                          "period_s": period_s,
-                          "used": used if window_start == current else 0,
-                          "period_start": current, "next_at": max(next_at, now),
+                          "period_s": period_s, "used": int(used),
+                          "period_start": now - period_s, "next_at": max(next_at, now),
                           "queued": max(int(queued), 0), "source": source})
         return {"concurrency": keys, "rates": rates}
 

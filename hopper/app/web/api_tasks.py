@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from hopper.app import queue, registry, task_fields
+from hopper.app.flow import MAX_CONCURRENCY, MAX_KEY_LENGTH
 from hopper.app.backends.base import (
     FINISHED,
     MAX_TAGS,
@@ -22,7 +23,8 @@ bp = Blueprint("api_tasks", __name__)
 
 MAX_BATCH = 1000
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
-                  "max_attempts", "timeout", "parent_id", "tags", "meta")
+                  "max_attempts", "timeout", "parent_id", "tags", "meta",
+                  "concurrency_key", "concurrency", "rate_key")
 
 
 def _backend():
@@ -65,6 +67,9 @@ def enqueue_request(body) -> dict:
         "parent_id": lambda: inputs.field_int(body, "parent_id", 1, inputs.INT64_MAX),
         "timeout": lambda: inputs.field_number(body, "timeout", 0, 1e7, exclusive_low=True),
         "delay": lambda: inputs.field_number(body, "delay", 0, 1e9),
+        "concurrency_key": lambda: inputs.field_text(body, "concurrency_key", MAX_KEY_LENGTH),
+        "concurrency": lambda: inputs.field_int(body, "concurrency", 1, MAX_CONCURRENCY),
+        "rate_key": lambda: inputs.field_text(body, "rate_key", MAX_KEY_LENGTH),
     }
     for key, check in checks.items():
         value = check()

@@ -43,6 +43,15 @@ CREATE TABLE rate_limits (
     updated_at   DOUBLE PRECISION NOT NULL DEFAULT 0
 );
 
+-- Every claim under a rate key in the last period (older rows are dropped as new
+-- ones come): the Limits page counts them, and they record when each claim was made.
+CREATE TABLE rate_claims (
+    key        TEXT   NOT NULL,
+    claimed_at DOUBLE PRECISION NOT NULL,
+    task_id    BIGINT NOT NULL,
+    PRIMARY KEY (key, claimed_at, task_id)
+);
+
 CREATE FUNCTION hopper_flow_count() RETURNS trigger AS $$
 DECLARE
     d_running INTEGER := 0;

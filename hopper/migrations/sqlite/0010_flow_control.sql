@@ -37,10 +37,10 @@ CREATE TABLE flow_groups (
 );
 CREATE INDEX flow_groups_turn ON flow_groups (last_claim) WHERE queued > 0;
 
--- Rate limits shared by every daemon: at most ``amount`` claims per ``period_s``,
--- spread evenly (one every period_s / amount), so no window of one period ever
--- holds more than ``amount``. ``used`` counts the claims of the current fixed
--- period (from ``window_start``) for display. source: 'settings' or 'api'.
+-- Rate limits shared by every daemon: no window of ``period_s`` ever holds more than
+-- ``amount`` claims (rate_claims logs them); ``next_at`` is when the next may come.
+-- ``used`` counts the claims of the fixed period from ``window_start``.
+-- source: 'settings' or 'api'.
 CREATE TABLE rate_limits (
     key          TEXT    PRIMARY KEY,
     amount       INTEGER NOT NULL,
@@ -50,6 +50,15 @@ CREATE TABLE rate_limits (
     used         INTEGER NOT NULL DEFAULT 0,
     source       TEXT    NOT NULL DEFAULT 'api',
     updated_at   REAL    NOT NULL DEFAULT 0
+);
+
+-- Every claim under a rate key in the last period (older rows are dropped as new
+-- ones come): the Limits page counts them, and they record when each claim was made.
+CREATE TABLE rate_claims (
+    key        TEXT   NOT NULL,
+    claimed_at REAL NOT NULL,
+    task_id    BIGINT NOT NULL,
+    PRIMARY KEY (key, claimed_at, task_id)
 );
 
 CREATE TRIGGER tasks_flow_insert AFTER INSERT ON tasks
