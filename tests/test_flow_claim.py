@@ -64,7 +64,7 @@ def test_ordinary_tasks_are_claimed_beside_keyed_ones(engine_client):
 def test_a_rate_key_without_a_limit_is_not_held_back(engine_client):
     ids = queue.enqueue_many([{"name": "echo", "rate_key": "nobody-set-this"}
                               for _ in range(3)])
-    claimed = [t.id for t in _claim(engine_client, "a")] + [t.id for t in _claim(engine_client, "b")]
+    claimed = [t.id for w in ("a", "b") for t in _claim(engine_client, w)]
     assert claimed == ids[:2]
 
 

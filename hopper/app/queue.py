@@ -197,7 +197,8 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
                   max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json,
                   tags=check_tags(tags), meta_json=check_meta(meta))
-    if concurrency_key or rate_key or spec.concurrency_key or spec.rate_key or concurrency:
+    if (concurrency_key is not None or rate_key is not None or concurrency is not None
+            or spec.concurrency_key or spec.rate_key):
         flow_fields(new, spec, concurrency_key, concurrency, rate_key)
     return new
 
