@@ -17,9 +17,10 @@ are claimed here, in the same write transaction as the ordinary claim:
   window: an idle key may start a burst of N, then one more as each claim ages
   out); ``next_at`` says when the next claim may come.
 
-On PostgreSQL each group, key and rate row is locked with ``SKIP LOCKED`` before
-it is used: a second claimer skips it rather than waiting, and never exceeds a
-limit, since the count it checks is read under the lock.
+On PostgreSQL each group and key row is locked with ``SKIP LOCKED`` before it is
+used: a second claimer skips it rather than waiting, and never exceeds a limit,
+since the count it checks is read under the lock. A rate row is locked waiting
+(see ``_claim_keyed``).
 """
 from __future__ import annotations
 
@@ -131,7 +132,12 @@ class FlowControl:
                 continue
             rate = None
             if rkey and has_rate:
-                rate = self._run(conn, _LOCK_RATE.format(lock=lock), (rkey, now)).fetchone()
+                # Waits (no SKIP LOCKED) for a peer claiming under the same rate key:
+                # then it reads that claim's next_at and sleeps until then, instead of
+                # missing the slot. Every other lock here is skipped, never waited
+                # for, so this wait cannot close a cycle.
+                rate = self._run(conn, _LOCK_RATE.format(lock=self.row_lock),
+                                 (rkey, now)).fetchone()
                 if rate is None:
                     continue
             picked = self._run(conn, _PICK.format(indexed=self.flow_index, lock=lock),
