@@ -35,7 +35,7 @@ from hopper.app.flow import Rate
 _CANDIDATES = """
 SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rkey)
   FROM flow_groups g
- WHERE g.queued > 0 {only}
+ WHERE g.queued > 0 {only} {rated}
    AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
    AND (g.ckey = '' OR EXISTS (SELECT 1 FROM flow_keys k WHERE k.key = g.ckey
                                  AND (k.conc_limit IS NULL OR k.running < k.conc_limit)))
@@ -43,6 +43,49 @@ SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rke
                                      AND r.next_at > ?))
  ORDER BY g.last_claim LIMIT ?
 """
+# The fast path, for groups without a rate key: one statement picks, for each of
+# the least recently served groups whose key has a free slot, up to that many of
+# its best ready tasks (at most FLOW_GROUP_TAKE), first task of every group first.
+# SQLite takes one per group (its LIMIT cannot depend on the row; a window over
+# the group would read all of a deep group's tasks on every claim).
+_FAST_SQLITE = """
+WITH cand AS (
+  SELECT g.queue, g.ckey, g.last_claim, k.conc_limit - k.running AS free
+    FROM flow_groups g JOIN flow_keys k ON k.key = g.ckey
+   WHERE g.queued > 0 AND g.rkey = '' {only} AND k.running < k.conc_limit
+     AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
+   ORDER BY g.last_claim LIMIT ?
+)
+SELECT c.queue, c.ckey, c.free,
+       (SELECT t.id FROM tasks t INDEXED BY tasks_flow_ready
+         WHERE t.status = 'queued' AND t.concurrency_key IS NOT NULL AND t.queue = c.queue
+           AND t.concurrency_key = c.ckey AND t.rate_key = '' AND t.run_after <= ?
+         ORDER BY t.priority DESC, t.run_after, t.id LIMIT 1) AS id
+  FROM cand c ORDER BY c.last_claim
+"""
+_FAST_POSTGRES = """
+WITH cand AS (
+  SELECT g.queue, g.ckey, g.last_claim, k.conc_limit - k.running AS free
+    FROM flow_groups g JOIN flow_keys k ON k.key = g.ckey
+   WHERE g.queued > 0 AND g.rkey = '' {only} AND k.running < k.conc_limit
+     AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
+   ORDER BY g.last_claim LIMIT ?
+   FOR UPDATE OF g, k SKIP LOCKED
+)
+SELECT c.queue, c.ckey, c.free, t.id
+  FROM cand c CROSS JOIN LATERAL (
+       SELECT x.id, row_number() OVER () AS pos FROM (
+         SELECT id FROM tasks
+          WHERE status = 'queued' AND concurrency_key IS NOT NULL AND queue = c.queue
+            AND concurrency_key = c.ckey AND rate_key = '' AND run_after <= ?
+          ORDER BY priority DESC, run_after, id LIMIT LEAST(c.free, ?)
+          FOR UPDATE SKIP LOCKED) AS x) AS t
+ ORDER BY t.pos, c.last_claim
+"""
+_TAKE_MANY = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
+              " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued'"
+              " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue")
+_TURN_FAST = "UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ''"
 _LOCK_GROUP = "SELECT 1 FROM flow_groups WHERE queue = ? AND ckey = ? AND rkey = ?{lock}"
 _LOCK_KEY = ("SELECT 1 FROM flow_keys WHERE key = ?"
              " AND (conc_limit IS NULL OR running < conc_limit){lock}")
@@ -98,25 +141,85 @@ class FlowControl:
         targets = self._claim_targets(conn, rest, queues)
         return keyed + (self._claim(conn, worker_id, rest, lease_s, targets) if targets else [])
 
-    def _flow_candidates(self, conn, queues: QueueFilter | None, now: float, n: int) -> list:
-        only, params = "", []
-        if queues is not None and queues.only is not None:
-            allowed = sorted(q for q in queues.only if queues.caps.get(q, 1) > 0)
-            if not allowed:
-                return []
-            only = f"AND g.queue IN ({','.join('?' * len(allowed))})"
-            params = allowed
-        return self._run(conn, _CANDIDATES.format(only=only), [*params, now, n]).fetchall()
+    @staticmethod
+    def _only(queues: QueueFilter | None) -> tuple[str, list] | None:
+        """The SQL that keeps a claim to the queues it may read (None: to none)."""
+        if queues is None or queues.only is None:
+            return "", []
+        allowed = sorted(q for q in queues.only if queues.caps.get(q, 1) > 0)
+        if not allowed:
+            return None
+        return f"AND g.queue IN ({','.join('?' * len(allowed))})", allowed
+
+    def _flow_candidates(self, conn, queues: QueueFilter | None, now: float, n: int,
+                         rated_only: bool = False) -> list:
+        only = self._only(queues)
+        if only is None:
+            return []
+        rated = "AND g.rkey <> ''" if rated_only else ""
+        return self._run(conn, _CANDIDATES.format(only=only[0], rated=rated),
+                         [*only[1], now, n]).fetchall()
 
     def _claim_keyed(self, conn, worker_id: str, limit: int, lease_s: float,
                      queues: QueueFilter | None) -> list[Claimed]:
-        now = time.time()
-        candidates = self._flow_candidates(conn, queues, now, limit * defaults.FLOW_CANDIDATE_SCAN)
         self.flow_left = False
+        claimed = self._claim_unrated(conn, worker_id, limit, lease_s, queues)
+        if len(claimed) < limit:
+            claimed += self._claim_rated(conn, worker_id, limit - len(claimed), lease_s,
+                                         queues, dict(queues.caps) if queues else {}, claimed)
+        return claimed
+
+    def _claim_unrated(self, conn, worker_id: str, limit: int, lease_s: float,
+                       queues: QueueFilter | None) -> list[Claimed]:
+        """Keyed tasks without a rate key, in one pick and one update."""
+        only = self._only(queues)
+        if only is None:
+            return []
+        now = time.time()
+        statement = (_FAST_POSTGRES if self.row_locks else _FAST_SQLITE).format(only=only[0])
+        scan, take = limit * defaults.FLOW_CANDIDATE_SCAN, defaults.FLOW_GROUP_TAKE
+        params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
+        rows = self._run(conn, statement, params).fetchall()
+        caps = dict(queues.caps) if queues is not None else {}
+        free: dict[str, int] = {}
+        ids, turns = [], {}
+        for queue, ckey, slots, task_id in rows:
+            if task_id is None:
+                continue
+            free.setdefault(ckey, slots)  # one key's slots, whichever queue its tasks are in
+            if len(ids) >= limit:
+                self.flow_left = True  # more could run now: another worker may take them
+                break
+            if free[ckey] <= 0 or caps.get(queue, 1) <= 0:
+                continue
+            free[ckey] -= 1
+            if queue in caps:
+                caps[queue] -= 1
+            ids.append(task_id)
+            turns.setdefault((queue, ckey), now + len(turns) * 1e-6)  # keeps the serving order
+        if not ids:
+            return []
+        taken = self._run(conn, _TAKE_MANY.format(ids=",".join("?" * len(ids))),
+                          [worker_id, now + lease_s, now, *ids]).fetchall()
+        self._run_many(conn, _TURN_FAST, [(t, q, k) for (q, k), t in turns.items()])
+        if self.flow_left and self.row_locks:
+            self._wake_listeners(conn)
+        order = {task_id: i for i, task_id in enumerate(ids)}
+        return [Claimed(*row[:7], queue=row[7]) for row in sorted(taken, key=lambda r: order[r[0]])]
+
+    def _claim_rated(self, conn, worker_id: str, limit: int, lease_s: float,
+                     queues: QueueFilter | None, caps: dict,
+                     already: list[Claimed]) -> list[Claimed]:
+        """Keyed tasks under a rate key, group by group (a few claims a second at most)."""
+        for task in already:
+            if task.queue in caps:
+                caps[task.queue] -= 1
+        now = time.time()
+        candidates = self._flow_candidates(conn, queues, now, limit * defaults.FLOW_CANDIDATE_SCAN,
+                                           rated_only=True)
         if not candidates:
             return []
         lock = self._flow_lock()
-        caps = dict(queues.caps) if queues is not None else {}
         keys_used: set[str] = set()
         rates_used: set[str] = set()
         claimed: list[Claimed] = []
@@ -160,8 +263,9 @@ class FlowControl:
                 self._spend(conn, rkey, rate, now, row[0])
         # Unexamined groups had a free slot too: wake an idle worker to take one
         # (PostgreSQL here; on SQLite the worker rings the doorbell on flow_left).
-        self.flow_left = len(claimed) >= limit and len(candidates) > len(claimed)
-        if self.flow_left and self.row_locks:
+        left = len(claimed) >= limit and len(candidates) > len(claimed)
+        self.flow_left = self.flow_left or left
+        if left and self.row_locks:
             self._wake_listeners(conn)
         return claimed
 
