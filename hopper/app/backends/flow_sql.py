@@ -6,8 +6,8 @@ nothing more than before and a backlog under one key is never in its path. They
 are claimed here, in the same write transaction as the ordinary claim:
 
 * ``flow_groups`` lists, per queue, each (concurrency key, rate key) pair with
-  queued tasks; groups are served least recently claimed first (round robin), at
-  most one task per group and per key in one claim.
+  queued tasks; groups are served least recently claimed first (round robin: the
+  claim's trigger stamps ``last_claim``), the first task of each group first.
 * ``flow_keys`` is each concurrency key's semaphore (running, queued), kept by
   row triggers on ``tasks`` in the transaction that changes the task: a claim, a
   finish, a rescue, a cancel all move the count with the task, so a dead
@@ -70,7 +70,7 @@ WITH cand AS (
    WHERE g.queued > 0 AND g.rkey = '' {only} AND k.running < k.conc_limit
      AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
    ORDER BY g.last_claim LIMIT ?
-   FOR UPDATE OF g, k SKIP LOCKED
+   FOR UPDATE OF k SKIP LOCKED
 )
 SELECT c.queue, c.ckey, c.free, t.id
   FROM cand c CROSS JOIN LATERAL (
@@ -84,8 +84,25 @@ SELECT c.queue, c.ckey, c.free, t.id
 """
 _TAKE_MANY = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
               " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued'"
-              " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue")
-_TURN_FAST = "UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ''"
+              " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
+              " concurrency_key, rate_key")
+# A claim's counts, moved by the claim itself (the row triggers count every other
+# move): per key one more running and one less queued; per group one less queued
+# and its turn taken. One statement each whatever the number of keys.
+_CLAIMED_KEYS = {
+    False: ("UPDATE flow_keys SET running = running + ?, queued = queued - ? WHERE key = ?"),
+    True: ("UPDATE flow_keys AS k SET running = k.running + v.n, queued = k.queued - v.n"
+           " FROM unnest(CAST(? AS TEXT[]), CAST(? AS INT[])) AS v(key, n) WHERE k.key = v.key"),
+}
+_CLAIMED_GROUPS = {
+    False: ("UPDATE flow_groups SET queued = queued - ?, last_claim = max(last_claim, ?)"
+            " WHERE queue = ? AND ckey = ? AND rkey = ?"),
+    True: ("UPDATE flow_groups AS g SET queued = g.queued - v.n,"
+           " last_claim = GREATEST(g.last_claim, CAST(? AS DOUBLE PRECISION))"
+           " FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]),"
+           " CAST(? AS INT[])) AS v(queue, ckey, rkey, n)"
+           " WHERE g.queue = v.queue AND g.ckey = v.ckey AND g.rkey = v.rkey"),
+}
 _LOCK_GROUP = "SELECT 1 FROM flow_groups WHERE queue = ? AND ckey = ? AND rkey = ?{lock}"
 _LOCK_KEY = ("SELECT 1 FROM flow_keys WHERE key = ?"
              " AND (conc_limit IS NULL OR running < conc_limit){lock}")
@@ -96,8 +113,8 @@ _PICK = ("SELECT id FROM tasks{indexed} WHERE status = 'queued' AND concurrency_
          " ORDER BY priority DESC, run_after, id LIMIT 1{lock}")
 _TAKE = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
          " attempts = attempts + 1 WHERE id = ? AND status = 'queued'"
-         " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue")
-_TURN = "UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ?"
+         " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
+         " concurrency_key, rate_key")
 _SPEND = "UPDATE rate_limits SET next_at = ?, window_start = ?, used = ? WHERE key = ?"
 _LOG_CLAIM = "INSERT INTO rate_claims (key, claimed_at, task_id) VALUES (?, ?, ?)"
 _NTH_RECENT = ("SELECT claimed_at FROM rate_claims WHERE key = ?"
@@ -182,7 +199,7 @@ class FlowControl:
         rows = self._run(conn, statement, params).fetchall()
         caps = dict(queues.caps) if queues is not None else {}
         free: dict[str, int] = {}
-        ids, turns = [], {}
+        ids = []
         for queue, ckey, slots, task_id in rows:
             if task_id is None:
                 continue
@@ -196,12 +213,11 @@ class FlowControl:
             if queue in caps:
                 caps[queue] -= 1
             ids.append(task_id)
-            turns.setdefault((queue, ckey), now + len(turns) * 1e-6)  # keeps the serving order
         if not ids:
             return []
         taken = self._run(conn, _TAKE_MANY.format(ids=",".join("?" * len(ids))),
                           [worker_id, now + lease_s, now, *ids]).fetchall()
-        self._run_many(conn, _TURN_FAST, [(t, q, k) for (q, k), t in turns.items()])
+        self._count_claims(conn, taken, now)
         if self.flow_left and self.row_locks:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
@@ -250,9 +266,8 @@ class FlowControl:
             row = self._run(conn, _TAKE, (worker_id, now + lease_s, now, picked[0])).fetchone()
             if row is None:
                 continue
+            self._count_claims(conn, [row], now)
             claimed.append(Claimed(*row[:7], queue=row[7]))
-            # Distinct turn stamps keep the order of groups claimed in one go.
-            self._run(conn, _TURN, (now + len(claimed) * 1e-6, queue, ckey, rkey))
             if ckey:
                 keys_used.add(ckey)
             if rkey:
@@ -268,6 +283,38 @@ class FlowControl:
         if left and self.row_locks:
             self._wake_listeners(conn)
         return claimed
+
+    def _count_claims(self, conn, rows: list, now: float) -> None:
+        """Move the counts of keyed tasks just claimed (``rows`` end with queue,
+        concurrency_key, rate_key); the claim takes each group's turn."""
+        keys: dict[str, int] = {}
+        groups: dict[tuple, int] = {}
+        for row in rows:
+            queue, ckey, rkey = row[-3], row[-2], row[-1]
+            if ckey is None:
+                continue
+            if ckey:
+                keys[ckey] = keys.get(ckey, 0) + 1
+            groups[(queue, ckey, rkey)] = groups.get((queue, ckey, rkey), 0) + 1
+        if self.row_locks:
+            if keys:
+                self._run(conn, _CLAIMED_KEYS[True], (list(keys), list(keys.values())))
+            if groups:
+                queues, ckeys, rkeys = (list(c) for c in zip(*groups, strict=True))
+                self._run(conn, _CLAIMED_GROUPS[True],
+                          (now, queues, ckeys, rkeys, list(groups.values())))
+            return
+        self._run_many(conn, _CLAIMED_KEYS[False], [(n, n, k) for k, n in keys.items()])
+        self._run_many(conn, _CLAIMED_GROUPS[False],
+                       [(n, now, q, c, r) for (q, c, r), n in groups.items()])
+
+    def count_claimed_ids(self, conn, task_ids: list[int]) -> None:
+        """Count keyed tasks claimed by id outside this module (eager mode)."""
+        if task_ids:
+            marks = ",".join("?" * len(task_ids))
+            self._count_claims(conn, self._run(
+                conn, f"SELECT queue, concurrency_key, rate_key FROM tasks WHERE id IN ({marks})"
+                " AND concurrency_key IS NOT NULL", task_ids).fetchall(), time.time())
 
     def _spend(self, conn, rkey: str, rate: tuple, now: float, task_id: int) -> None:
         """Log one claim under a rate key; the next may come when the window of one

@@ -178,6 +178,7 @@ class TaskStates:
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
+            self.count_claimed_ids(conn, [row[0] for row in rows if row is not None])
         return [Claimed(*row[:7], queue=row[7]) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
