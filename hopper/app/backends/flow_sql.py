@@ -86,17 +86,42 @@ _TAKE_MANY = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?,
               " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued'"
               " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
               " concurrency_key, rate_key")
+# PostgreSQL: the claim and its counts in one statement, one text whatever the
+# number of tasks (the server keeps it prepared).
+_TAKE_COUNTED = """
+WITH taken AS (
+  UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
+         attempts = attempts + 1
+   WHERE id = ANY(CAST(? AS BIGINT[])) AND status = 'queued'
+  RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,
+            concurrency_key, rate_key
+), keys AS (
+  UPDATE flow_keys AS k SET running = k.running + v.n, queued = k.queued - v.n
+    FROM (SELECT concurrency_key AS key, count(*) AS n FROM taken
+           WHERE concurrency_key <> '' GROUP BY 1) AS v
+   WHERE k.key = v.key
+), turns AS (
+  UPDATE flow_groups AS g SET queued = g.queued - v.n,
+         last_claim = GREATEST(g.last_claim, CAST(? AS DOUBLE PRECISION))
+    FROM (SELECT queue, concurrency_key, rate_key, count(*) AS n FROM taken
+           GROUP BY 1, 2, 3) AS v
+   WHERE g.queue = v.queue AND g.ckey = v.concurrency_key AND g.rkey = v.rate_key
+)
+SELECT * FROM taken
+"""
 # A claim's counts, moved by the claim itself (the row triggers count every other
 # move): per key one more running and one less queued; per group one less queued
 # and its turn taken. One statement each whatever the number of keys.
 _CLAIMED_KEYS = {
-    False: ("UPDATE flow_keys SET running = running + ?, queued = queued - ? WHERE key = ?"),
+    False: ("UPDATE flow_keys SET running = running + v.column2, queued = queued - v.column2"
+            " FROM (VALUES {values}) AS v WHERE flow_keys.key = v.column1"),
     True: ("UPDATE flow_keys AS k SET running = k.running + v.n, queued = k.queued - v.n"
            " FROM unnest(CAST(? AS TEXT[]), CAST(? AS INT[])) AS v(key, n) WHERE k.key = v.key"),
 }
 _CLAIMED_GROUPS = {
-    False: ("UPDATE flow_groups SET queued = queued - ?, last_claim = max(last_claim, ?)"
-            " WHERE queue = ? AND ckey = ? AND rkey = ?"),
+    False: ("UPDATE flow_groups SET queued = queued - v.column4, last_claim = max(last_claim, ?)"
+            " FROM (VALUES {values}) AS v WHERE flow_groups.queue = v.column1"
+            " AND flow_groups.ckey = v.column2 AND flow_groups.rkey = v.column3"),
     True: ("UPDATE flow_groups AS g SET queued = g.queued - v.n,"
            " last_claim = GREATEST(g.last_claim, CAST(? AS DOUBLE PRECISION))"
            " FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]),"
@@ -194,7 +219,7 @@ class FlowControl:
             return []
         now = time.time()
         statement = (_FAST_POSTGRES if self.row_locks else _FAST_SQLITE).format(only=only[0])
-        scan, take = limit * defaults.FLOW_CANDIDATE_SCAN, defaults.FLOW_GROUP_TAKE
+        scan, take = limit + defaults.FLOW_CANDIDATE_EXTRA, defaults.FLOW_GROUP_TAKE
         params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
         rows = self._run(conn, statement, params).fetchall()
         caps = dict(queues.caps) if queues is not None else {}
@@ -215,9 +240,13 @@ class FlowControl:
             ids.append(task_id)
         if not ids:
             return []
-        taken = self._run(conn, _TAKE_MANY.format(ids=",".join("?" * len(ids))),
-                          [worker_id, now + lease_s, now, *ids]).fetchall()
-        self._count_claims(conn, taken, now)
+        if self.row_locks:
+            taken = self._run(conn, _TAKE_COUNTED,
+                              (worker_id, now + lease_s, now, ids, now)).fetchall()
+        else:
+            taken = self._run(conn, _TAKE_MANY.format(ids=",".join("?" * len(ids))),
+                              [worker_id, now + lease_s, now, *ids]).fetchall()
+            self._count_claims(conn, taken, now)
         if self.flow_left and self.row_locks:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
@@ -304,9 +333,15 @@ class FlowControl:
                 self._run(conn, _CLAIMED_GROUPS[True],
                           (now, queues, ckeys, rkeys, list(groups.values())))
             return
-        self._run_many(conn, _CLAIMED_KEYS[False], [(n, n, k) for k, n in keys.items()])
-        self._run_many(conn, _CLAIMED_GROUPS[False],
-                       [(n, now, q, c, r) for (q, c, r), n in groups.items()])
+        # SQLite: one UPDATE ... FROM (VALUES ...) per table (3.33+), not one per key.
+        if keys:
+            values = ",".join(["(?, ?)"] * len(keys))
+            self._run(conn, _CLAIMED_KEYS[False].format(values=values),
+                      [v for k, n in keys.items() for v in (k, n)])
+        if groups:
+            values = ",".join(["(?, ?, ?, ?)"] * len(groups))
+            self._run(conn, _CLAIMED_GROUPS[False].format(values=values),
+                      [now, *(v for (q, c, r), n in groups.items() for v in (q, c, r, n))])
 
     def count_claimed_ids(self, conn, task_ids: list[int]) -> None:
         """Count keyed tasks claimed by id outside this module (eager mode)."""
