@@ -27,6 +27,7 @@ from hopper.app.backends.base import (
     task_dict,
 )
 from hopper.app.backends.counters import CounterReads
+from hopper.app.backends.flow_admin import FlowAdmin
 from hopper.app.backends.flow_sql import FlowControl
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
@@ -81,7 +82,8 @@ def insert_params(task: NewTask, now: float) -> tuple:
             task.concurrency_key, task.concurrency_limit, task.rate_key)
 
 
-class SqlBackend(CounterReads, TaskQueries, TaskStates, FlowControl, ScheduleStore, Backend):
+class SqlBackend(CounterReads, TaskQueries, TaskStates, FlowControl, FlowAdmin, ScheduleStore,
+                 Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
     counters and listings from CounterReads and TaskQueries, the engine specifics
     from subclasses."""
