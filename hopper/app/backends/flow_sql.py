@@ -45,8 +45,9 @@ SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rke
 # The fast path, for groups without a rate key: one statement picks, for each of
 # the least recently served groups whose key has a free slot, up to that many of
 # its best ready tasks (at most FLOW_GROUP_TAKE), first task of every group first.
-# SQLite takes one per group (its LIMIT cannot depend on the row; a window over
-# the group would read all of a deep group's tasks on every claim).
+# SQLite picks one per group here (its LIMIT cannot depend on the row; a window
+# over the group would read all of a deep group's tasks on every claim), then more
+# of the groups with more free slots in one read each (_more_per_group).
 _FAST_SQLITE = """
 WITH cand AS (
   SELECT g.queue, g.ckey, g.last_claim, k.conc_limit - k.running AS free
@@ -81,6 +82,10 @@ SELECT c.queue, c.ckey, c.free, t.id
           FOR UPDATE SKIP LOCKED) AS x) AS t
  ORDER BY t.pos, c.last_claim
 """
+_PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = 'queued'"
+              " AND concurrency_key IS NOT NULL AND queue = ? AND concurrency_key = ?"
+              " AND rate_key = '' AND run_after <= ?"
+              " ORDER BY priority DESC, run_after, id LIMIT ?")
 _TAKE_MANY = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
               " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued'"
               " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
@@ -215,6 +220,8 @@ class FlowControl:
         scan, take = limit + defaults.FLOW_CANDIDATE_EXTRA, defaults.FLOW_GROUP_TAKE
         params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
         rows = self._run(conn, statement, params).fetchall()
+        if not self.row_locks and limit > 1:
+            rows = self._more_per_group(conn, rows, now, min(limit, take))
         caps = dict(queues.caps) if queues is not None else {}
         free: dict[str, int] = {}
         ids = []
@@ -244,6 +251,19 @@ class FlowControl:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
         return [Claimed(*row[:7], queue=row[7]) for row in sorted(taken, key=lambda r: order[r[0]])]
+
+    def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:
+        """SQLite: up to ``take`` tasks of each group whose key has more than one free
+        slot (one more indexed read per such group), first task of every group first."""
+        per_group = []
+        for queue, ckey, slots, task_id in rows:
+            ids = [task_id]
+            if task_id is not None and slots > 1:
+                ids = [r[0] for r in self._run(conn, _PICK_SOME, (
+                    queue, ckey, now, min(slots, take))).fetchall()]
+            per_group.append([(queue, ckey, slots, i) for i in ids])
+        depth = max((len(g) for g in per_group), default=0)
+        return [g[n] for n in range(depth) for g in per_group if n < len(g)]
 
     def _claim_rated(self, conn, worker_id: str, limit: int, lease_s: float,
                      queues: QueueFilter | None, caps: dict,
