@@ -31,6 +31,8 @@ from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
 
 # Groups whose key has a free slot and whose rate allows a claim now, in turn order.
+_ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
+              " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey <> '')")
 _CANDIDATES = """
 SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rkey)
   FROM flow_groups g
@@ -203,8 +205,13 @@ class FlowControl:
     def _claim_keyed(self, conn, worker_id: str, limit: int, lease_s: float,
                      queues: QueueFilter | None) -> list[Claimed]:
         self.flow_left = False
-        claimed = self._claim_unrated(conn, worker_id, limit, lease_s, queues)
-        if len(claimed) < limit:
+        # One look at the small flow_groups table (partial index of groups with
+        # queued tasks): without keyed tasks, all the ordinary claim pays for them.
+        unrated, rated = self._run(conn, _ANY_KEYED).fetchone()
+        if not unrated and not rated:
+            return []
+        claimed = self._claim_unrated(conn, worker_id, limit, lease_s, queues) if unrated else []
+        if rated and len(claimed) < limit:
             claimed += self._claim_rated(conn, worker_id, limit - len(claimed), lease_s,
                                          queues, dict(queues.caps) if queues else {}, claimed)
         return claimed
