@@ -154,6 +154,7 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
     out["progress"] = {"done": None, "total": None}
     out["history"] = []  # no attempt has ended yet
     out["children"] = {}
+    out["waiting_for"] = None  # flow control is only looked at when the task is read
     return out
 
 
