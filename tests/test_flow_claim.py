@@ -130,3 +130,14 @@ def test_settings_rate_limits_are_synced_and_removed(engine_client):
     backend.sync_rate_limits({"a": flow.parse_rate("20/s")})
     rates = {r["key"]: (r["rate"], r["source"]) for r in backend.limits()["rates"]}
     assert rates == {"a": ("20/s", "settings"), "manual": ("1/s", "api")}
+
+
+def test_a_lower_rate_counts_the_claims_already_made_under_the_old_one(engine_client):
+    backend = engine_client.backend
+    backend.set_rate_limit("feed", flow.parse_rate("5/m"))
+    ids = queue.enqueue_many([{"name": "echo", "rate_key": "feed"} for _ in range(4)])
+    claimed = [t.id for w in ("a", "b", "c") for t in _claim(engine_client, w)]
+    assert claimed == ids[:3]
+    backend.set_rate_limit("feed", flow.parse_rate("2/m"))  # three claims this minute already
+    assert _claim(engine_client, "d") == []
+    assert queue.get_task(ids[3])["waiting_for"]["reason"] == "rate"

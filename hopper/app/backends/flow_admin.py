@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from hopper.app import defaults
+from hopper.app.backends.flow_sql import NTH_RECENT_CLAIM
 from hopper.app.flow import Rate
 
 _RATE_DUE = ("SELECT min(r.next_at) FROM rate_limits r WHERE r.next_at > ?"
@@ -66,14 +67,16 @@ class FlowAdmin:
             if rate is None:
                 return self._run(conn, "DELETE FROM rate_limits WHERE key = ?",
                                  (key,)).rowcount > 0
-            self._run(conn, "INSERT INTO rate_limits (key, amount, period_s, source, updated_at)"
-                      " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            # The next claim under the new rate: when the claims already logged leave
+            # room for one (a new limit counts the claims made under the old one).
+            nth = self._run(conn, NTH_RECENT_CLAIM, (key, rate.amount - 1)).fetchone()
+            next_at = nth[0] + rate.period_s if nth is not None else 0.0
+            self._run(conn, "INSERT INTO rate_limits (key, amount, period_s, source, updated_at,"
+                      " next_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                       " amount = excluded.amount, period_s = excluded.period_s,"
                       " source = excluded.source, updated_at = excluded.updated_at,"
-                      " next_at = CASE WHEN rate_limits.period_s = excluded.period_s"
-                      " AND rate_limits.amount = excluded.amount THEN rate_limits.next_at"
-                      " ELSE 0 END",
-                      (key, rate.amount, rate.period_s, source, time.time()))
+                      " next_at = excluded.next_at",
+                      (key, rate.amount, rate.period_s, source, time.time(), next_at))
             self._wake_listeners(conn)
             return True
 

@@ -148,7 +148,7 @@ _TAKE = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, star
          " concurrency_key, rate_key")
 _SPEND = "UPDATE rate_limits SET next_at = ?, window_start = ?, used = ? WHERE key = ?"
 _LOG_CLAIM = "INSERT INTO rate_claims (key, claimed_at, task_id) VALUES (?, ?, ?)"
-_NTH_RECENT = ("SELECT claimed_at FROM rate_claims WHERE key = ?"
+NTH_RECENT_CLAIM = ("SELECT claimed_at FROM rate_claims WHERE key = ?"
                " ORDER BY claimed_at DESC LIMIT 1 OFFSET ?")
 _FORGET_CLAIMS = "DELETE FROM rate_claims WHERE key = ? AND claimed_at < ?"
 CLAIM_LOG_PERIODS = 2  # claims are kept this many periods (and RATE_CLAIM_LOG_S), then dropped
@@ -379,7 +379,7 @@ class FlowControl:
         window = math.floor(now / period_s) * period_s
         used = used + 1 if window_start == window else 1
         self._run(conn, _LOG_CLAIM, (rkey, now, task_id))
-        row = self._run(conn, _NTH_RECENT, (rkey, amount - 1)).fetchone()
+        row = self._run(conn, NTH_RECENT_CLAIM, (rkey, amount - 1)).fetchone()
         next_at = row[0] + period_s if row is not None else now
         self._run(conn, _SPEND, (next_at, window, used, rkey))
         if window_start != window:  # once a period: the log keeps CLAIM_LOG_PERIODS of them
