@@ -78,7 +78,8 @@ END;
 -- (backends/flow_sql.py): a trigger per row made a keyed claim three times slower.
 CREATE TRIGGER tasks_flow_move AFTER UPDATE OF status ON tasks
 WHEN new.concurrency_key IS NOT NULL AND old.status IS NOT new.status
- AND NOT (old.status = 'queued' AND new.status = 'running') BEGIN
+ AND NOT (old.status = 'queued' AND new.status = 'running')
+ AND (old.status = 'queued' OR new.status = 'queued') BEGIN
     INSERT INTO flow_keys (key, conc_limit, running, queued)
     SELECT new.concurrency_key, new.concurrency_limit,
            (new.status = 'running') - (old.status = 'running'),
@@ -91,6 +92,13 @@ WHEN new.concurrency_key IS NOT NULL AND old.status IS NOT new.status
            (new.status = 'queued') - (old.status = 'queued')
      WHERE new.status = 'queued' OR old.status = 'queued'
     ON CONFLICT (queue, ckey, rkey) DO UPDATE SET queued = queued + excluded.queued;
+END;
+
+-- The common end of a keyed task, running -> succeeded | failed | waiting | cancelled:
+-- one slot of its key is free again (a plain UPDATE: the key's row exists while it runs).
+CREATE TRIGGER tasks_flow_done AFTER UPDATE OF status ON tasks
+WHEN new.concurrency_key <> '' AND old.status = 'running' AND new.status <> 'queued' BEGIN
+    UPDATE flow_keys SET running = running - 1 WHERE key = new.concurrency_key;
 END;
 
 CREATE TRIGGER tasks_flow_delete AFTER DELETE ON tasks
