@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hopper.app.library.identify import sha256_fd  # noqa: E402
+from hopper.app.library.identify import sha256_fd  # noqa: E402  (importable once sys.path is set above)
 
 
 def free_port() -> int:
@@ -107,7 +107,7 @@ def hash_throughput(files: list[Path]) -> dict:
     total = sum(p.stat().st_size for p in files)
     subprocess.run(["cat", *map(str, files)], stdout=subprocess.DEVNULL, check=True)  # warm cache
     results = {}
-    for attempt in range(3):
+    for _attempt in range(3):
         started = time.monotonic()
         subprocess.run(["sha256sum", *map(str, files)], stdout=subprocess.DEVNULL, check=True)
         results.setdefault("sha256sum", []).append(time.monotonic() - started)

@@ -145,7 +145,7 @@ def test_a_crashing_web_server_is_restarted_with_growing_delays(make_daemon):
     exits = _records(daemon, event="web_exited")
     assert [r["restart_in"] for r in exits] == [1.0, 2.0, 4.0]
     assert all(r["level"] == "error" and r["uptime"] < 30 for r in exits)
-    for gap, delay in zip(gaps, (1.0, 2.0, 4.0)):
+    for gap, delay in zip(gaps, (1.0, 2.0, 4.0), strict=True):
         assert delay <= gap < delay + 5, gaps
     poll_until(lambda: _healthy(daemon), timeout=60)
     assert daemon.process.poll() is None

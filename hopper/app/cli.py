@@ -1,4 +1,6 @@
-"""Command line: ``python run.py [serve|worker|queue|enqueue|status|migrate|library|backup] [options]``.
+"""Command line: ``python run.py [COMMAND] [options]``.
+
+Commands: serve, worker, queue, enqueue, status, migrate, library, backup.
 
 Global options (``--config``, ``--log-format``, ``--log-level``) go before or
 after the subcommand.
@@ -138,7 +140,8 @@ def main(argv: list[str]) -> int:
     from hopper.app import queue
 
     try:
-        client = queue.configure(settings, migrate=command != "migrate", modules=bundled.TASK_MODULES)
+        client = queue.configure(settings, migrate=command != "migrate",
+                                 modules=bundled.TASK_MODULES)
         return handler(args, client)
     except registry.TaskModuleError as exc:
         return _fail(exc, EXIT_USAGE)

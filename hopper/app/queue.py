@@ -90,7 +90,8 @@ class reaching:
         return None
 
     def __exit__(self, kind, exc, tb) -> bool:
-        if exc is not None and not isinstance(exc, QueueUnavailable) and is_unavailable(self.url, exc):
+        if (exc is not None and not isinstance(exc, QueueUnavailable)
+                and is_unavailable(self.url, exc)):
             raise QueueUnavailable(
                 f"the task database {_redact(self.url)} cannot be reached: {exc}") from exc
         return False
@@ -245,7 +246,7 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     with reaching(c.settings.database):
         results = c.backend.enqueue(tasks)
     if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
-        for new, (task_id, created) in zip(tasks, results):
+        for new, (task_id, created) in zip(tasks, results, strict=True):
             if created:
                 logs.task_event("enqueued", task_id, new.name, new.queue)
     if c.eager:

@@ -127,7 +127,9 @@ def from_snapshot(text: str) -> Settings:
     """The settings a parent process passed down with ``Settings.snapshot``."""
     data = json.loads(text)
     settings = validate(data["raw"], Path(data["path"]))
-    return settings if data.get("from_file", True) else dataclasses.replace(settings, from_file=False)
+    if data.get("from_file", True):
+        return settings
+    return dataclasses.replace(settings, from_file=False)
 
 
 def inherited() -> Settings:
@@ -270,7 +272,8 @@ def _queue_limits(raw: Any) -> dict[str, int]:
         if entry is None:
             entry = {}
         if not isinstance(entry, dict):
-            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}}, got {entry!r}")
+            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}},"
+                                f" got {entry!r}")
         unknown = sorted(str(k) for k in entry if k != "concurrency")
         if unknown:
             raise SettingsError(f"{key}: unknown key(s) {', '.join(unknown)}; the only key is "
@@ -291,7 +294,8 @@ def validate(raw: dict, path: Path) -> Settings:
     except settings_keys.UnknownKey as exc:
         raise SettingsError(str(exc)) from None
     server, auth = _section(raw, "server"), _section(raw, "auth")
-    library, retention, tasks = _section(raw, "library"), _section(raw, "retention"), _section(raw, "tasks")
+    library, retention = _section(raw, "library"), _section(raw, "retention")
+    tasks = _section(raw, "tasks")
     durability = raw.get("durability", "full")
     if durability not in ("full", "normal"):
         raise SettingsError(f"durability: must be full or normal, got {durability!r}")
@@ -309,7 +313,8 @@ def validate(raw: dict, path: Path) -> Settings:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise SettingsError("tasks.modules: expected a list of module names")
     flask_app = tasks.get("flask_app")
-    if flask_app is not None and (not isinstance(flask_app, str) or not _FLASK_APP.match(flask_app)):
+    if flask_app is not None and (not isinstance(flask_app, str)
+                                  or not _FLASK_APP.match(flask_app)):
         raise SettingsError(f"tasks.flask_app: expected \"package.module:create_app\" or"
                             f" \"package.module:app\", got {flask_app!r}")
     settings = Settings(
@@ -323,9 +328,11 @@ def validate(raw: dict, path: Path) -> Settings:
         token=token,
         inbox=_resolve(base, library.get("inbox", "data/inbox"), "library.inbox"),
         library_root=_resolve(base, library.get("root", "data/library"), "library.root"),
-        quarantine=_resolve(base, library.get("quarantine", "data/quarantine"), "library.quarantine"),
+        quarantine=_resolve(base, library.get("quarantine", "data/quarantine"),
+                            "library.quarantine"),
         layout=layout,
-        rescan_interval=parse_duration(library.get("rescan_interval", "1h"), "library.rescan_interval"),
+        rescan_interval=parse_duration(library.get("rescan_interval", "1h"),
+                                       "library.rescan_interval"),
         settle_time=parse_duration(library.get("settle_time", "1s"), "library.settle_time"),
         retention_succeeded=parse_duration(retention.get("succeeded", "7d"), "retention.succeeded"),
         retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),

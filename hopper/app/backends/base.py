@@ -152,7 +152,7 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
 
 def task_dict(row: Iterable[Any]) -> dict:
     """The public shape of a task row (JSON fields decoded)."""
-    task = dict(zip(TASK_COLUMNS, row))
+    task = dict(zip(TASK_COLUMNS, row, strict=True))
     task["args"] = json.loads(task["args"])
     task["result"] = json.loads(task["result"]) if task["result"] is not None else None
     task["progress"] = {"done": task.pop("progress_done"), "total": task.pop("progress_total")}
@@ -301,6 +301,8 @@ class Backend(ABC):
     @abstractmethod
     def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:
         """Non-cumulative buckets of 'pickup' or 'duration' per queue."""
+
+    @abstractmethod
     def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
         """Per queue, tasks succeeded and failed per minute over the last ``minutes``:
         ``{queue: [{minute, succeeded, failed}]}``, oldest minute first."""

@@ -66,7 +66,8 @@ class CounterReads:
         for row in self.minutes(time.time() - minutes * 60):
             if row["succeeded"] or row["failed"]:
                 out.setdefault(row["queue"], []).append(
-                    {"minute": row["minute"], "succeeded": row["succeeded"], "failed": row["failed"]})
+                    {"minute": row["minute"], "succeeded": row["succeeded"],
+                     "failed": row["failed"]})
         return out
 
     def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:

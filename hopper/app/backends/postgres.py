@@ -134,7 +134,7 @@ class PostgresBackend(SqlBackend):
             self._local.unsynced = False
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        ids, results, started, finished = (list(column) for column in zip(*rows))
+        ids, results, started, finished = (list(column) for column in zip(*rows, strict=True))
         return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished,
                                               worker_id)).fetchall()
 

@@ -87,4 +87,4 @@ class ScheduleStore:
         names = ("id", "host", "pid", "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM daemons WHERE heartbeat_at >= ?"
                           " ORDER BY started_at", (time.time() - LIVE_WORKER_AGE_S,))
-        return [dict(zip(names, r)) for r in rows]
+        return [dict(zip(names, r, strict=True)) for r in rows]

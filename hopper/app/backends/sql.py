@@ -161,7 +161,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     # -- producing ---------------------------------------------------------
     def _insert_one(self, conn, task: NewTask, now: float) -> tuple[int, bool]:
         if task.unique_key is None:
-            return self._run(conn, INSERT + " RETURNING id", insert_params(task, now)).fetchone()[0], True
+            params = insert_params(task, now)
+            return self._run(conn, INSERT + " RETURNING id", params).fetchone()[0], True
         row = self._run(conn, _INSERT_UNIQUE, insert_params(task, now)).fetchone()
         if row:
             return row[0], True
@@ -172,7 +173,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
 
     def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
         """Index the tags of the tasks just created (a unique_key hit adds none)."""
-        rows = [(tag, task_id) for task, (task_id, created) in zip(tasks, results) if created
+        rows = [(tag, task_id)
+                for task, (task_id, created) in zip(tasks, results, strict=True) if created
                 for tag in task.tags]
         if rows:
             self._run_many(conn, _INSERT_TAG, rows)
@@ -210,7 +212,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         if worker_ids:
             with self._write() as conn:
                 self._run_many(
-                    conn, "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
+                    conn,
+                    "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
                     [(time.time() + lease_s, w) for w in worker_ids])
 
     def expired_leases(self) -> list[tuple[int, str]]:
@@ -305,7 +308,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
             chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
-                deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
+                deleted += self._run(conn,
+                                     f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
                 self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
@@ -324,7 +328,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             self._run_many(
                 conn, "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
                 " started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, task_id = excluded.task_id,"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+                " task_id = excluded.task_id,"
                 " cpu_percent = excluded.cpu_percent, rss_bytes = excluded.rss_bytes,"
                 " heartbeat_at = excluded.heartbeat_at",
                 [(r.id, r.host, r.pid, r.state, r.task_id, r.cpu_percent, r.rss_bytes,
@@ -339,7 +344,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
                  "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"
                           " ORDER BY started_at, id", (time.time() - max_age_s,))
-        return [dict(zip(names, row)) for row in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put_state(self, key: str, value: Any) -> None:
         with self._write() as conn:

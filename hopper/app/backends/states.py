@@ -59,7 +59,8 @@ RETURNING id, status, parent_id
 """
 # retry_at NULL means no attempt is left to give: the task fails for good.
 _FAIL = """
-UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+UPDATE tasks SET status = CASE WHEN attempts < max_attempts
+                               AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
                           THEN 'queued' ELSE 'failed' END,
        run_after = COALESCE(CAST(? AS DOUBLE PRECISION), run_after), error = ?,
        started_at = COALESCE(CAST(? AS DOUBLE PRECISION), started_at),
@@ -354,7 +355,7 @@ class TaskStates:
         """Every attempt of a task, oldest first: failed ones from ``task_attempts``,
         the latest one (running, or ended well) from the task row itself."""
         names = ("attempt", "worker", "started_at", "finished_at", "error", "kind")
-        rows = [dict(zip(names, r)) for r in self._read(
+        rows = [dict(zip(names, r, strict=True)) for r in self._read(
             f"SELECT {', '.join(names)} FROM task_attempts WHERE task_id = ? ORDER BY id",
             (task["id"],))]
         last_start = rows[-1]["started_at"] if rows else None

@@ -110,7 +110,10 @@ class TaskQueries:
         if not scan or filters.get("parent_id") is not None or filters.get("tags"):
             rows = self.list(**filters, limit=limit + 1, cursor=cursor)
             return rows[:limit], (rows[limit - 1]["id"] if len(rows) > limit else None)
-        top = cursor if cursor is not None else (self._read("SELECT MAX(id) FROM tasks")[0][0] or 0) + 1
+        if cursor is not None:
+            top = cursor
+        else:
+            top = (self._read("SELECT MAX(id) FROM tasks")[0][0] or 0) + 1
         low = max(top - LIST_SCAN_WINDOW, 0)
         clauses, params = self._filters(**{k: v for k, v in filters.items() if k != "tags"})
         clauses += ["id < ?", "id >= ?"]
@@ -160,7 +163,8 @@ class TaskQueries:
     def _bulk_delete(self, ids: list[int]) -> int:
         with self._write() as conn:
             deleted = self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
-                                f" AND status IN ('succeeded', 'failed', 'cancelled')", ids).rowcount
+                                " AND status IN ('succeeded', 'failed', 'cancelled')",
+                                ids).rowcount
             # The attempt history goes with its task, as when retention prunes it.
             self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({_marks(ids)})"
                       " AND task_id NOT IN (SELECT id FROM tasks)", ids)

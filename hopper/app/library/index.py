@@ -32,7 +32,7 @@ class Source:
 
 
 def _item(row: Iterable[Any]) -> dict:
-    return dict(zip(ITEM_COLUMNS, row))
+    return dict(zip(ITEM_COLUMNS, row, strict=True))
 
 
 def _duplicates(backend, shas: list[str]) -> dict[str, list[dict]]:
@@ -82,7 +82,8 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     if cursor is not None:
         rows = backend.fetch("SELECT taken_at FROM library_items WHERE id = ?", (int(cursor),))
         if not rows:
-            raise CursorGone(f"item {cursor} is no longer in the library; start from the first page")
+            raise CursorGone(f"item {cursor} is no longer in the library;"
+                             " start from the first page")
         # Row values keep the (taken_at, id) index usable on both engines.
         clauses.append("(taken_at, id) < (?, ?)")
         params += [rows[0][0], int(cursor)]
@@ -165,7 +166,8 @@ def item_by_sha(backend, sha256: str) -> dict | None:
 def _values(path: str, name: str, identity: Identity, source: Source | None, now: float) -> tuple:
     return (path, name, identity.sha256, identity.mime, identity.kind, identity.size,
             identity.taken_at.isoformat(), identity.taken_at_source, identity.width,
-            identity.height, identity.camera, source.name if source else None, source.path if source else None,
+            identity.height, identity.camera, source.name if source else None,
+            source.path if source else None,
             source.mtime_ns if source else None, now, now)
 
 
@@ -200,8 +202,8 @@ def add_duplicate(backend, sha256: str, source: Source, size: int) -> None:
     """Record a dropped copy of existing content (idempotent for the same drop)."""
     with backend.transaction() as conn:
         backend.run(
-            conn, "INSERT INTO library_duplicates (sha256, source_name, source_path, source_mtime_ns,"
-            " size, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            conn, "INSERT INTO library_duplicates (sha256, source_name, source_path,"
+            " source_mtime_ns, size, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (sha256, source.name, source.path, source.mtime_ns, size, time.time()))
 
 

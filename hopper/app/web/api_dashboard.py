@@ -38,7 +38,8 @@ def _bulk_filter(body: dict) -> dict | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise bad_request("invalid filter", f"filter must be an object with {', '.join(FILTER_KEYS)}")
+        raise bad_request("invalid filter",
+                          f"filter must be an object with {', '.join(FILTER_KEYS)}")
     unknown = sorted(set(raw) - set(FILTER_KEYS))
     if unknown:
         raise bad_request("invalid filter", f"unknown filter key(s): {', '.join(unknown)}")

@@ -89,7 +89,8 @@ def thumbnail(raw_id: str):
     found = _item_or_404(raw_id)
     path = thumbnail_path(thumbnails_dir(_client().settings), found["sha256"])
     if found["thumbnail"] != index.THUMBNAIL_READY or not path.is_file():
-        state = "cannot be decoded" if found["thumbnail"] == index.THUMBNAIL_NONE else "not made yet"
+        undecodable = found["thumbnail"] == index.THUMBNAIL_NONE
+        state = "cannot be decoded" if undecodable else "not made yet"
         raise not_found("no thumbnail", f"item {found['id']}: {state}")
     return send_file(path, mimetype=THUMBNAIL_MIME, max_age=THUMBNAIL_MAX_AGE_S)
 

@@ -94,7 +94,8 @@ def patch_settings():
     the daemon's watcher applies them."""
     body = inputs.json_body()
     if not isinstance(body, dict) or not body:
-        raise bad_request("invalid settings", "the body must be a JSON object such as {\"workers\": 3}")
+        raise bad_request("invalid settings",
+                          "the body must be a JSON object such as {\"workers\": 3}")
     unknown = sorted(set(body) - set(LIVE_KEYS))
     if unknown:
         raise bad_request("not a live setting",

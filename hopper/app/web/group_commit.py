@@ -76,7 +76,7 @@ class GroupCommit:
     def _run(self, group: list[_Slot]) -> None:
         try:
             ids, created = self._commit([s.request for s in group])
-            for slot, task_id, new in zip(group, ids, created):
+            for slot, task_id, new in zip(group, ids, created, strict=True):
                 slot.result = (task_id, new)
         except Exception as exc:  # handed to the request threads, which report it
             if len(group) == 1:

@@ -82,7 +82,8 @@ def library_page():
     try:
         limit = inputs.query_int("limit", PAGE_SIZE, 1, inputs.MAX_LIMIT)
         cursor = inputs.query_int("cursor")
-        bounds = {"taken_from": period_start(filters["taken_from"]) if filters["taken_from"] else None,
+        bounds = {"taken_from": (period_start(filters["taken_from"])
+                                 if filters["taken_from"] else None),
                   "taken_before": period_end(filters["taken_to"]) if filters["taken_to"] else None}
         rows = index.search_items(backend, q=filters["q"] or None, kind=filters["kind"] or None,
                                   limit=limit + 1, cursor=cursor, **bounds)

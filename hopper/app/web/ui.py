@@ -88,7 +88,8 @@ def task(task_id: int):
     found = backend.get(task_id) if task_id <= inputs.INT64_MAX else None
     if found is None:
         abort(404, f"no task {task_id}")
-    children = backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1) if found["children"] else []
+    children = (backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1)
+                if found["children"] else [])
     done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
     percent = min(100, round(100 * done / total)) if total else 0
     attempts = task_view.attempts(found)
