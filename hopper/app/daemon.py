@@ -27,9 +27,9 @@ from hopper.app.defaults import (
     WEB_STABLE_S,
 )
 from hopper.app.identity import host_name, new_daemon_id
+from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
-from hopper.worker.flask_context import ERROR_STATE_KEY
 from hopper.worker.limits import Routing
 from hopper.worker.pool import WorkerPool
 
@@ -75,15 +75,15 @@ class Daemon:
         rescued = reaper.rescue_orphans(self.backend, set(), self.daemon_id)
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
-        self.backend.put_state("settings_error", None)
-        self.backend.put_state(ERROR_STATE_KEY, None)  # this run's workers report afresh
+        self.backend.put_state(SETTINGS_ERROR_KEY, None)
+        self.backend.put_state(FLASK_APP_ERROR_KEY, None)  # this run's workers report afresh
         self.pool.start(self.settings.workers)
         self.pool.heartbeat()
         self.watcher.start()
         self._housekeeper.start()
         self._scheduler_thread.start()
         if self.web_enabled:
-            from hopper.app.web.server import WebServer
+            from hopper.app.web_process import WebServer
 
             self.web = WebServer(self.settings)
             self._start_web()
@@ -165,21 +165,21 @@ class Daemon:
         if new.flask_app != old.flask_app:
             log.info("tasks.flask_app is now %r: it takes effect at the next worker start",
                      new.flask_app)
-            self.backend.put_state(ERROR_STATE_KEY, None)
+            self.backend.put_state(FLASK_APP_ERROR_KEY, None)
             self.pool.reset_backoff()
         if new.workers != self.pool.target:
             self.pool.scale(new.workers)
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
         if schedules_for(new) != schedules_for(old):
             self.scheduler.update(schedules_for(new))
-        self.backend.put_state("settings_error", None)
+        self.backend.put_state(SETTINGS_ERROR_KEY, None)
         restart_only = [k for k in ("database", "bind", "threads", "token") if
                         getattr(new, k) != getattr(old, k)]
         if restart_only:
             log.warning("changed %s take(s) effect at the next start", ", ".join(restart_only))
 
     def reject_settings(self, message: str) -> None:
-        self.backend.put_state("settings_error", {"error": message, "at": time.time()})
+        self.backend.put_state(SETTINGS_ERROR_KEY, {"error": message, "at": time.time()})
 
     # -- housekeeping ------------------------------------------------------
     def _beat(self) -> None:

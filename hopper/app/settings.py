@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from hopper.app import settings_keys
+from hopper.app.backends.urls import sqlite_path
 from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
@@ -109,11 +110,6 @@ class Settings:
         """These settings as text a child process turns back into them (``from_snapshot``)."""
         return json.dumps({"path": str(self.path), "raw": self.raw, "from_file": self.from_file},
                           default=str)
-
-
-def sqlite_path(url: str) -> Path:
-    """The file path in a ``sqlite:///path`` URL."""
-    return Path(url[len("sqlite:///"):])
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:

@@ -18,7 +18,6 @@ from hopper.app import defaults
 from hopper.app.backends.base import (
     FINISHED,
     MAX_META_BYTES,
-    TASK_COLUMNS,
     Backend,
     Claimed,
     NewTask,
@@ -29,10 +28,9 @@ from hopper.app.backends.base import (
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
-from hopper.app.backends.task_queries import TaskQueries
+from hopper.app.backends.task_queries import COLS, TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
-COLS = ", ".join(TASK_COLUMNS)
 # The unpaused queues that have queued tasks, one index seek per queue (a loose
 # index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """

@@ -16,8 +16,8 @@ from typing import Iterator
 
 from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
+from hopper.app.backends.urls import sqlite_path
 from hopper.app.migrate import apply_sqlite_migrations
-from hopper.app.settings import sqlite_path
 
 BUSY_TIMEOUT_MS = 30000   # how long any statement waits for a lock before giving up
 _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itself

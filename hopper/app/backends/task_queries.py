@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import time
 
-from hopper.app.backends.base import FINISHED, UNFINISHED, TaskConflict, task_dict
+from hopper.app.backends.base import (
+    FINISHED,
+    TASK_COLUMNS,
+    UNFINISHED,
+    TaskConflict,
+    task_dict,
+)
+
+COLS = ", ".join(TASK_COLUMNS)  # every column of a task row, in task_dict's order
 
 LIST_SCAN_WINDOW = 20_000
 BULK_LIMIT = 10_000          # a filter touches at most this many tasks per call
@@ -60,8 +68,6 @@ class TaskQueries:
 
     def _select(self, clauses: list[str], params: list, limit: int, source: str = "tasks",
                 order: str = "id") -> list[dict]:
-        from hopper.app.backends.sql import COLS
-
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
                           (*params, limit))

@@ -1,7 +1,9 @@
-"""Running Gunicorn (gthread) as a child process of the supervisor.
+"""Running the web layer (Gunicorn, gthread) as a child process of the supervisor.
 
 Gunicorn's arbiter reaps every child with ``waitpid(-1)``, so it gets a process
 of its own and the worker pool is never forked from inside it.
+It lives beside the daemon, not in ``web/``: it imports neither Flask nor the
+web modules, it only starts the process that serves them.
 """
 from __future__ import annotations
 
