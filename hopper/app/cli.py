@@ -88,7 +88,7 @@ def console_main() -> int:
     return main(sys.argv[1:])
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str | BaseException, code: int) -> int:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
 

@@ -30,6 +30,7 @@ from hopper.app.identity import host_name, new_daemon_id
 from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
+from hopper.app.web_process import WebServer
 from hopper.worker.limits import Routing
 from hopper.worker.pool import WorkerPool
 
@@ -54,7 +55,7 @@ class Daemon:
                                bundled.TASK_MODULES)
         self.scheduler = Scheduler(self.backend, schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
-        self.web = None
+        self.web: WebServer | None = None
         self._reload_requested = threading.Event()
         self._web_delay = 0.0
         self._web_started = 0.0
@@ -83,8 +84,6 @@ class Daemon:
         self._housekeeper.start()
         self._scheduler_thread.start()
         if self.web_enabled:
-            from hopper.app.web_process import WebServer
-
             self.web = WebServer(self.settings)
             self._start_web()
         log.info("hopper running: %d worker(s), database %s%s, queues: %s",
@@ -109,6 +108,8 @@ class Daemon:
         self._reload_requested.set()
 
     def _start_web(self) -> None:
+        if self.web is None:
+            return
         self.web.settings = self.settings  # always the last good settings
         self.web.start()
         self._web_started = time.monotonic()
@@ -116,7 +117,7 @@ class Daemon:
     def _supervise_web(self) -> None:
         """Restart an exited web server, with a growing delay while it keeps exiting."""
         now = time.monotonic()
-        if self.web.alive():
+        if self.web is None or self.web.alive():
             return
         if self._web_restart_at is None:
             uptime = now - self._web_started
@@ -125,7 +126,7 @@ class Daemon:
                 WEB_RESTART_MAX_S, self._web_delay * 2)
             self._web_restart_at = now + self._web_delay
             log.error("the web server exited with code %s after %.1fs; restarting it in %.1fs",
-                      self.web.process.returncode, uptime, self._web_delay,
+                      self.web.process and self.web.process.returncode, uptime, self._web_delay,
                       extra={"fields": {"event": "web_exited", "restart_in": self._web_delay,
                                         "uptime": round(uptime, 3)}})
         elif now >= self._web_restart_at:

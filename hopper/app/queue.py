@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hopper.app import execute, logs, registry
 from hopper.app import settings as settings_mod
@@ -89,7 +89,7 @@ class reaching:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> Literal[False]:
         if (exc is not None and not isinstance(exc, QueueUnavailable)
                 and is_unavailable(self.url, exc)):
             raise QueueUnavailable(

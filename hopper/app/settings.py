@@ -218,7 +218,7 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
         return ()
     if not isinstance(raw, list):
         raise SettingsError("schedules: expected a list")
-    out = []
+    out: list[dict] = []
     for i, entry in enumerate(raw):
         key = f"schedules[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):

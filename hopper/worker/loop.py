@@ -16,7 +16,7 @@ import signal
 import time
 from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
-from typing import Callable
+from typing import Any, Callable, ContextManager
 
 from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
@@ -160,7 +160,11 @@ class WorkerLoop:
         due = self.backend.next_due()
         if due is not None:
             wait = min(wait, max(0.001, due - time.time()))
-        woken = self.listener.wait(wait) if self.listener is not None else time.sleep(wait)
+        if self.listener is not None:
+            woken = self.listener.wait(wait)
+        else:
+            time.sleep(wait)
+            woken = False
         self._idle_s = IDLE_POLL_S if woken else min(self._idle_s * 2, IDLE_POLL_MAX_S)
 
     def _run_batch(self, claimed: list[Claimed], pending: list[Outcome]) -> list[int]:
@@ -217,7 +221,7 @@ def _die_with_fork_server() -> None:
     alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
     if alive_fd is not None:
         os.close(alive_fd)
-        forkserver._forkserver._forkserver_alive_fd = None
+        forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]  # private, read with getattr above
     parent = os.getppid()
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.prctl(1, signal.SIGKILL) != 0:  # PR_SET_PDEATHSIG
@@ -240,7 +244,7 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     # The supervisor applied the migrations before it started the pool.
     client = queue.configure(settings, migrate=False, modules=modules)
-    task_context = contextlib.nullcontext
+    task_context: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     if settings.flask_app:
         from hopper.worker.flask_context import build_or_exit
 

@@ -256,13 +256,6 @@ class Backend(ABC):
         """One task, with children counts by status, or None."""
 
     @abstractmethod
-    def list(self, status: str | None = None, name: str | None = None, queue: str | None = None,
-             parent_id: int | None = None, limit: int = 50, cursor: int | None = None,
-             q: str | None = None, tags: list[str] | None = None) -> list[dict]:
-        """Tasks newest first; ``cursor`` is the last id of the previous page;
-        ``q``: text in the name, args or error; ``tags``: only tasks that carry every one."""
-
-    @abstractmethod
     def page(self, limit: int = 50, cursor: int | None = None,
              **filters) -> tuple[list[dict], int | None]:
         """One page of ``list`` and the next page's cursor (None: no more), with a
@@ -381,3 +374,11 @@ class Backend(ABC):
     @abstractmethod
     def get_state(self, key: str) -> Any:
         """Read a published fact, or None."""
+
+    # Last in the class: above it, ``list`` in an annotation would name this method.
+    @abstractmethod
+    def list(self, status: str | None = None, name: str | None = None, queue: str | None = None,
+             parent_id: int | None = None, limit: int = 50, cursor: int | None = None,
+             q: str | None = None, tags: list[str] | None = None) -> list[dict]:
+        """Tasks newest first; ``cursor`` is the last id of the previous page;
+        ``q``: text in the name, args or error; ``tags``: only tasks that carry every one."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from hopper.app.backends.base import NewTask
+from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.defaults import DAEMON_STALE_S, LIVE_WORKER_AGE_S
 
 _CLAIM_SLOT = ("INSERT INTO schedule_runs (name, slot, task_id, created_at) VALUES (?, ?, NULL, ?)"
@@ -23,7 +24,7 @@ SELECT s.name, s.paused, s.since,
 """
 
 
-class ScheduleStore:
+class ScheduleStore(SqlParts):
     """Mixed into the SQL backend (uses its ``_write``, ``_run`` and ``_read``)."""
 
     # -- schedules ---------------------------------------------------------------

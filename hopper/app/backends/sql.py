@@ -80,6 +80,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     from subclasses."""
 
     placeholder = "?"
+    _local: threading.local  # this thread's connections (and the pid that opened them)
     row_lock = ""  # appended to a SELECT that reads a row it is about to update
 
     # -- engine hooks ------------------------------------------------------

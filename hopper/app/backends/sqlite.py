@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
@@ -129,7 +129,7 @@ class SqliteBackend(SqlBackend):
             try:
                 row_id = self._autocommit_conn().execute(
                     INSERT, insert_params(tasks[0], time.time())).lastrowid
-                return [(row_id, True)]
+                return [(cast(int, row_id), True)]  # an INSERT always sets lastrowid
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
@@ -147,7 +147,7 @@ class SqliteBackend(SqlBackend):
                     chunk = params[start:start + INSERT_CHUNK]
                     last = conn.execute(_insert_rows(len(chunk)),
                                         [value for row in chunk for value in row]).lastrowid
-                first = last - len(tasks) + 1
+                first = cast(int, last) - len(tasks) + 1  # an INSERT always sets lastrowid
                 results = [(first + i, True) for i in range(len(tasks))]
             self._insert_tags(conn, tasks, results)
             return results

@@ -38,6 +38,7 @@ from hopper.app.backends.base import (
     QueueFilter,
     TaskConflict,
 )
+from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
@@ -118,7 +119,7 @@ _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" AND t.status IN {UNFINISHED_SQL}")
 
 
-class TaskStates:
+class TaskStates(SqlParts):
     """The transitions of a task row; mixed into the SQL backend.
 
     Engines provide ``_write``, ``_run``, ``_run_many``, ``_claim`` (given the
@@ -180,7 +181,7 @@ class TaskStates:
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
-        return [Claimed(*row[:7], queue=row[7]) for row in rows if row is not None]
+        return [Claimed(*row) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
@@ -293,7 +294,7 @@ class TaskStates:
             self._cancel_tree(conn, task_id)
             row = self._run(conn, "SELECT parent_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
             self._settle(conn, row[0])
-        return self.get(task_id)
+        return self._reread(task_id)
 
     def _cancel_tree(self, conn, task_id: int) -> None:
         row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
@@ -331,7 +332,14 @@ class TaskStates:
             self._lock_ancestors(conn, [task_id], include_self=True)
             if self._retry_tree(conn, task_id, time.time()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
-        return self.get(task_id)
+        return self._reread(task_id)
+
+    def _reread(self, task_id: int) -> dict:
+        """A task just changed, read back; KeyError if another process deleted it since."""
+        found = self.get(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
 
     def _retry_tree(self, conn, task_id: int, now: float) -> bool:
         """Re-queue one failed or cancelled task; True if it went back to ``waiting``."""

@@ -62,7 +62,8 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     (exclusive) bound ``taken_at`` as ISO text; ``cursor`` is the id of the last
     item of the previous page (CursorGone when that item was removed meanwhile).
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         # lower() on both sides: LIKE is case-insensitive in SQLite, not in PostgreSQL.

@@ -119,7 +119,8 @@ def reindex(settings: Settings, backend) -> int:
     """
     root = settings.library_root
     sources = index.sources_by_sha(backend)
-    entries, by_sha = [], {}
+    entries: list = []
+    by_sha: dict[str, list] = {}
     for rel, path, _ in (_candidates(settings) if root.is_dir() else ()):
         identity = identify_path(path)
         if identity.sha256 in by_sha:

@@ -43,8 +43,8 @@ def _bulk_filter(body: dict) -> dict | None:
     unknown = sorted(set(raw) - set(FILTER_KEYS))
     if unknown:
         raise bad_request("invalid filter", f"unknown filter key(s): {', '.join(unknown)}")
-    chosen = {k: inputs.field_text(raw, k, 500) for k in FILTER_KEYS}
-    chosen = {k: v for k, v in chosen.items() if v is not None}
+    given = {k: inputs.field_text(raw, k, 500) for k in FILTER_KEYS}
+    chosen = {k: v for k, v in given.items() if v is not None}
     if any("\x00" in v for v in chosen.values()):
         raise bad_request("invalid filter", "filter text cannot contain NUL characters")
     if not chosen:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 
@@ -38,7 +39,7 @@ def enqueue_request(body) -> dict:
         raise bad_request("unknown field", f"unknown field(s): {', '.join(unknown)}")
     if body.get("name") is None:
         raise bad_request("invalid name", "name is required")
-    request_ = {"name": inputs.field_text(body, "name")}
+    request_: dict[str, Any] = {"name": inputs.field_text(body, "name")}
     try:
         registry.get(request_["name"])
     except registry.UnknownTask as exc:

@@ -31,6 +31,8 @@ class _Slot:
     def outcome(self) -> tuple[int, bool]:
         if self.error is not None:
             raise self.error
+        if self.result is None:
+            raise RuntimeError("the group commit ended without an outcome for this request")
         return self.result
 
 

@@ -65,10 +65,10 @@ def _timeline(backend, filters: dict) -> list[dict]:
                                                                              entry["to"])
         years[-1]["months"].append(entry)
         years[-1]["count"] += count
-    for year in years:
-        year["current"] = (filters["taken_from"], filters["taken_to"]) == (year["from"],
-                                                                           year["to"])
-        year["open"] = year["current"] or any(m["current"] for m in year["months"])
+    for shown in years:
+        shown["current"] = (filters["taken_from"], filters["taken_to"]) == (shown["from"],
+                                                                            shown["to"])
+        shown["open"] = shown["current"] or any(m["current"] for m in shown["months"])
     if years and not any(y["open"] for y in years):
         years[0]["open"] = True
     return years
