@@ -21,10 +21,9 @@ from hopper.app import execute, logs, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
-from hopper.app.eager import run_eagerly
+from hopper.app.engines import InlineEngine, QueueEngine
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.task_fields import check_meta, check_tags
-from hopper.app.wakeup import Doorbell, doorbell_path
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",
            "current_task_id", "set_progress", "set_meta", "list_tasks", "pause_queue",
@@ -54,7 +53,8 @@ _REQUEST_KEYS = _ENQUEUE_KEYS | {"name"}
 
 
 class Client:
-    """A process's handle on the queue: settings, backend and doorbell."""
+    """A process's handle on the queue: settings, backend and the engine that runs
+    what it enqueues (the daemons' workers, or this process in eager mode)."""
 
     def __init__(self, settings: settings_mod.Settings, migrate: bool = True,
                  modules: tuple[str, ...] = ()):
@@ -67,9 +67,8 @@ class Client:
             self.backend: Backend = open_backend(settings.database, settings.durability)
             if migrate:
                 self.backend.migrate()
-        bell = doorbell_path(settings.database)
-        self.doorbell = Doorbell(bell) if bell else None
         self.eager = settings.eager or os.environ.get("HOPPER_EAGER", "") not in ("", "0")
+        self.engine = InlineEngine(self.backend) if self.eager else QueueEngine(self.backend)
 
 
 _client: Client | None = None
@@ -242,17 +241,15 @@ def _refuse_unknown(options) -> None:
 
 
 def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
-    """Insert validated tasks, then run them (eager mode) or wake idle workers."""
+    """Insert validated tasks (the backend wakes idle workers), then hand the new
+    ones to the client's engine (eager mode runs them here)."""
     with reaching(c.settings.database):
-        results = c.backend.enqueue(tasks)
+        results = c.engine.insert(tasks)
     if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
         for new, (task_id, created) in zip(tasks, results, strict=True):
             if created:
                 logs.task_event("enqueued", task_id, new.name, new.queue)
-    if c.eager:
-        run_eagerly(c.backend, [task_id for task_id, created in results if created])
-    elif c.doorbell is not None:
-        c.doorbell.ring(sum(created for _, created in results))
+    c.engine.run([task_id for task_id, created in results if created])
     return results
 
 
@@ -312,8 +309,6 @@ def retry(task_id: int) -> dict:
     found = c.backend.retry(task_id)
     logs.task_event("retried", task_id, found["name"], found["queue"], None, found["attempts"],
                     reason="retry requested")
-    if c.doorbell is not None:
-        c.doorbell.ring()
     return found
 
 
@@ -325,11 +320,7 @@ def pause_queue(name: str) -> bool:
 
 def resume_queue(name: str) -> bool:
     """Resume a paused queue and wake idle workers; False if it was not paused."""
-    c = client()
-    resumed = c.backend.resume_queue(name)
-    if resumed and c.doorbell is not None:
-        c.doorbell.ring(64)  # one byte per idle worker woken; they drain the backlog
-    return resumed
+    return client().backend.resume_queue(name)
 
 
 def current_task_id() -> int | None:

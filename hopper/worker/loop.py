@@ -20,6 +20,7 @@ from typing import Any, Callable, ContextManager
 
 from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
+from hopper.app.backends.protocols import Listener
 from hopper.app.defaults import (
     FAST_TASK_S,
     IDLE_POLL_MAX_S,
@@ -88,10 +89,11 @@ class WorkerLoop:
     """Runs tasks until asked to stop; owns no process-level state."""
 
     def __init__(self, backend: Backend, worker_id: str, lease_s: float, slot: Slot,
-                 listener=None, doorbell=None, task_context=contextlib.nullcontext,
+                 listener: Listener | None = None, task_context=contextlib.nullcontext,
                  gate: QueueGate | None = None):
         self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
-        self.listener, self.doorbell, self.gate = listener, doorbell, gate
+        self.listener, self.gate = listener, gate
+        self.notifier = backend.notifier()
         self.task_context = task_context  # entered around each task (tasks.flask_app)
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
@@ -108,16 +110,14 @@ class WorkerLoop:
         release: list[int] = []
         batch = 1
         while not self.stopping():
-            claimed = self._finish_and_claim(pending, release, batch)
-            if release and self.doorbell is not None:
-                self.doorbell.ring(len(release))
+            claimed = self._finish_and_claim(pending, release, batch)  # rings for `release`
             pending, release = [], []
             if not claimed:
                 self._idle()
                 continue
             self._idle_s = IDLE_POLL_S
-            if len(claimed) == batch > 1 and self.doorbell is not None:
-                self.doorbell.ring()  # more may be ready: let an idle peer share it
+            if len(claimed) == batch > 1:
+                self.notifier.notify()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
             batch = self._next_batch_size(claimed, batch)
         self._finish_and_claim(pending, release, 0)
@@ -184,10 +184,8 @@ class WorkerLoop:
 
     def _give_back(self, pending: list[Outcome], unstarted: list[int]) -> None:
         if pending or unstarted:
-            self._finish_and_claim(pending, unstarted, 0)
+            self._finish_and_claim(pending, unstarted, 0)  # the backend rings for `unstarted`
             pending.clear()
-        if unstarted and self.doorbell is not None:
-            self.doorbell.ring(len(unstarted))
 
     def _run_one(self, task: Claimed) -> Outcome:
         deadline = time.monotonic() + task.timeout if task.timeout else 0.0
@@ -239,7 +237,6 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
     logs.configure()  # as the supervisor was told (HOPPER_LOG_FORMAT, HOPPER_LOG_LEVEL)
     from hopper.app import queue
-    from hopper.app.wakeup import DoorbellListener, doorbell_path
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     # The supervisor applied the migrations before it started the pool.
@@ -249,9 +246,8 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
         from hopper.worker.flask_context import build_or_exit
 
         task_context = build_or_exit(settings.flask_app, client.backend)
-    bell = doorbell_path(settings.database)
-    listener = DoorbellListener(bell) if bell else client.backend.listener()
+    listener = client.backend.notifier().listen()
     gate = QueueGate(limits, row, routing) if limits is not None else None
-    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell,
-                      task_context, gate)
+    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, task_context,
+                      gate)
     loop.run()

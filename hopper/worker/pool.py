@@ -229,7 +229,8 @@ class WorkerPool:
             if task is None:
                 continue
             reason = f"timed out after {task['timeout'] or 0:g}s"
-            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"])
+            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"],
+                                    ATTEMPT_TIMEOUT)
             self.backend.fail_attempt(task_id, handle.worker_id, reason, retry_at,
                                       kind=ATTEMPT_TIMEOUT)
             logs.task_event("retried" if retry_at is not None else "failed", task_id,

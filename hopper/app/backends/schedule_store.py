@@ -51,6 +51,7 @@ class ScheduleStore(SqlParts):
             task_id, _ = self._insert_one(conn, task, now)
             self._run(conn, "UPDATE schedule_runs SET task_id = ? WHERE name = ? AND slot = ?",
                       (task_id, name, slot))
+            self._wake_listeners(conn)
         return task_id
 
     def set_schedule_paused(self, name: str, paused: bool) -> None:

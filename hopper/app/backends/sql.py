@@ -114,8 +114,10 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
         return [Claimed(*row[:8]) for row in rows]
 
-    def _wake_listeners(self, conn) -> None:
-        """Tell idle workers that tasks became claimable (engines that notify natively)."""
+    @abstractmethod
+    def _wake_listeners(self, conn, n: int = 1) -> None:
+        """Tasks became claimable in this transaction: wake up to ``n`` idle workers
+        once it commits (the engine's notifier)."""
 
     def close(self) -> None:
         """Close this process's connection of the calling thread."""
@@ -278,7 +280,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             resumed = self._run(conn, "DELETE FROM paused_queues WHERE queue = ?",
                                 (queue,)).rowcount > 0
             if resumed:
-                self._wake_listeners(conn)
+                self._wake_listeners(conn, 64)  # up to every idle worker: they drain the backlog
             return resumed
 
     def paused_queues(self) -> dict[str, float]:

@@ -198,6 +198,8 @@ class TaskQueries(SqlParts):
                     " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
                     f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
                     " AND status IN ('failed', 'cancelled')", (time.time(), *plain)).rowcount
+                if changed:
+                    self._wake_listeners(conn, changed)
         for task_id in sorted(special):
             try:
                 self.retry(task_id)

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from hopper.app.backends.base import STATUSES
-from hopper.app.backends.task_queries import BULK_ACTIONS, BULK_CHUNK, BULK_LIMIT
+from hopper.app.backends.task_queries import BULK_ACTIONS, BULK_LIMIT
 from hopper.app.web import inputs
 from hopper.app.web.errors import bad_request
 
@@ -73,11 +73,7 @@ def bulk():
     ids, filter_ = _bulk_ids(body), _bulk_filter(body)
     if (ids is None) == (filter_ is None):
         raise bad_request("invalid selection", "give either ids or filter, not both")
-    result = _backend().bulk(action, ids=ids, filter=filter_, dry_run=dry_run)
-    if action == "retry" and result["changed"]:
-        doorbell = current_app.extensions["hopper"].doorbell
-        if doorbell is not None:
-            doorbell.ring(min(result["changed"], BULK_CHUNK))
+    result = _backend().bulk(action, ids=ids, filter=filter_, dry_run=dry_run)  # wakes workers
     return jsonify(**result, limit=BULK_LIMIT)
 
 
