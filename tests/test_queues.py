@@ -8,6 +8,7 @@ import sys
 import time
 from itertools import pairwise
 
+import pytest
 import requests
 from daemons import REPO
 from helpers import poll_until
@@ -183,3 +184,16 @@ def test_a_bad_queue_concurrency_in_settings_is_refused_at_start(engine_settings
         result = _cli(engine_settings, "serve")
         assert result.returncode == 2
         assert message in result.stdout + result.stderr
+
+
+def test_enqueue_refuses_a_queue_name_that_could_never_be_paused(engine_client):
+    for bad in ("a,b", "a/b", " padded", ""):
+        with pytest.raises(ValueError, match="queue"):
+            queue.enqueue("echo", {}, queue=bad)
+    assert queue.list_tasks() == []
+
+
+def test_pausing_by_the_python_api_checks_the_name_as_enqueue_does(engine_client):
+    with pytest.raises(ValueError, match="may not contain commas"):
+        queue.pause_queue("a,b")
+    assert engine_client.backend.paused_queues() == {}

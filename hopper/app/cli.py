@@ -16,6 +16,7 @@ from pathlib import Path
 from hopper.app import bundled, logs, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
+from hopper.app.queue_names import parse_queue_list
 
 # Exit codes (docs/configuration.md lists them).
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_DATABASE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
@@ -111,8 +112,6 @@ def main(argv: list[str]) -> int:
     logs.export(args.log_format, args.log_level)  # the web server and workers log alike
     command = args.command or "serve"
     if command in ("serve", "worker"):
-        from hopper.worker.limits import parse_queue_list
-
         queues = None
         if getattr(args, "queues", None) is not None:
             try:

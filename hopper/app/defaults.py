@@ -8,7 +8,6 @@ Times are in seconds unless the name says otherwise.
 from __future__ import annotations
 
 # -- leases and liveness ------------------------------------------------------
-LEASE_S = 30.0              # a running task's lease; the supervisor renews it every heartbeat
 HEARTBEAT_S = 1.0           # supervisor: worker rows, leases, orphan rescue
 LIVE_WORKER_AGE_S = 3.0     # a worker row older than this is a dead one's (shown as gone)
 DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks are rescued;

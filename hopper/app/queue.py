@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -21,7 +20,9 @@ from hopper.app import execute, logs, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
+from hopper.app.backends.urls import redact
 from hopper.app.engines import InlineEngine, QueueEngine
+from hopper.app.queue_names import check_queue_name
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.task_fields import check_meta, check_tags
 
@@ -92,12 +93,8 @@ class reaching:
         if (exc is not None and not isinstance(exc, QueueUnavailable)
                 and is_unavailable(self.url, exc)):
             raise QueueUnavailable(
-                f"the task database {_redact(self.url)} cannot be reached: {exc}") from exc
+                f"the task database {redact(self.url)} cannot be reached: {exc}") from exc
         return False
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def configure(settings: settings_mod.Settings | None = None, migrate: bool = True,
@@ -177,9 +174,7 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
     else:
         priority, timeout, max_attempts = spec.priority, spec.timeout, spec.max_attempts
-    queue = spec.queue if queue is None else queue
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+    queue = check_queue_name(spec.queue if queue is None else queue)
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
         raise ValueError(f"unique_key must be a non-empty string, got {unique_key!r}")
     if parent_id is not None and (isinstance(parent_id, bool) or not isinstance(parent_id, int)):
@@ -314,13 +309,13 @@ def retry(task_id: int) -> dict:
 
 def pause_queue(name: str) -> bool:
     """Pause a queue for every daemon on this database (its tasks stay queued);
-    False if it was paused already."""
-    return client().backend.pause_queue(name)
+    False if it was paused already. InvalidQueueName (a ValueError) for a bad name."""
+    return client().backend.pause_queue(check_queue_name(name))
 
 
 def resume_queue(name: str) -> bool:
     """Resume a paused queue and wake idle workers; False if it was not paused."""
-    return client().backend.resume_queue(name)
+    return client().backend.resume_queue(check_queue_name(name))
 
 
 def current_task_id() -> int | None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from hopper.app import settings_keys
+from hopper.app import queue_names, settings_keys
 from hopper.app.backends.urls import sqlite_path
-from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
+from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
@@ -243,14 +243,12 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
 
 
 def check_queue_name(name: Any, key: str = "queue") -> str:
-    """A queue name: a non-empty string of at most QUEUE_NAME_MAX printable characters."""
-    if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX:
-        raise SettingsError(f"{key}: a queue name must be a string of 1 to {QUEUE_NAME_MAX} "
-                            f"characters, got {name!r}")
-    if not name.isprintable() or name != name.strip() or "," in name or "/" in name:
-        raise SettingsError(f"{key}: queue name {name!r} may not contain commas, slashes, "
-                            "control characters or surrounding spaces")
-    return name
+    """A queue name of the settings (``queue_names.check_queue_name``'s rule);
+    SettingsError otherwise."""
+    try:
+        return queue_names.check_queue_name(name, key)
+    except queue_names.InvalidQueueName as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _queue_limits(raw: Any) -> dict[str, int]:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import yaml
 from flask import Blueprint, current_app, jsonify
 
 from hopper.app import settings as settings_mod
+from hopper.app.backends.urls import redact
 from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.web import inputs, settings_file
 from hopper.app.web.errors import bad_request, conflict
@@ -35,15 +35,11 @@ def workers():
     return jsonify(live_workers())
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
 def public_settings(s: settings_mod.Settings) -> dict:
     """Settings as shown to clients: never the token itself."""
     return {
         "path": str(s.path),
-        "database": _redact_url(s.database),
+        "database": redact(s.database),
         "durability": s.durability,
         "workers": s.workers,
         "max_workers": settings_mod.MAX_WORKERS,

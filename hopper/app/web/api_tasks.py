@@ -21,7 +21,7 @@ from hopper.app.web.group_commit import GroupCommit
 
 bp = Blueprint("api_tasks", __name__)
 
-MAX_BATCH = 1000
+MAX_ENQUEUE_BATCH = 1000
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
                   "max_attempts", "timeout", "parent_id", "tags", "meta")
 
@@ -131,8 +131,8 @@ def create_batch():
     body = inputs.json_body()
     if not isinstance(body, list) or not body:
         raise bad_request("invalid batch", "the body must be a non-empty JSON array of tasks")
-    if len(body) > MAX_BATCH:
-        raise ApiError(413, "batch too large", f"at most {MAX_BATCH} tasks per batch")
+    if len(body) > MAX_ENQUEUE_BATCH:
+        raise ApiError(413, "batch too large", f"at most {MAX_ENQUEUE_BATCH} tasks per batch")
     requests_ = []
     for index, item in enumerate(body):
         try:
@@ -219,13 +219,13 @@ def task_artifact(raw_id: str):
     artifact = result.get("artifact") if isinstance(result, dict) else None
     if not isinstance(artifact, str) or not artifact:
         raise not_found("no artifact", f"task {task['id']} did not produce a file")
-    path = artifact_path(current_app.extensions["hopper"].settings.artifacts_dir, artifact)
+    path = artifact_file(current_app.extensions["hopper"].settings.artifacts_dir, artifact)
     if not path.is_file():
         raise not_found("artifact missing", f"{artifact} no longer exists")
     return send_file(path, as_attachment=True, download_name=path.name)
 
 
-def artifact_path(artifacts_dir: Path, artifact: str) -> Path:
+def artifact_file(artifacts_dir: Path, artifact: str) -> Path:
     """The file ``artifact`` names inside ``artifacts_dir``; 403 for anything else.
 
     A task's result is data anyone who can enqueue controls (``echo`` returns its

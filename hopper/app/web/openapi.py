@@ -11,7 +11,7 @@ from hopper.app.backends.base import MAX_TAG_LENGTH, MAX_TAGS, STATUSES
 from hopper.app.defaults import QUEUE_NAME_MAX
 from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 from hopper.app.settings import MAX_WORKERS
-from hopper.app.web.api_tasks import MAX_BATCH
+from hopper.app.web.api_tasks import MAX_ENQUEUE_BATCH
 from hopper.app.web.inputs import INT64_MAX, MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
@@ -249,7 +249,7 @@ PATHS = {
     "/api/tasks/batch": {"post": {
         "summary": "Enqueue several tasks in one transaction", "operationId": "enqueueBatch",
         "requestBody": {"required": True, "content": {JSON: {"schema": {
-            "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+            "type": "array", "minItems": 1, "maxItems": MAX_ENQUEUE_BATCH,
             "items": _ref("EnqueueRequest")}}}},
         "responses": {"201": _json(_ref("BatchResult"), "Created"), **_errors(400, 413)}}},
     "/api/tasks/bulk": {"post": _op(
