@@ -238,12 +238,14 @@ def _refuse_unknown(options) -> None:
 def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     """Insert validated tasks (the backend wakes idle workers), then hand the new
     ones to the client's engine (eager mode runs them here)."""
-    with reaching(c.settings.database):
-        results = c.engine.insert(tasks)
-    if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
-        for new, (task_id, created) in zip(tasks, results, strict=True):
-            if created:
-                logs.task_event("enqueued", task_id, new.name, new.queue)
+    # The wake-up waits for the "enqueued" events, so a log never shows "started" first.
+    with c.backend.notifier().held():
+        with reaching(c.settings.database):
+            results = c.engine.insert(tasks)
+        if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
+            for new, (task_id, created) in zip(tasks, results, strict=True):
+                if created:
+                    logs.task_event("enqueued", task_id, new.name, new.queue)
     c.engine.run([task_id for task_id, created in results if created])
     return results
 

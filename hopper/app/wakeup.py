@@ -13,8 +13,11 @@ import errno
 import os
 import select
 import stat
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 _REOPEN_FIRST_S = 0.001  # after a failed open, the next try waits this long ...
 _REOPEN_AFTER_S = 0.5    # ... doubling up to this while nobody listens
@@ -98,10 +101,29 @@ class DoorbellNotifier:
     def __init__(self, path: Path):
         self.path = path
         self._bell = Doorbell(path)
+        self._held = threading.local()
 
     def notify(self, n: int = 1) -> None:
-        """Wake up to ``n`` idle workers of this machine."""
-        self._bell.ring(n)
+        """Wake up to ``n`` idle workers of this machine (at the end of ``held``)."""
+        held = getattr(self._held, "n", None)
+        if held is None:
+            self._bell.ring(n)
+        else:
+            self._held.n = held + n
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Wake-ups of this thread inside the block are sent when it ends."""
+        if getattr(self._held, "n", None) is not None:
+            yield  # nested: the outer block sends them
+            return
+        self._held.n = 0
+        try:
+            yield
+        finally:
+            n, self._held.n = self._held.n, None
+            if n:
+                self._bell.ring(n)
 
     def listen(self) -> DoorbellListener:
         """The pipe an idle worker of this process blocks on."""

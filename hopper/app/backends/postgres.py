@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import psycopg
 
@@ -203,6 +203,10 @@ class PgNotifier:
     def listen(self) -> NotifyListener:
         """A LISTEN connection for one idle worker."""
         return NotifyListener(self._backend.url)
+
+    def held(self) -> ContextManager[None]:
+        """Nothing to hold: a NOTIFY is delivered when its transaction commits."""
+        return nullcontext()
 
 
 class NotifyListener:

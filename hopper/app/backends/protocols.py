@@ -333,3 +333,8 @@ class Notifier(Protocol):
     def listen(self) -> Listener:
         """A listener for one idle worker of this process."""
         ...
+
+    def held(self) -> ContextManager[None]:
+        """A block whose wake-ups (of this thread) are sent when it ends: a producer
+        logs what it enqueued before any worker can start it."""
+        ...
