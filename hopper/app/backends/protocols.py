@@ -139,7 +139,7 @@ class Claims(Protocol):
 
     @abstractmethod
     def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None,
-                     kind: str = "lost") -> bool:
+                     kind: str = "lost") -> bool:  # base.ATTEMPT_LOST
         """End the running attempt of one task as failed (timeout, lost worker):
         back to ``queued`` at ``retry_at``, or ``failed`` when it is None.
         False if the task was no longer running on that worker."""
