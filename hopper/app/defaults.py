@@ -92,6 +92,8 @@ QUEUE_THROUGHPUT_MINUTES = 60
 # -- the library browser ------------------------------------------------------
 THUMBNAIL_SIZE = 320        # longest side in pixels (Immich uses 250; sharper on HiDPI screens)
 THUMBNAIL_QUALITY = 80      # WebP/JPEG quality of thumbnails
+PREVIEW_SIZE = 1600         # longest side of the item page's large preview (a laptop screen)
+VIDEO_POSTER_AT = 0.10      # a video's poster frame is taken this far in (past fades from black)
 THUMBNAIL_TIMEOUT_S = 120.0  # a thumbnail takes well under a second; a hang is the file's fault
 THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named by content)
 THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed

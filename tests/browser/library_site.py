@@ -64,7 +64,7 @@ def start_site(folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]],
     def ready():
         items = {i["source_name"]: i for i in site.api("/api/library", limit=500)["items"]}
         done = set(files) <= set(items) and all(
-            items[n]["kind"] != "image" or items[n]["thumbnail"] for n in files)
+            items[n]["thumbnail"] != "pending" for n in files)
         return items if done else None
 
     site.items = poll_until(ready, timeout=90, interval=0.2,

@@ -204,7 +204,7 @@ def test_reindex_fills_camera_and_keeps_the_thumbnail(engine_lib):
         engine_lib.backend.run(conn, "UPDATE library_items SET camera = NULL")
     assert reindex(engine_lib.settings, engine_lib.backend) == 1
     [item] = search_items(engine_lib.backend)
-    assert item["camera"] == "NIKON CORPORATION NIKON D750" and item["thumbnail"] is None
+    assert item["camera"] == "NIKON CORPORATION NIKON D750" and item["thumbnail"] == "ready"
     queue.enqueue("library.thumbnail", {"sha256": result["sha256"]},
                   unique_key=f"library.thumbnail:{result['sha256']}")
     [item] = search_items(engine_lib.backend)
