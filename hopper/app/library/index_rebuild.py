@@ -80,7 +80,7 @@ def rebuild(backend, entries: list[Entry]) -> dict:
         # Paths and contents are unique: park the rows that change either under names no
         # file can have first, so swapping two files' names never collides midway.
         backend.run_many(conn, "UPDATE library_items SET path = ?, sha256 = ? WHERE id = ?",
-                         [(f"\x00reindex/{i}", f"reindex-{i}", i) for i in moving])
+                         [(f"//reindex/{i}", f"reindex-{i}", i) for i in moving])
         backend.run_many(conn, _UPDATE, [_update_values(row, entry, now)
                                          for row, entry in matched])
         backend.run_many(conn, _UPSERT.rsplit(" RETURNING", 1)[0],

@@ -58,13 +58,14 @@ def recheck_placed(settings: Settings, backend, library_path: str, item_id: int,
     (``sha256``, ``kind``, ``mime``, ``reidentified``, or ``status: duplicate``)."""
     path = settings.library_root / library_path
     stamp = _stamp(identified)
+    first = identity
     for _ in range(RECHECK_ROUNDS):
         try:
             now = os.lstat(path)
         except FileNotFoundError:
             return None  # moved away by hand meanwhile: the next reconcile forgets it
         if _stamp(now) == stamp:
-            return None
+            break
         found = _identify_again(path)
         if found is None:
             continue  # still being written: look again
@@ -77,6 +78,11 @@ def recheck_placed(settings: Settings, backend, library_path: str, item_id: int,
         if changed.get("status") == "duplicate":
             return changed
         identity = fresh
+    else:
+        log.warning("%s keeps changing; the next reconcile identifies it again",
+                    printable(library_path))
+    if identity is first:
+        return None
     return {"sha256": identity.sha256, "kind": identity.kind, "mime": identity.mime,
             "reidentified": True}
 
