@@ -73,7 +73,7 @@ def test_undecodable_image_gets_no_thumbnail_and_stays_in_the_library(engine_lib
     assert "cannot identify image file" in thumb_task["result"]["reason"]
     assert library_http.get(f"/api/library/{result['item_id']}").json["thumbnail"] == "none"
     response = library_http.get(f"/api/library/{result['item_id']}/thumbnail")
-    assert response.status_code == 404 and response.json["detail"].endswith("cannot be decoded")
+    assert response.status_code == 404 and "cannot be decoded" in response.json["detail"]
     assert not (_data(engine_lib) / "thumbnails" / sha(data)[:2]).exists()
 
 

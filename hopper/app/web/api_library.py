@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 
 from hopper.app.defaults import THUMBNAIL_MAX_AGE_S
 from hopper.app.library import index
+from hopper.app.library.labels import kind_label
 from hopper.app.library.paths import thumbnails_dir
 from hopper.app.library.periods import InvalidPeriod, period_end, period_start
 from hopper.app.library.thumbnails import MIME as THUMBNAIL_MIME
@@ -50,7 +51,7 @@ def search():
     except index.CursorGone as exc:
         raise bad_request("invalid cursor", str(exc)) from None
     # One item beyond the page says whether another page exists.
-    page = items[:limit]
+    page = [_labelled(i) for i in items[:limit]]
     next_cursor = page[-1]["id"] if len(items) > limit else None
     return jsonify(items=page, next_cursor=next_cursor)
 
@@ -70,6 +71,11 @@ def timeline():
     return jsonify(total=total, years=years)
 
 
+def _labelled(item: dict) -> dict:
+    item["label"] = kind_label(item["mime"], item["kind"])  # "PDF", "Word", "MP4"...
+    return item
+
+
 def _item_or_404(raw_id: str) -> dict:
     item_id = inputs.path_id(raw_id, "library item")
     found = index.get_item(_client().backend, item_id)
@@ -81,7 +87,7 @@ def _item_or_404(raw_id: str) -> dict:
 @bp.get("/api/library/<raw_id>")
 def item(raw_id: str):
     """One indexed item with its duplicates."""
-    return jsonify(_item_or_404(raw_id))
+    return jsonify(_labelled(_item_or_404(raw_id)))
 
 
 def _picture(raw_id: str, where, what: str):
