@@ -51,6 +51,10 @@ SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the we
 WEB_RESTART_FIRST_S = 1.0
 WEB_RESTART_MAX_S = 30.0
 WEB_STABLE_S = 30.0
+# A web server that exits within WEB_EXITS_AT_ONCE_S of starting (Gunicorn retries a busy
+# port for about 5 s) WEB_EXITS_AT_ONCE times in a row stops the daemon: it cannot serve.
+WEB_EXITS_AT_ONCE_S = 15.0
+WEB_EXITS_AT_ONCE = 3
 
 # -- housekeeping -------------------------------------------------------------
 PRUNE_EVERY_S = 60.0        # how often retention runs
