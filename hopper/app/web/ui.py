@@ -25,6 +25,7 @@ from hopper.app.web import auth, inputs, task_view
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
 from hopper.app.web.library_pages import item_page, library_page
+from hopper.app.web.settings_words import library_rows
 from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
@@ -88,7 +89,8 @@ def task(task_id: int):
     found = backend.get(task_id) if task_id <= inputs.INT64_MAX else None
     if found is None:
         abort(404, f"no task {task_id}")
-    children = backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1) if found["children"] else []
+    children = (backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1)
+                if found["children"] else [])
     done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
     percent = min(100, round(100 * done / total)) if total else 0
     attempts = task_view.attempts(found)
@@ -143,7 +145,8 @@ def settings_page():
     published = _backend().get_state("settings_error")
     error = (published or {}).get("error") or load_error
     return render_template("settings.html", settings=public_settings(current), error=error,
-                           flask_app_error=_backend().get_state(ERROR_STATE_KEY))
+                           flask_app_error=_backend().get_state(ERROR_STATE_KEY),
+                           library_rows=library_rows(current))
 
 
 @bp.get("/library")
