@@ -342,3 +342,17 @@ def docx_bytes(seed: int) -> bytes:
                    f'wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Note {seed}</w:t></w:r>'
                    '</w:p></w:body></w:document>')
     return out.getvalue()
+
+
+def scene_heic_bytes(seed: int, original: str, size: tuple[int, int] = (1200, 800)) -> bytes:
+    """The landscape of :func:`scene_bytes` as an iPhone-like HEIC with its capture time."""
+    import io
+
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+    img = Image.open(io.BytesIO(scene_bytes(seed, size=size)))
+    exif = Image.Exif()
+    exif.get_ifd(TAG_EXIF_IFD)[TAG_DATETIME_ORIGINAL] = original
+    out = io.BytesIO()
+    img.save(out, "HEIF", exif=exif.tobytes(), quality=70)
+    return out.getvalue()

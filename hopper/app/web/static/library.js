@@ -35,7 +35,7 @@
     var label = item.label || item.kind;
     link.href = "/library/" + item.id;
     if (item.thumbnail === "ready") {
-      var img = el("img", "lib-thumb");
+      var img = el("img", item.mime === "application/pdf" ? "lib-thumb lib-page" : "lib-thumb");
       img.src = "/api/library/" + item.id + "/thumbnail";
       img.loading = "lazy";
       img.alt = "";
