@@ -42,7 +42,7 @@ def _jpeg_with_exif(base: bytes, n: int) -> bytes:
 
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0x9003] = f"2023:{1 + n % 12:02d}:{1 + n % 28:02d} 10:{n % 60:02d}:00"
-    payload = b"Exif\x00\x00" + exif.tobytes()
+    payload = exif.tobytes()  # starts with the "Exif\0\0" header itself
     return base[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + base[2:]
 
 

@@ -47,7 +47,8 @@ def pdf_bytes(seed: int) -> bytes:
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-               b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"]
+               b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+               + b"\nendstream"]
     out = b"%PDF-1.4\n"
     offsets = []
     for i, body in enumerate(objects, 1):
@@ -56,7 +57,8 @@ def pdf_bytes(seed: int) -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n"
+            "%%EOF\n").encode()
     return out
 
 
@@ -128,9 +130,12 @@ def broken_jpeg_bytes(seed: int) -> bytes:
         bytes((seed * 31 + i * 17) % 251 for i in range(4096))
 
 
-_PALETTES = [((255, 183, 94), (214, 95, 84), (46, 79, 79)), ((135, 206, 235), (250, 250, 210), (34, 139, 34)),
-             ((25, 25, 112), (255, 140, 0), (47, 47, 47)), ((176, 224, 230), (255, 255, 255), (70, 130, 180)),
-             ((255, 218, 185), (255, 105, 97), (139, 69, 19)), ((72, 61, 139), (221, 160, 221), (25, 25, 25))]
+_PALETTES = [((255, 183, 94), (214, 95, 84), (46, 79, 79)),
+             ((135, 206, 235), (250, 250, 210), (34, 139, 34)),
+             ((25, 25, 112), (255, 140, 0), (47, 47, 47)),
+             ((176, 224, 230), (255, 255, 255), (70, 130, 180)),
+             ((255, 218, 185), (255, 105, 97), (139, 69, 19)),
+             ((72, 61, 139), (221, 160, 221), (25, 25, 25))]
 
 
 def scene_bytes(seed: int, size: tuple[int, int] = (1200, 800), original: str | None = None,
@@ -146,15 +151,17 @@ def scene_bytes(seed: int, size: tuple[int, int] = (1200, 800), original: str | 
     draw = ImageDraw.Draw(img)
     for y in range(h):
         t = y / h
-        draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, horizon)))
+        draw.line([(0, y), (w, y)],
+                  fill=tuple(int(a + (b - a) * t) for a, b in zip(top, horizon, strict=True)))
     r = min(w, h) // 8
     cx, cy = w * (0.2 + 0.6 * ((seed * 37) % 100) / 100), h * 0.45
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 244, 214))
     for layer in range(3):
         shade = tuple(max(0, c - 25 * layer) for c in ground)
         base = h * (0.6 + 0.12 * layer)
-        points = [(0, h)] + [(x, base - (h / 10) * abs(((x + seed * 97 + layer * 211) % 400) - 200) / 200)
-                             for x in range(0, w + 40, 40)] + [(w, h)]
+        points = [(0, h)] + [
+            (x, base - (h / 10) * abs(((x + seed * 97 + layer * 211) % 400) - 200) / 200)
+            for x in range(0, w + 40, 40)] + [(w, h)]
         draw.polygon(points, fill=shade)
     exif = Image.Exif()
     if make:

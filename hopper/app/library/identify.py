@@ -188,11 +188,12 @@ def identify_fd(fd: int, mtime: float) -> Identity:
     kind = kind_of(mime)
     facts = facts_for(fd, mime, kind)
     times, camera = dict(facts.times), facts.camera
-    if kind == "image":
-        # exifread first: it reads EXIF Pillow rejects; Pillow's fills what it lacks.
+    if kind == "image" and not times:
+        # Pillow read no capture time: exifread reads some EXIF Pillow rejects. Only then,
+        # as it is slow (pure Python, and it scans a malformed block byte by byte).
         exif = exif_info(header)
         times.update(exif.times)
-        camera = exif.camera or camera
+        camera = camera or exif.camera
     taken_at, source = capture_time(times, mtime)
     return Identity(sha, size, mime, kind, taken_at, source, facts.width, facts.height, camera,
                     facts.latitude, facts.longitude, facts.duration, facts.pages, facts.codec)
