@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command")
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        child = sub.add_parser(name, help=help_)
+    def command(name: str, help_: str, description: str | None = None) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_, description=description or help_)
         _global_options(child, suppress=True)
         return child
 
@@ -77,8 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", "queue counts, workers, last failures")
     status.add_argument("--json", action="store_true")
     command("migrate", "apply database migrations and exit")
-    library = command("library", "library maintenance")
-    library.add_argument("action", choices=["reindex"])
+    library = command(
+        "library", "library maintenance",
+        "Library maintenance. reindex: identify every file under library.root again and"
+        " rebuild the index from them; each file found keeps its id and added time (matched"
+        " by path, then by content), only rows whose file is gone are removed, and previews"
+        " still missing are queued.")
+    library.add_argument("action", choices=["reindex"],
+                         help="reindex: rebuild the index from the files under library.root")
     backup = command("backup", "consistent online copy of the SQLite database")
     backup.add_argument("path")
     return parser
@@ -231,9 +237,9 @@ def _library(args, client) -> int:
     from hopper.app.library.tasks import enqueue_thumbnails
 
     count = reindex(client.settings, client.backend)
-    print(f"indexed {count} file(s) under {client.settings.library_root}")
+    print(f"indexed {count} file(s) under {client.settings.library_root} (ids kept)")
     queued = enqueue_thumbnails(images_without_thumbnail(client.backend))
-    print(f"queued {queued} thumbnail task(s)")
+    print(f"queued {queued} preview task(s)")
     return 0
 
 

@@ -18,10 +18,13 @@ from pathlib import Path
 from hopper.app import bundled, logs, queue, reaper, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
+from hopper.app.bind import BindError, check_bind
 from hopper.app.defaults import (
     HEARTBEAT_S,
     PRUNE_EVERY_S,
     SUPERVISE_TICK_S,
+    WEB_EXITS_AT_ONCE,
+    WEB_EXITS_AT_ONCE_S,
     WEB_RESTART_FIRST_S,
     WEB_RESTART_MAX_S,
     WEB_STABLE_S,
@@ -60,6 +63,8 @@ class Daemon:
         self._web_delay = 0.0
         self._web_started = 0.0
         self._web_restart_at: float | None = None
+        self._web_quick_exits = 0
+        self.exit_code = 0
         self._settings_lock = threading.Lock()  # the watcher's thread and SIGHUP both apply
         self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping",
                                              daemon=True)
@@ -121,6 +126,11 @@ class Daemon:
             return
         if self._web_restart_at is None:
             uptime = now - self._web_started
+            self._web_quick_exits = self._web_quick_exits + 1 if uptime < WEB_EXITS_AT_ONCE_S \
+                else 1
+            if self._web_quick_exits >= WEB_EXITS_AT_ONCE:
+                self._give_up_web(uptime)
+                return
             stable = uptime >= WEB_STABLE_S or not self._web_delay
             self._web_delay = WEB_RESTART_FIRST_S if stable else min(
                 WEB_RESTART_MAX_S, self._web_delay * 2)
@@ -132,6 +142,21 @@ class Daemon:
         elif now >= self._web_restart_at:
             self._web_restart_at = None
             self._start_web()
+
+    def _give_up_web(self, uptime: float) -> None:
+        """The web server cannot run here: stop the daemon with the reason, not loop."""
+        code = self.web.process.returncode if self.web and self.web.process else None
+        try:
+            check_bind(self.settings.bind)
+            why = (f"the web server exited at once {self._web_quick_exits} times in a row"
+                   f" (last: code {code} after {uptime:.1f}s);"
+                   " its log above says why")
+        except BindError as exc:
+            why = str(exc)
+        log.error("cannot serve: %s; stopping", why,
+                  extra={"fields": {"event": "web_gave_up"}})
+        self.exit_code = 2
+        self.stopping.set()
 
     def shutdown(self) -> int:
         """Stop claiming, then the web server, then wait for running tasks, all
@@ -149,7 +174,7 @@ class Daemon:
         self._scheduler_thread.join(HEARTBEAT_S * 2)
         self.backend.remove_daemon(self.daemon_id)
         log.info("hopper stopped")
-        return 0
+        return self.exit_code
 
     # -- live settings -----------------------------------------------------
     def apply_settings(self, new: settings_mod.Settings) -> None:
@@ -226,14 +251,17 @@ def serve(config: str | Path | None, web: bool = True,
     """``python run.py serve`` (or ``worker``, where ``queues`` is ``--queues``): load
     settings (refusing a bad file) and run.
 
-    Exit codes: 0 after a clean stop, 2 for unusable settings or task modules,
-    3 when the database cannot be reached.
+    Exit codes: 0 after a clean stop, 2 for unusable settings or task modules or an
+    address the web server cannot have (checked before anything starts), 3 when the
+    database cannot be reached.
     """
     logs.configure()
     try:
         settings = settings_mod.load(config)
+        if web:
+            check_bind(settings.bind)
         daemon = Daemon(settings, web=web, queues=queues)
-    except (settings_mod.SettingsError, registry.TaskModuleError) as exc:
+    except (settings_mod.SettingsError, registry.TaskModuleError, BindError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except database_errors() as exc:

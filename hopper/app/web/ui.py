@@ -26,6 +26,7 @@ from hopper.app.web import auth, inputs, task_view
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
 from hopper.app.web.library_pages import item_page, library_page
+from hopper.app.web.settings_words import library_rows
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -144,7 +145,8 @@ def settings_page():
     published = _backend().get_state(SETTINGS_ERROR_KEY)
     error = (published or {}).get("error") or load_error
     return render_template("settings.html", settings=public_settings(current), error=error,
-                           flask_app_error=_backend().get_state(FLASK_APP_ERROR_KEY))
+                           flask_app_error=_backend().get_state(FLASK_APP_ERROR_KEY),
+                           library_rows=library_rows(current))
 
 
 @bp.get("/library")
