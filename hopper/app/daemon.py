@@ -126,8 +126,10 @@ class Daemon:
             return
         if self._web_restart_at is None:
             uptime = now - self._web_started
-            self._web_quick_exits = self._web_quick_exits + 1 if uptime < WEB_EXITS_AT_ONCE_S \
-                else 1
+            # Exiting at once with an error of its own (not killed by a signal): a busy
+            # address, an app that cannot load. Restarting cannot help after a few of those.
+            at_once = uptime < WEB_EXITS_AT_ONCE_S and (self.web.process.returncode or 0) > 0
+            self._web_quick_exits = self._web_quick_exits + 1 if at_once else 0
             if self._web_quick_exits >= WEB_EXITS_AT_ONCE:
                 self._give_up_web(uptime)
                 return

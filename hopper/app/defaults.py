@@ -50,8 +50,9 @@ SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the we
 WEB_RESTART_FIRST_S = 1.0
 WEB_RESTART_MAX_S = 30.0
 WEB_STABLE_S = 30.0
-# A web server that exits within WEB_EXITS_AT_ONCE_S of starting (Gunicorn retries a busy
-# port for about 5 s) WEB_EXITS_AT_ONCE times in a row stops the daemon: it cannot serve.
+# A web server that exits with an error within WEB_EXITS_AT_ONCE_S of starting (Gunicorn
+# retries a busy port for about 5 s) WEB_EXITS_AT_ONCE times in a row stops the daemon: it
+# cannot serve. Killed by a signal does not count (that is a crash; it is restarted).
 WEB_EXITS_AT_ONCE_S = 15.0
 WEB_EXITS_AT_ONCE = 3
 
