@@ -126,9 +126,10 @@ class Daemon:
             return
         if self._web_restart_at is None:
             uptime = now - self._web_started
+            code = self.web.process.returncode if self.web.process else None
             # Exiting at once with an error of its own (not killed by a signal): a busy
             # address, an app that cannot load. Restarting cannot help after a few of those.
-            at_once = uptime < WEB_EXITS_AT_ONCE_S and (self.web.process.returncode or 0) > 0
+            at_once = uptime < WEB_EXITS_AT_ONCE_S and (code or 0) > 0
             self._web_quick_exits = self._web_quick_exits + 1 if at_once else 0
             if self._web_quick_exits >= WEB_EXITS_AT_ONCE:
                 self._give_up_web(uptime)
@@ -138,7 +139,7 @@ class Daemon:
                 WEB_RESTART_MAX_S, self._web_delay * 2)
             self._web_restart_at = now + self._web_delay
             log.error("the web server exited with code %s after %.1fs; restarting it in %.1fs",
-                      self.web.process and self.web.process.returncode, uptime, self._web_delay,
+                      code, uptime, self._web_delay,
                       extra={"fields": {"event": "web_exited", "restart_in": self._web_delay,
                                         "uptime": round(uptime, 3)}})
         elif now >= self._web_restart_at:
