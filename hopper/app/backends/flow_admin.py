@@ -1,12 +1,14 @@
 """Flow control outside the claim: what the Limits page and the API read and set
 (keys' counts, rate limits and their claim log), what idle workers wait for, and
-the upkeep of the flow tables. The claim itself is in ``flow_sql.py``."""
+the upkeep of the flow tables (the ``FlowControl`` protocol). The claim itself is
+in ``flow_sql.py`` and ``flow_rates.py``."""
 from __future__ import annotations
 
 import time
 
 from hopper.app import defaults
-from hopper.app.backends.flow_sql import NTH_RECENT_CLAIM
+from hopper.app.backends.flow_rates import NTH_RECENT_CLAIM
+from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.flow import Rate
 
 _RATE_DUE = ("SELECT min(r.next_at) FROM rate_limits r WHERE r.next_at > ?"
@@ -17,9 +19,8 @@ _KEYED_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks
               " LIMIT ?) AS delayed")
 
 
-class FlowAdmin:
-    """Reads and writes of flow control besides the claim; mixed into the SQL backend
-    (uses its ``_run``, ``_read``, ``_write`` and ``_wake_listeners``)."""
+class FlowAdmin(SqlParts):
+    """Reads and writes of flow control besides the claim; mixed into the SQL backend."""
 
     def rate_claims(self, key: str, since: float = 0.0) -> list[float]:
         """When the claims under a rate key were made (the last two periods at most)."""

@@ -1,4 +1,4 @@
-"""Flow control in the claim: per-key concurrency and shared rate limits.
+"""Flow control in the claim: which keyed tasks a claim may take, and their counts.
 
 Keyed tasks (``concurrency_key`` or ``rate_key``) live outside the ordinary
 claim's index (``tasks_queue_ready`` excludes them), so an ordinary claim reads
@@ -7,28 +7,27 @@ are claimed here, in the same write transaction as the ordinary claim:
 
 * ``flow_groups`` lists, per queue, each (concurrency key, rate key) pair with
   queued tasks; groups are served least recently claimed first (round robin: the
-  claim's trigger stamps ``last_claim``), the first task of each group first.
-* ``flow_keys`` is each concurrency key's semaphore (running, queued), kept by
-  row triggers on ``tasks`` in the transaction that changes the task: a claim, a
-  finish, a rescue, a cancel all move the count with the task, so a dead
-  worker's slot is free again as soon as its task is rescued.
-* ``rate_limits`` and its log ``rate_claims``: at most N claims under a rate key
-  in any window of one period, for every daemon on the database (a sliding
-  window: an idle key may start a burst of N, then one more as each claim ages
-  out); ``next_at`` says when the next claim may come.
+  claim takes the group's turn), the first task of each group first.
+* ``flow_keys`` is each concurrency key's semaphore (running, queued): the claim
+  moves its own counts (``_count_claims``), row triggers on ``tasks`` move them
+  in the transaction of every other change (a finish, a rescue, a cancel), so a
+  dead worker's slot is free again as soon as its task is rescued.
+* Groups under a rate key are claimed one by one in ``flow_rates.py``.
 
-On PostgreSQL each group and key row is locked with ``SKIP LOCKED`` before it is
-used: a second claimer skips it rather than waiting, and never exceeds a limit,
-since the count it checks is read under the lock. A rate row is locked waiting
-(see ``_claim_keyed``).
+On PostgreSQL each key row is locked with ``SKIP LOCKED`` before it is used: a
+second claimer skips it rather than waiting, and never exceeds a limit, since
+the count it checks is read under the lock.
+
+A claim that leaves keyed tasks another worker could take now rings the notifier
+(after its commit): the ordinary claim's "batch was full" signal does not see them.
 """
 from __future__ import annotations
 
-import math
 import time
 
 from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
+from hopper.app.backends.sql_parts import SqlParts
 
 # Groups whose key has a free slot and whose rate allows a claim now, in turn order.
 _ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
@@ -134,37 +133,12 @@ _CLAIMED_GROUPS = {
            " CAST(? AS INT[])) AS v(queue, ckey, rkey, n)"
            " WHERE g.queue = v.queue AND g.ckey = v.ckey AND g.rkey = v.rkey"),
 }
-_LOCK_GROUP = "SELECT 1 FROM flow_groups WHERE queue = ? AND ckey = ? AND rkey = ?{lock}"
-_LOCK_KEY = ("SELECT 1 FROM flow_keys WHERE key = ?"
-             " AND (conc_limit IS NULL OR running < conc_limit){lock}")
-_LOCK_RATE = ("SELECT amount, period_s, window_start, used FROM rate_limits"
-              " WHERE key = ? AND next_at <= ?{lock}")
-_PICK = ("SELECT id FROM tasks{indexed} WHERE status = 'queued' AND concurrency_key IS NOT NULL"
-         " AND queue = ? AND concurrency_key = ? AND rate_key = ? AND run_after <= ?"
-         " ORDER BY priority DESC, run_after, id LIMIT 1{lock}")
-_TAKE = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
-         " attempts = attempts + 1 WHERE id = ? AND status = 'queued'"
-         " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-         " concurrency_key, rate_key")
-_SPEND = "UPDATE rate_limits SET next_at = ?, window_start = ?, used = ? WHERE key = ?"
-_LOG_CLAIM = "INSERT INTO rate_claims (key, claimed_at, task_id) VALUES (?, ?, ?)"
-NTH_RECENT_CLAIM = ("SELECT claimed_at FROM rate_claims WHERE key = ?"
-               " ORDER BY claimed_at DESC LIMIT 1 OFFSET ?")
-_FORGET_CLAIMS = "DELETE FROM rate_claims WHERE key = ? AND claimed_at < ?"
-CLAIM_LOG_PERIODS = 2  # claims are kept this many periods (and RATE_CLAIM_LOG_S), then dropped
-# Rate keys with queued tasks that wait for their next slot: when an idle worker wakes.
 
+class FlowClaims(SqlParts):
+    """The keyed part of a claim and the counts it moves; mixed into the SQL
+    backend (the rate-limited groups are ``flow_rates.RatedClaims``)."""
 
-class FlowControl:
-    """The keyed part of a claim, and the reads and writes of the Limits page;
-    mixed into the SQL backend (uses its ``_run``, ``_read``, ``_write``)."""
-
-    row_locks = False
     flow_index = ""  # SQLite names the index its planner must use
-    flow_left = False  # the last claim left keyed tasks that an idle worker could take
-
-    def _flow_lock(self) -> str:
-        return " FOR UPDATE SKIP LOCKED" if self.row_locks else ""
 
     def _claim_all(self, conn, worker_id: str, limit: int, lease_s: float,
                    queues: QueueFilter | None) -> list[Claimed]:
@@ -204,7 +178,6 @@ class FlowControl:
 
     def _claim_keyed(self, conn, worker_id: str, limit: int, lease_s: float,
                      queues: QueueFilter | None) -> list[Claimed]:
-        self.flow_left = False
         # One look at the small flow_groups table (partial index of groups with
         # queued tasks): without keyed tasks, all the ordinary claim pays for them.
         unrated, rated = self._run(conn, _ANY_KEYED).fetchone()
@@ -231,13 +204,14 @@ class FlowControl:
             rows = self._more_per_group(conn, rows, now, min(limit, take))
         caps = dict(queues.caps) if queues is not None else {}
         free: dict[str, int] = {}
-        ids = []
+        ids: list[int] = []
+        left = False
         for queue, ckey, slots, task_id in rows:
             if task_id is None:
                 continue
             free.setdefault(ckey, slots)  # one key's slots, whichever queue its tasks are in
             if len(ids) >= limit:
-                self.flow_left = True  # more could run now: another worker may take them
+                left = True  # more could run now: another worker may take them
                 break
             if free[ckey] <= 0 or caps.get(queue, 1) <= 0:
                 continue
@@ -254,10 +228,10 @@ class FlowControl:
             taken = self._run(conn, _TAKE_MANY.format(ids=",".join("?" * len(ids))),
                               [worker_id, now + lease_s, now, *ids]).fetchall()
             self._count_claims(conn, taken, now)
-        if self.flow_left and self.row_locks:
+        if left:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
-        return [Claimed(*row[:7], queue=row[7]) for row in sorted(taken, key=lambda r: order[r[0]])]
+        return [Claimed(*row[:8]) for row in sorted(taken, key=lambda r: order[r[0]])]
 
     def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:
         """SQLite: up to ``take`` tasks of each group whose key has more than one free
@@ -272,66 +246,6 @@ class FlowControl:
         depth = max((len(g) for g in per_group), default=0)
         return [g[n] for n in range(depth) for g in per_group if n < len(g)]
 
-    def _claim_rated(self, conn, worker_id: str, limit: int, lease_s: float,
-                     queues: QueueFilter | None, caps: dict,
-                     already: list[Claimed]) -> list[Claimed]:
-        """Keyed tasks under a rate key, group by group (a few claims a second at most)."""
-        for task in already:
-            if task.queue in caps:
-                caps[task.queue] -= 1
-        now = time.time()
-        candidates = self._flow_candidates(conn, queues, now, limit * defaults.FLOW_CANDIDATE_SCAN,
-                                           rated_only=True)
-        if not candidates:
-            return []
-        lock = self._flow_lock()
-        keys_used: set[str] = set()
-        rates_used: set[str] = set()
-        claimed: list[Claimed] = []
-        for queue, ckey, rkey, has_rate in candidates:
-            if len(claimed) >= limit:
-                break
-            if ckey in keys_used or rkey in rates_used or caps.get(queue, 1) <= 0:
-                continue
-            if lock and self._run(conn, _LOCK_GROUP.format(lock=lock),
-                                  (queue, ckey, rkey)).fetchone() is None:
-                continue
-            if ckey and self._run(conn, _LOCK_KEY.format(lock=lock), (ckey,)).fetchone() is None:
-                continue
-            rate = None
-            if rkey and has_rate:
-                # Waits (no SKIP LOCKED) for a peer claiming under the same rate key:
-                # then it reads that claim's next_at and sleeps until then, instead of
-                # missing the slot. Every other lock here is skipped, never waited
-                # for, so this wait cannot close a cycle.
-                rate = self._run(conn, _LOCK_RATE.format(lock=self.row_lock),
-                                 (rkey, now)).fetchone()
-                if rate is None:
-                    continue
-            picked = self._run(conn, _PICK.format(indexed=self.flow_index, lock=lock),
-                               (queue, ckey, rkey, now)).fetchone()
-            if picked is None:
-                continue
-            row = self._run(conn, _TAKE, (worker_id, now + lease_s, now, picked[0])).fetchone()
-            if row is None:
-                continue
-            self._count_claims(conn, [row], now)
-            claimed.append(Claimed(*row[:7], queue=row[7]))
-            if ckey:
-                keys_used.add(ckey)
-            if rkey:
-                rates_used.add(rkey)
-            if queue in caps:
-                caps[queue] -= 1
-            if rate is not None:
-                self._spend(conn, rkey, rate, now, row[0])
-        # Unexamined groups had a free slot too: wake an idle worker to take one
-        # (PostgreSQL here; on SQLite the worker rings the doorbell on flow_left).
-        left = len(claimed) >= limit and len(candidates) > len(claimed)
-        self.flow_left = self.flow_left or left
-        if left and self.row_locks:
-            self._wake_listeners(conn)
-        return claimed
 
     def _count_claims(self, conn, rows: list, now: float) -> None:
         """Move the counts of keyed tasks just claimed (``rows`` end with queue,
@@ -363,28 +277,15 @@ class FlowControl:
             self._run(conn, _CLAIMED_GROUPS[False].format(values=values),
                       [now, *(v for (q, c, r), n in groups.items() for v in (q, c, r, n))])
 
-    def count_claimed_ids(self, conn, task_ids: list[int]) -> None:
-        """Count keyed tasks claimed by id outside this module (eager mode)."""
+    def _count_claimed_ids(self, conn, task_ids: list[int]) -> None:
+        """Count keyed tasks claimed by id outside this module (the inline engine)."""
         if task_ids:
             marks = ",".join("?" * len(task_ids))
             self._count_claims(conn, self._run(
                 conn, f"SELECT queue, concurrency_key, rate_key FROM tasks WHERE id IN ({marks})"
                 " AND concurrency_key IS NOT NULL", task_ids).fetchall(), time.time())
 
-    def _spend(self, conn, rkey: str, rate: tuple, now: float, task_id: int) -> None:
-        """Log one claim under a rate key; the next may come when the window of one
-        period before it holds fewer than ``amount`` claims: once the ``amount``-th
-        most recent claim is one period old."""
-        amount, period_s, window_start, used = rate
-        window = math.floor(now / period_s) * period_s
-        used = used + 1 if window_start == window else 1
-        self._run(conn, _LOG_CLAIM, (rkey, now, task_id))
-        row = self._run(conn, NTH_RECENT_CLAIM, (rkey, amount - 1)).fetchone()
-        next_at = row[0] + period_s if row is not None else now
-        self._run(conn, _SPEND, (next_at, window, used, rkey))
-        if window_start != window:  # once a period: the log keeps CLAIM_LOG_PERIODS of them
-            keep = max(CLAIM_LOG_PERIODS * period_s, defaults.RATE_CLAIM_LOG_S)
-            self._run(conn, _FORGET_CLAIMS, (rkey, now - keep))
+
     def _flow_ready(self, conn, queues: QueueFilter | None) -> bool:
         """Whether a keyed task may be claimable now (a cheap look before a write)."""
         return bool(self._flow_candidates(conn, queues, time.time(), 1))
