@@ -61,6 +61,35 @@ def test_ordinary_tasks_are_claimed_beside_keyed_ones(engine_client):
     assert claimed == {keyed[0], plain}
 
 
+def _drained(listener):
+    """The listener, once the wake-ups already sent (the enqueue's own) are taken."""
+    while listener.wait(0.2):
+        pass
+    return listener
+
+
+def test_a_claim_that_leaves_keyed_tasks_ready_wakes_an_idle_worker(engine_client):
+    listener = engine_client.backend.notifier().listen()
+    try:
+        queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(2)])
+        _drained(listener)
+        assert len(_claim(engine_client, limit=1)) == 1
+        assert listener.wait(5), "the other key's task is ready: an idle worker should wake"
+    finally:
+        listener.close()
+
+
+def test_a_claim_that_takes_every_ready_keyed_task_wakes_nobody(engine_client):
+    listener = engine_client.backend.notifier().listen()
+    try:
+        queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(2)])
+        _drained(listener)
+        assert len(_claim(engine_client, limit=2)) == 2
+        assert not listener.wait(0.5)
+    finally:
+        listener.close()
+
+
 def test_a_rate_key_without_a_limit_is_not_held_back(engine_client):
     ids = queue.enqueue_many([{"name": "echo", "rate_key": "nobody-set-this"}
                               for _ in range(3)])
