@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,16 @@ def _claim_sql(queues: int) -> str:
         picked = f"SELECT id FROM ({union}) ORDER BY priority DESC, run_after, id LIMIT ?"
     return ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
             f" attempts = attempts + 1 WHERE id IN ({picked}) {CLAIM_RETURNING}")
+
+# Counts an INSERT made on the autocommit connection (see _autocommit_conn). A TEMP
+# trigger exists only on the connection that created it: every other insert is
+# counted by its transaction's counter batch (counter_batch.py).
+_COUNT_AUTOCOMMIT_INSERT = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS tasks_counted_autocommit_insert"
+    " AFTER INSERT ON main.tasks BEGIN"
+    " INSERT INTO task_counts (queue, status, live, entered, created)"
+    " VALUES (new.queue, new.status, 1, 1, 1) ON CONFLICT (queue, status, shard) DO UPDATE"
+    " SET live = live + 1, entered = entered + 1, created = created + 1; END")
 
 INSERT_CHUNK = 100  # rows per INSERT statement (SQLite allows 32,766 parameters)
 _ROW = INSERT.rsplit(" VALUES ", 1)[1]  # one row's placeholders, "(?,?,...)"
@@ -84,7 +95,9 @@ class SqliteBackend(SqlBackend):
         _begin_immediate(conn)
         try:
             yield conn
+            self._flush_counters(conn)  # the transaction's counter changes, grouped
         except BaseException:
+            self._drop_counters()
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
@@ -112,6 +125,9 @@ class SqliteBackend(SqlBackend):
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            # Its single INSERTs are their own transactions, with no batch to flush:
+            # this connection's own (TEMP) trigger counts them, in the same statement.
+            conn.execute(_COUNT_AUTOCOMMIT_INSERT)
             local.auto, local.auto_pid = conn, os.getpid()
         return local.auto
 
@@ -149,6 +165,8 @@ class SqliteBackend(SqlBackend):
                                         [value for row in chunk for value in row]).lastrowid
                 first = last - len(tasks) + 1
                 results = [(first + i, True) for i in range(len(tasks))]
+                for queue, n in Counter(t.queue for t in tasks).items():
+                    self._counted().created(queue, n=n)
             self._insert_tags(conn, tasks, results)
             return results
 
