@@ -17,7 +17,7 @@ in ``counters.py``.
 from __future__ import annotations
 
 from bisect import bisect_right
-from operator import itemgetter
+from operator import itemgetter, sub
 
 INFINITY = float("inf")
 # Histogram bucket bounds (upper, inclusive) in seconds; the overflow bucket is
@@ -27,9 +27,9 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ENDED = ("succeeded", "failed")  # the statuses counted per minute and timed
 
 # Columns of a claim's rows (CLAIM_RETURNING in sql.py) this module reads.
-_CLAIM_QUEUE, _CLAIM_RUN_AFTER, _CLAIM_CREATED = 7, 9, 10
+_claim_queue, _claim_run_after, _claim_created = itemgetter(7), itemgetter(9), itemgetter(10)
 # Columns of a finish's rows: id, status, parent_id, queue, started_at, finished_at.
-_queue_status = itemgetter(3, 1)
+_queue_status, _started, _finished = itemgetter(3, 1), itemgetter(4), itemgetter(5)
 
 
 class CounterBatch:
@@ -97,16 +97,15 @@ class CounterBatch:
         """A claim's rows (``CLAIM_RETURNING``), all started at ``started_at``: queued to
         running, and each one's pickup latency (since it could first run: created, or
         run_after if later)."""
-        by_queue: dict[str, list[float]] = {}
-        for row in rows:
-            ready = row[_CLAIM_RUN_AFTER]
-            created = row[_CLAIM_CREATED]
-            waited = started_at - (ready if ready > created else created)
-            by_queue.setdefault(row[_CLAIM_QUEUE], []).append(waited if waited > 0 else 0.0)
         minute = int(started_at // 60 * 60)
-        for queue, waits in by_queue.items():
+        for queue, group in _grouped(rows, _claim_queue).items():
+            # Column-wise, in C: this runs for every claimed task.
+            ready = list(map(max, map(_claim_run_after, group), map(_claim_created, group)))
+            ready.sort(reverse=True)
+            waits = [started_at - r for r in ready]  # ascending
+            if waits[0] < 0:
+                waits = [w if w > 0 else 0.0 for w in waits]
             self.moved(queue, "queued", "running", len(waits))
-            waits.sort()
             self._minute(minute, queue, 0, 0, len(waits), sum(waits))
             self._observe("pickup", queue, PICKUP_BUCKETS, waits)
 
@@ -114,30 +113,44 @@ class CounterBatch:
         """Rows ``(id, status, parent_id, queue, started_at, finished_at)`` of tasks that
         left ``old``: counts, and for those that ended as succeeded or failed the
         per-minute row and the run time."""
-        groups: dict[tuple[str, str], list] = {}
-        for row in rows:
-            key = _queue_status(row)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [row]
-            else:
-                group.append(row)
-        for (queue, status), group in groups.items():
+        for (queue, status), group in _grouped(rows, _queue_status).items():
             self.moved(queue, old, status, len(group))
             if status not in ENDED:
                 continue
-            ok = int(status == "succeeded")
-            durations = []
-            for row in group:
-                started, finished = row[4], row[5]
-                if finished is None:
-                    continue
-                self._minute(int(finished // 60 * 60), queue, ok, 1 - ok, 0, 0.0)
-                if started is not None:
-                    durations.append(finished - started if finished > started else 0.0)
-            if durations:
-                durations.sort()
+            ok = status == "succeeded"
+            started, finished = list(map(_started, group)), list(map(_finished, group))
+            if None in started or None in finished:  # never started, or no end time
+                spans = [(s, f) for s, f in zip(started, finished, strict=True) if f is not None]
+                finished = [f for _, f in spans]
+                started, ended_at = ([s for s, _ in spans if s is not None],
+                                     [f for s, f in spans if s is not None])
+            else:
+                ended_at = finished
+            if not finished:
+                continue
+            first, last = int(min(finished) // 60 * 60), int(max(finished) // 60 * 60)
+            if first == last:
+                n = len(finished)
+                self._minute(first, queue, n if ok else 0, 0 if ok else n, 0, 0.0)
+            else:
+                for f in finished:
+                    self._minute(int(f // 60 * 60), queue, int(ok), int(not ok), 0, 0.0)
+            if started:
+                durations = sorted(map(sub, ended_at, started))
+                if durations[0] < 0:
+                    durations = [d if d > 0 else 0.0 for d in durations]
                 self._observe("duration", queue, DURATION_BUCKETS, durations)
+
+
+def _grouped(rows: list, key) -> dict:
+    """``rows`` by ``key(row)``; one group, the common case, without a loop in Python."""
+    keys = set(map(key, rows))
+    if len(keys) == 1:
+        return {keys.pop(): rows}
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return groups
 
 
 def _add(table: dict, key: tuple, n: int, total: float) -> None:
