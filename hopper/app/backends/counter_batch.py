@@ -220,8 +220,6 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
 class CounterWrites:
     """Mixed into the SQL backend: this thread's pending batch, written by ``_write``."""
 
-    counters_as_arrays = False  # PostgreSQL: one statement over arrays (_PG_UPSERT)
-
     def _counted(self) -> CounterBatch:
         """The counter batch of the write transaction this thread is in."""
         local = self._local
@@ -240,14 +238,18 @@ class CounterWrites:
         self._local.counter_batch = None
         if not batch:
             return
-        counts, minutes = _rows(batch.counts), _rows(batch.minutes)
-        histograms = _rows(batch.histograms)
-        if self.counters_as_arrays:
-            conn.execute(_PG_UPSERT, [*_columns(counts, 5), *_columns(minutes, 6),
-                                      *_columns(histograms, 5)])
-            return
-        self._run_many(conn, _UPSERT_COUNTS, counts)
-        if minutes:
-            self._run_many(conn, _UPSERT_MINUTES, minutes)
-        if histograms:
-            self._run_many(conn, _UPSERT_HISTOGRAMS, histograms)
+        self._run_many(conn, _UPSERT_COUNTS, _rows(batch.counts))
+        if batch.minutes:
+            self._run_many(conn, _UPSERT_MINUTES, _rows(batch.minutes))
+        if batch.histograms:
+            self._run_many(conn, _UPSERT_HISTOGRAMS, _rows(batch.histograms))
+
+    def _counters_statement(self) -> tuple[str, list] | None:
+        """PostgreSQL: this thread's batch as one statement and its parameters (None
+        when there is nothing to write); the engine sends it with its COMMIT."""
+        batch = getattr(self._local, "counter_batch", None)
+        self._local.counter_batch = None
+        if not batch:
+            return None
+        return _PG_UPSERT, [*_columns(_rows(batch.counts), 5), *_columns(_rows(batch.minutes), 6),
+                            *_columns(_rows(batch.histograms), 5)]

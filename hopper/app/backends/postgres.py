@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Iterator
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from hopper.app.backends.base import Claimed, NewTask
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
@@ -90,7 +91,6 @@ class PostgresBackend(SqlBackend):
     placeholder = "%s"
     like = "ILIKE"
     row_locks = True
-    counters_as_arrays = True
     # A value PostgreSQL refuses: a NUL in text, an invalid byte sequence, a value too long.
     data_errors = (psycopg.DataError,)
     row_lock = " FOR UPDATE"
@@ -126,12 +126,22 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
         conn = self._conn()
+        conn.execute("BEGIN")
         try:
-            with conn.transaction():
-                yield conn
-                self._flush_counters(conn)  # the transaction's counter changes, grouped
+            yield conn
+            counters = self._counters_statement()
+            if counters is None:
+                conn.execute("COMMIT")
+            else:
+                # The transaction's counter changes and its COMMIT in one round trip:
+                # a separate one cost a group commit about a sixth of its time.
+                with conn.pipeline():
+                    conn.execute(*counters)
+                    conn.execute("COMMIT")
         except BaseException:
             self._drop_counters()
+            if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
+                conn.execute("ROLLBACK")
             raise
 
     def finish_and_claim(self, *args, **kwargs) -> list[Claimed]:
