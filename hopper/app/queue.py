@@ -70,6 +70,9 @@ class Client:
         bell = doorbell_path(settings.database)
         self.doorbell = Doorbell(bell) if bell else None
         self.eager = settings.eager or os.environ.get("HOPPER_EAGER", "") not in ("", "0")
+        if self.doorbell is not None and not self.eager:
+            # The backend rings as soon as new tasks are claimable, before its fsync.
+            self.backend.on_visible = self.doorbell.ring
 
 
 _client: Client | None = None
@@ -250,7 +253,7 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
                 logs.task_event("enqueued", task_id, new.name, new.queue)
     if c.eager:
         run_eagerly(c.backend, [task_id for task_id, created in results if created])
-    elif c.doorbell is not None:
+    elif c.doorbell is not None and getattr(c.backend, "on_visible", None) is None:
         c.doorbell.ring(sum(created for _, created in results))
     return results
 

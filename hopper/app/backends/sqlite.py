@@ -13,7 +13,7 @@ from collections import Counter
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
@@ -71,6 +71,9 @@ class SqliteBackend(SqlBackend):
 
     # A value SQLite refuses (a string or blob over its length limit).
     data_errors = (sqlite3.DataError,)
+    # Called with the number of tasks an enqueue made claimable, as soon as they are
+    # (the queue client rings the doorbell of idle workers with it); see enqueue.
+    on_visible: Callable[[int], None] | None = None
 
     def __init__(self, url: str, durability: str = "full"):
         self.url = url
@@ -124,7 +127,9 @@ class SqliteBackend(SqlBackend):
             self._conn()  # the first connection sets up WAL mode
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            # NORMAL also at durability full: enqueue syncs the log itself, after the
+            # wake-up (see enqueue).
+            conn.execute("PRAGMA synchronous=NORMAL")
             # Its single INSERTs are their own transactions, with no batch to flush:
             # this connection's own (TEMP) trigger counts them, in the same statement.
             conn.execute(_COUNT_AUTOCOMMIT_INSERT)
@@ -145,11 +150,19 @@ class SqliteBackend(SqlBackend):
             try:
                 row_id = self._autocommit_conn().execute(
                     INSERT, insert_params(tasks[0], time.time())).lastrowid
-                return [(row_id, True)]
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
                 # Locked (nothing was inserted): wait for the lock like every write.
+            else:
+                # Committed without fsync, so visible now: a worker is woken and claims
+                # the task while the log is synced, and the enqueue still returns only
+                # once its commit is durable. The pickup latency then no longer includes
+                # the disk's fsync time (0.3 ms on one machine, 1-2 ms on another).
+                self._visible(1)
+                if self.synchronous == "FULL":
+                    self._sync_log()
+                return [(row_id, True)]
         now = time.time()
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
@@ -168,7 +181,20 @@ class SqliteBackend(SqlBackend):
                 for queue, n in Counter(t.queue for t in tasks).items():
                     self._counted().created(queue, n=n)
             self._insert_tags(conn, tasks, results)
-            return results
+        self._visible(sum(created for _, created in results))
+        return results
+
+    def _visible(self, n: int) -> None:
+        if n and self.on_visible is not None:
+            self.on_visible(n)
+
+    def _sync_log(self) -> None:
+        """fsync the write-ahead log: what ``synchronous=FULL`` does at each commit."""
+        fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
                          limit: int, lease_s: float,
