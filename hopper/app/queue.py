@@ -253,7 +253,7 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
                 logs.task_event("enqueued", task_id, new.name, new.queue)
     if c.eager:
         run_eagerly(c.backend, [task_id for task_id, created in results if created])
-    elif c.doorbell is not None and getattr(c.backend, "on_visible", None) is None:
+    elif c.doorbell is not None and c.backend.on_visible is None:
         c.doorbell.ring(sum(created for _, created in results))
     return results
 

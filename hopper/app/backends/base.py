@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
@@ -166,6 +166,9 @@ class Backend(ABC):
     """One database engine's implementation of the queue's storage."""
 
     url: str
+    # Called with the number of tasks an enqueue made claimable, as soon as they are
+    # (engines without LISTEN/NOTIFY; the queue client wakes idle workers with it).
+    on_visible: Callable[[int], None] | None = None
 
     @abstractmethod
     def migrate(self) -> list[str]:

@@ -13,7 +13,7 @@ from collections import Counter
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
@@ -71,9 +71,6 @@ class SqliteBackend(SqlBackend):
 
     # A value SQLite refuses (a string or blob over its length limit).
     data_errors = (sqlite3.DataError,)
-    # Called with the number of tasks an enqueue made claimable, as soon as they are
-    # (the queue client rings the doorbell of idle workers with it); see enqueue.
-    on_visible: Callable[[int], None] | None = None
 
     def __init__(self, url: str, durability: str = "full"):
         self.url = url
