@@ -71,8 +71,15 @@ class Client:
         self.doorbell = Doorbell(bell) if bell else None
         self.eager = settings.eager or os.environ.get("HOPPER_EAGER", "") not in ("", "0")
         if self.doorbell is not None and not self.eager:
-            # The backend rings as soon as new tasks are claimable, before its fsync.
-            self.backend.on_visible = self.doorbell.ring
+            # The backend announces new tasks as soon as they are claimable, before
+            # its fsync: the enqueued event first, then the worker's wake-up.
+            self.backend.on_visible = self._announce
+
+    def _announce(self, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
+        """Log the created tasks and wake idle workers for them."""
+        _log_enqueued(tasks, results)
+        if self.doorbell is not None:
+            self.doorbell.ring(sum(created for _, created in results))
 
 
 _client: Client | None = None
@@ -247,15 +254,20 @@ def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
     """Insert validated tasks, then run them (eager mode) or wake idle workers."""
     with reaching(c.settings.database):
         results = c.backend.enqueue(tasks)
+    if c.backend.on_visible is None:  # else the backend announced them once visible
+        _log_enqueued(tasks, results)
+        if c.eager:
+            run_eagerly(c.backend, [task_id for task_id, created in results if created])
+        elif c.doorbell is not None:
+            c.doorbell.ring(sum(created for _, created in results))
+    return results
+
+
+def _log_enqueued(tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
     if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
-        for new, (task_id, created) in zip(tasks, results):
+        for new, (task_id, created) in zip(tasks, results, strict=True):
             if created:
                 logs.task_event("enqueued", task_id, new.name, new.queue)
-    if c.eager:
-        run_eagerly(c.backend, [task_id for task_id, created in results if created])
-    elif c.doorbell is not None and c.backend.on_visible is None:
-        c.doorbell.ring(sum(created for _, created in results))
-    return results
 
 
 def get_task(task_id: int) -> dict | None:

@@ -166,9 +166,10 @@ class Backend(ABC):
     """One database engine's implementation of the queue's storage."""
 
     url: str
-    # Called with the number of tasks an enqueue made claimable, as soon as they are
-    # (engines without LISTEN/NOTIFY; the queue client wakes idle workers with it).
-    on_visible: Callable[[int], None] | None = None
+    # Called with an enqueue's tasks and results as soon as they are claimable
+    # (engines without LISTEN/NOTIFY: the queue client logs them and wakes idle
+    # workers, possibly before the commit is synced; enqueue still returns after).
+    on_visible: Callable[[list[NewTask], list[tuple[int, bool]]], None] | None = None
 
     @abstractmethod
     def migrate(self) -> list[str]:

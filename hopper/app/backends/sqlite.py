@@ -156,10 +156,11 @@ class SqliteBackend(SqlBackend):
                 # the task while the log is synced, and the enqueue still returns only
                 # once its commit is durable. The pickup latency then no longer includes
                 # the disk's fsync time (0.3 ms on one machine, 1-2 ms on another).
-                self._visible(1)
+                results = [(row_id, True)]
+                self._visible(tasks, results)
                 if self.synchronous == "FULL":
                     self._sync_log()
-                return [(row_id, True)]
+                return results
         now = time.time()
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
@@ -178,12 +179,12 @@ class SqliteBackend(SqlBackend):
                 for queue, n in Counter(t.queue for t in tasks).items():
                     self._counted().created(queue, n=n)
             self._insert_tags(conn, tasks, results)
-        self._visible(sum(created for _, created in results))
+        self._visible(tasks, results)
         return results
 
-    def _visible(self, n: int) -> None:
-        if n and self.on_visible is not None:
-            self.on_visible(n)
+    def _visible(self, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
+        if self.on_visible is not None and any(created for _, created in results):
+            self.on_visible(tasks, results)
 
     def _sync_log(self) -> None:
         """Sync the write-ahead log to disk: what ``synchronous=FULL`` does at each commit."""
