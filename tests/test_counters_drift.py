@@ -13,7 +13,7 @@ from helpers import poll_until
 from hopper.app import queue, reaper
 
 QUEUES = ("default", "media")
-SLEEPERS = 300   # per queue, 20 ms each: a drain of several seconds on 2 workers
+SLEEPERS = 400   # per queue, 20 ms each: a drain of 8 s or more on 2 workers
 KILLS = 2
 
 
