@@ -38,7 +38,7 @@ class LibrarySite:
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer
         return False
 
 
@@ -64,7 +64,7 @@ def start_site(folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]],
     def ready():
         items = {i["source_name"]: i for i in site.api("/api/library", limit=500)["items"]}
         done = set(files) <= set(items) and all(
-            items[n]["kind"] != "image" or items[n]["thumbnail"] for n in files)
+            items[n]["thumbnail"] != "pending" for n in files)
         return items if done else None
 
     site.items = poll_until(ready, timeout=90, interval=0.2,

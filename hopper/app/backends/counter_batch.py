@@ -19,6 +19,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from operator import itemgetter, sub
 
+from hopper.app.backends.sql_parts import SqlParts
+
 INFINITY = float("inf")
 # Histogram bucket bounds (upper, inclusive) in seconds; the overflow bucket is
 # INFINITY. /metrics publishes them (app/web/metrics.py).
@@ -217,7 +219,7 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-class CounterWrites:
+class CounterWrites(SqlParts):
     """Mixed into the SQL backend: this thread's pending batch, written by ``_write``."""
 
     def _counted(self) -> CounterBatch:

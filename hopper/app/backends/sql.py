@@ -19,7 +19,6 @@ from hopper.app import defaults
 from hopper.app.backends.base import (
     FINISHED,
     MAX_META_BYTES,
-    TASK_COLUMNS,
     Backend,
     Claimed,
     NewTask,
@@ -31,10 +30,9 @@ from hopper.app.backends.counter_batch import CounterWrites
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
-from hopper.app.backends.task_queries import TaskQueries
+from hopper.app.backends.task_queries import COLS, TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
-COLS = ", ".join(TASK_COLUMNS)
 # The unpaused queues that have queued tasks, one index seek per queue (a loose
 # index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """
@@ -85,6 +83,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
     from subclasses."""
 
     placeholder = "?"
+    _local: threading.local  # this thread's connections (and the pid that opened them)
     row_lock = ""  # appended to a SELECT that reads a row it is about to update
 
     # -- engine hooks ------------------------------------------------------
@@ -119,8 +118,10 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
         return [Claimed(*row[:8]) for row in rows]
 
-    def _wake_listeners(self, conn) -> None:
-        """Tell idle workers that tasks became claimable (engines that notify natively)."""
+    @abstractmethod
+    def _wake_listeners(self, conn, n: int = 1) -> None:
+        """Tasks became claimable in this transaction: wake up to ``n`` idle workers
+        once it commits (the engine's notifier)."""
 
     def close(self) -> None:
         """Close this process's connection of the calling thread."""
@@ -185,7 +186,8 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
 
     def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
         """Index the tags of the tasks just created (a unique_key hit adds none)."""
-        rows = [(tag, task_id) for task, (task_id, created) in zip(tasks, results) if created
+        rows = [(tag, task_id)
+                for task, (task_id, created) in zip(tasks, results, strict=True) if created
                 for tag in task.tags]
         if rows:
             self._run_many(conn, _INSERT_TAG, rows)
@@ -223,7 +225,8 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
         if worker_ids:
             with self._write() as conn:
                 self._run_many(
-                    conn, "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
+                    conn,
+                    "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
                     [(time.time() + lease_s, w) for w in worker_ids])
 
     def expired_leases(self) -> list[tuple[int, str]]:
@@ -289,7 +292,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
             resumed = self._run(conn, "DELETE FROM paused_queues WHERE queue = ?",
                                 (queue,)).rowcount > 0
             if resumed:
-                self._wake_listeners(conn)
+                self._wake_listeners(conn, 64)  # up to every idle worker: they drain the backlog
             return resumed
 
     def paused_queues(self) -> dict[str, float]:
@@ -339,7 +342,8 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
             self._run_many(
                 conn, "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
                 " started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, task_id = excluded.task_id,"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+                " task_id = excluded.task_id,"
                 " cpu_percent = excluded.cpu_percent, rss_bytes = excluded.rss_bytes,"
                 " heartbeat_at = excluded.heartbeat_at",
                 [(r.id, r.host, r.pid, r.state, r.task_id, r.cpu_percent, r.rss_bytes,
@@ -354,7 +358,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleS
                  "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"
                           " ORDER BY started_at, id", (time.time() - max_age_s,))
-        return [dict(zip(names, row)) for row in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put_state(self, key: str, value: Any) -> None:
         with self._write() as conn:

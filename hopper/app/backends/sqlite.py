@@ -13,12 +13,13 @@ from collections import Counter
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
+from hopper.app.backends.urls import sqlite_path
 from hopper.app.migrate import apply_sqlite_migrations
-from hopper.app.settings import sqlite_path
+from hopper.app.wakeup import DoorbellNotifier
 
 BUSY_TIMEOUT_MS = 30000   # how long any statement waits for a lock before giving up
 _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itself
@@ -78,6 +79,15 @@ class SqliteBackend(SqlBackend):
         self.synchronous = "FULL" if durability == "full" else "NORMAL"
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._notifier = DoorbellNotifier(Path(f"{self.path}.wake"))
+
+    def notifier(self) -> DoorbellNotifier:
+        return self._notifier
+
+    def _wake_listeners(self, conn, n: int = 1) -> None:
+        # Rung once the transaction commits (``_write``): a worker woken earlier
+        # would find nothing yet and go back to sleep.
+        self._local.wake = max(getattr(self._local, "wake", 0), n)
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -98,9 +108,14 @@ class SqliteBackend(SqlBackend):
             self._flush_counters(conn)  # the transaction's counter changes, grouped
         except BaseException:
             self._drop_counters()
+            self._local.wake = 0
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        wake = getattr(self._local, "wake", 0)
+        if wake:
+            self._local.wake = 0
+            self._notifier.notify(wake)
 
     def _run_many(self, conn, statement: str, rows: list[tuple]) -> None:
         conn.executemany(statement, rows)
@@ -153,14 +168,14 @@ class SqliteBackend(SqlBackend):
                 # Locked (nothing was inserted): wait for the lock like every write.
             else:
                 # Committed without fsync, so visible now: a worker is woken and claims
-                # the task while the log is synced, and the enqueue still returns only
-                # once its commit is durable. The pickup latency then no longer includes
+                # the task while the log is synced, and the enqueue is durable before it
+                # returns (or, inside the notifier's ``held`` block, before the block
+                # ends, after the wake-up). The pickup latency then no longer includes
                 # the disk's fsync time (0.3 ms on one machine, 1-2 ms on another).
-                results = [(row_id, True)]
-                self._visible(tasks, results)
+                self._notifier.notify()
                 if self.synchronous == "FULL":
-                    self._sync_log()
-                return results
+                    self._notifier.after_held(self._sync_log)
+                return [(cast(int, row_id), True)]  # an INSERT always sets lastrowid
         now = time.time()
         with self._write() as conn:
             if any(t.unique_key is not None for t in tasks):
@@ -174,17 +189,13 @@ class SqliteBackend(SqlBackend):
                     chunk = params[start:start + INSERT_CHUNK]
                     last = conn.execute(_insert_rows(len(chunk)),
                                         [value for row in chunk for value in row]).lastrowid
-                first = last - len(tasks) + 1
+                first = cast(int, last) - len(tasks) + 1  # an INSERT always sets lastrowid
                 results = [(first + i, True) for i in range(len(tasks))]
                 for queue, n in Counter(t.queue for t in tasks).items():
                     self._counted().created(queue, n=n)
             self._insert_tags(conn, tasks, results)
-        self._visible(tasks, results)
-        return results
-
-    def _visible(self, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
-        if self.on_visible is not None and any(created for _, created in results):
-            self.on_visible(tasks, results)
+            self._wake_listeners(conn, sum(created for _, created in results))
+            return results
 
     def _sync_log(self) -> None:
         """Sync the write-ahead log to disk: what ``synchronous=FULL`` does at each commit."""
