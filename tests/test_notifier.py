@@ -6,6 +6,7 @@ SQLite, LISTEN/NOTIFY on PostgreSQL), not from the poll.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 from helpers import poll_until
@@ -23,7 +24,7 @@ def test_a_retried_task_is_picked_up_by_an_idle_worker_within_100_ms(
     log = tmp_path / "flaky.log"
     task_id = queue.enqueue("flaky", {"log": str(log), "failures": 1000}, max_attempts=1)
     pickups = []
-    for _ in range(3):  # each round: the task fails for good, the worker idles, a retry
+    for _ in range(5):  # each round: the task fails for good, the worker idles, a retry
         poll_until(lambda: queue.get_task(task_id)["status"] == "failed", timeout=30,
                    interval=0.005, message=lambda: str(queue.get_task(task_id)))
         retried_at = time.time()
@@ -31,4 +32,6 @@ def test_a_retried_task_is_picked_up_by_an_idle_worker_within_100_ms(
         started_at = poll_until(lambda: queue.get_task(task_id)["started_at"], timeout=10,
                                 interval=0.005)
         pickups.append(started_at - retried_at)
-    assert all(p < PICKUP_S for p in pickups), f"pickups after retry (s): {pickups}"
+    # The median, so one round slowed by a busy machine's scheduler does not decide:
+    # without a wake-up every round waits for the fallback poll (about 250 ms).
+    assert statistics.median(pickups) < PICKUP_S, f"pickups after retry (s): {pickups}"

@@ -25,8 +25,8 @@ def _records(daemon, **match) -> list[dict]:
 def _healthy(daemon) -> bool:
     try:
         return requests.get(daemon.base_url + "/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+    except (requests.ConnectionError, requests.Timeout):
+        return False  # not listening yet, or its web worker is still booting
 
 
 def test_sighup_applies_a_change_the_file_watcher_cannot_see(make_daemon, tmp_path):

@@ -159,8 +159,8 @@ def test_pause_from_the_api_is_honoured_by_another_daemon_within_a_second(
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+    except (requests.ConnectionError, requests.Timeout):
+        return False  # not listening yet, or its web worker is still booting
 
 
 def test_queue_cli_refuses_an_unknown_action_and_bad_names(engine_settings, engine_client):

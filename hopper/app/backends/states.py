@@ -380,7 +380,8 @@ class TaskStates(SqlParts):
             if self._retry_tree(conn, task_id, row[0], time.time()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
             self._wake_listeners(conn)
-        return self._reread(task_id)
+            # Read back before the commit wakes a worker: the task as the retry left it.
+            return self._reread(task_id)
 
     def _reread(self, task_id: int) -> dict:
         """A task just changed, read back; KeyError if another process deleted it since."""
