@@ -61,6 +61,17 @@ def test_ordinary_tasks_are_claimed_beside_keyed_ones(engine_client):
     assert claimed == {keyed[0], plain}
 
 
+def test_keyed_claims_are_counted_on_the_dashboard_like_any_claim(engine_client):
+    engine_client.backend.set_rate_limit("smtp", flow.parse_rate("5/m"))
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(3)]
+                       + [{"name": "echo", "rate_key": "smtp"}, {"name": "echo"}])
+    assert len(_claim(engine_client, limit=10)) == 5  # three keys, one under a rate, one plain
+    counts = engine_client.backend.counts()["default"]
+    assert (counts.get("queued", 0), counts["running"]) == (0, 5)
+    picked = sum(m["picked"] for m in engine_client.backend.minutes(0) if m["queue"] == "default")
+    assert picked == 5
+
+
 def _drained(listener):
     """The listener, once the wake-ups already sent (the enqueue's own) are taken."""
     while listener.wait(0.2):

@@ -17,6 +17,7 @@ import time
 
 from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
+from hopper.app.backends.flow_sql import TAKE_RETURNING, flow_group
 from hopper.app.backends.sql_parts import SqlParts
 
 _LOCK_GROUP = "SELECT 1 FROM flow_groups WHERE queue = ? AND ckey = ? AND rkey = ?{lock}"
@@ -28,9 +29,7 @@ _PICK = ("SELECT id FROM tasks{indexed} WHERE status = 'queued' AND concurrency_
          " AND queue = ? AND concurrency_key = ? AND rate_key = ? AND run_after <= ?"
          " ORDER BY priority DESC, run_after, id LIMIT 1{lock}")
 _TAKE = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
-         " attempts = attempts + 1 WHERE id = ? AND status = 'queued'"
-         " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-         " concurrency_key, rate_key")
+         " attempts = attempts + 1 WHERE id = ? AND status = 'queued' " + TAKE_RETURNING)
 _SPEND = "UPDATE rate_limits SET next_at = ?, window_start = ?, used = ? WHERE key = ?"
 _LOG_CLAIM = "INSERT INTO rate_claims (key, claimed_at, task_id) VALUES (?, ?, ?)"
 # The claim that must be one period old before the next may come (also read when a
@@ -90,7 +89,8 @@ class RatedClaims(SqlParts):
             row = self._run(conn, _TAKE, (worker_id, now + lease_s, now, picked[0])).fetchone()
             if row is None:
                 continue
-            self._count_claims(conn, [row], now)
+            self._count_claims(conn, [flow_group(row)], now)
+            self._counted().claimed([row], now)  # the dashboard's counters, as any claim
             claimed.append(Claimed(*row[:8]))
             if ckey:
                 keys_used.add(ckey)

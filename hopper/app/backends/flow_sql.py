@@ -24,6 +24,7 @@ A claim that leaves keyed tasks another worker could take now rings the notifier
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 
 from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
@@ -87,10 +88,15 @@ _PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = '
               " AND concurrency_key IS NOT NULL AND queue = ? AND concurrency_key = ?"
               " AND rate_key = '' AND run_after <= ?"
               " ORDER BY priority DESC, run_after, id LIMIT ?")
+# What a keyed claim returns: the ordinary claim's columns (``CLAIM_RETURNING`` in
+# sql.py: the Claimed fields, the claim order's keys, what the counters read), then
+# the task's keys; ``flow_group`` reads a row's (queue, concurrency key, rate key).
+TAKE_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
+                  " priority, run_after, created_at, concurrency_key, rate_key")
+flow_group = itemgetter(7, 11, 12)
 _TAKE_MANY = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
-              " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued'"
-              " RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-              " concurrency_key, rate_key")
+              " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued' "
+              + TAKE_RETURNING)
 # PostgreSQL: the claim and its counts in one statement, one text whatever the
 # number of tasks (the server keeps it prepared).
 _TAKE_COUNTED = """
@@ -98,8 +104,7 @@ WITH taken AS (
   UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
          attempts = attempts + 1
    WHERE id = ANY(CAST(? AS BIGINT[])) AND status = 'queued'
-  RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,
-            concurrency_key, rate_key
+  {returning}
 ), keys AS (
   UPDATE flow_keys AS k SET running = k.running + v.n, queued = k.queued - v.n
     FROM (SELECT concurrency_key AS key, count(*) AS n FROM taken
@@ -113,7 +118,7 @@ WITH taken AS (
    WHERE g.queue = v.queue AND g.ckey = v.concurrency_key AND g.rkey = v.rate_key
 )
 SELECT * FROM taken
-"""
+""".format(returning=TAKE_RETURNING)
 # A claim's counts, moved by the claim itself (the row triggers count every other
 # move): per key one more running and one less queued; per group one less queued
 # and its turn taken. One statement each whatever the number of keys.
@@ -227,7 +232,8 @@ class FlowClaims(SqlParts):
         else:
             taken = self._run(conn, _TAKE_MANY.format(ids=",".join("?" * len(ids))),
                               [worker_id, now + lease_s, now, *ids]).fetchall()
-            self._count_claims(conn, taken, now)
+            self._count_claims(conn, list(map(flow_group, taken)), now)
+        self._counted().claimed(taken, now)  # the dashboard's counters, as any claim
         if left:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
@@ -248,12 +254,12 @@ class FlowClaims(SqlParts):
 
 
     def _count_claims(self, conn, rows: list, now: float) -> None:
-        """Move the counts of keyed tasks just claimed (``rows`` end with queue,
+        """Move the flow counts of keyed tasks just claimed (``rows``: their queue,
         concurrency_key, rate_key); the claim takes each group's turn."""
         keys: dict[str, int] = {}
         groups: dict[tuple, int] = {}
         for row in rows:
-            queue, ckey, rkey = row[-3], row[-2], row[-1]
+            queue, ckey, rkey = row
             if ckey is None:
                 continue
             if ckey:
