@@ -104,7 +104,7 @@ THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than t
 EXPORT_TIMEOUT_S = 3600.0   # library.export of a very large index
 LIBRARY_PAGE_SIZE = 60      # items per page of the /library grid ("load more" adds as many)
 
-# -- flow control (backends/flow_sql.py) -------------------------------------
+# -- flow control (backends/flow_sql.py, flow_rates.py) ---------------------
 RATE_CLAIM_LOG_S = 60.0     # claims under a rate key are kept at least this long (and at least
                             # two periods): the Limits page and audits read when each was made
 FLOW_CANDIDATE_SCAN = 2     # rate-limited groups a claim looks at per task it may take

@@ -1,7 +1,7 @@
 """Flow control values: rate strings, concurrency keys and their checks.
 
 The rules themselves (who may be claimed now) live in the database, in the
-claim's transaction (``backends/flow_sql.py``); this module only turns what a
+claim's transaction (``backends/flow_sql.py``, ``flow_rates.py``); this module turns what a
 user wrote (``"10/s"``, ``"user:{user_id}"``) into checked values.
 """
 from __future__ import annotations
