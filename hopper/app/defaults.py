@@ -97,3 +97,9 @@ THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named b
 THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed
 EXPORT_TIMEOUT_S = 3600.0   # library.export of a very large index
 LIBRARY_PAGE_SIZE = 60      # items per page of the /library grid ("load more" adds as many)
+
+# -- folder triggers ------------------------------------------------------------
+# How long after a task's hopper.quiet block (or hopper.moved call) events on its paths
+# are still its own: the watcher acts on a move within a second, on a new file after
+# its settle time (5 s by default), so a minute covers both with room for a busy host.
+WATCH_QUIET_GRACE_S = 60.0

@@ -70,7 +70,7 @@ class Settings:
     quarantine: Path = Path("data/quarantine")
     layout: str = "{kind}/{year}/{month}/{name}"
     rescan_interval: float = 3600.0
-    settle_time: float = 1.0
+    settle_time: float = 5.0
     retention_succeeded: float = 7 * 86400.0
     retention_failed: float = 30 * 86400.0
     task_modules: tuple[str, ...] = ()
@@ -326,7 +326,7 @@ def validate(raw: dict, path: Path) -> Settings:
         quarantine=_resolve(base, library.get("quarantine", "data/quarantine"), "library.quarantine"),
         layout=layout,
         rescan_interval=parse_duration(library.get("rescan_interval", "1h"), "library.rescan_interval"),
-        settle_time=parse_duration(library.get("settle_time", "1s"), "library.settle_time"),
+        settle_time=parse_duration(library.get("settle_time", "5s"), "library.settle_time"),
         retention_succeeded=parse_duration(retention.get("succeeded", "7d"), "retention.succeeded"),
         retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),
         task_modules=tuple(modules),

@@ -18,6 +18,9 @@ ANY_NAME = "*"
 
 # The keys the scheduler reads; a new schedule option is added here with its code.
 SCHEDULE_KEYS = frozenset({"name", "cron", "every", "args"})
+# The keys of a ``watch:`` entry (folder triggers).
+WATCH_KEYS = frozenset({"path", "task", "patterns", "ignore", "queue", "settle_time", "polling",
+                        "recursive", "on_moved", "on_deleted"})
 
 KNOWN: dict[str, Any] = {
     "database": None,
@@ -29,11 +32,12 @@ KNOWN: dict[str, Any] = {
     "server": {"bind": None, "threads": None, "allowed_hosts": None},
     "auth": {"token": None},
     "library": {"inbox": None, "root": None, "quarantine": None, "layout": None,
-                "rescan_interval": None, "settle_time": None, "polling": None},
+                "rescan_interval": None, "settle_time": None, "polling": None, "ignore": None},
     "retention": {"succeeded": None, "failed": None},
     "tasks": {"modules": None, "flask_app": None},
     "queues": {ANY_NAME: {"concurrency": None}},
     "schedules": [SCHEDULE_KEYS],
+    "watch": [WATCH_KEYS],
 }
 
 

@@ -14,6 +14,7 @@ from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.inbox import (
     OutsideInbox,
     excluded_folders,
+    inbox_rules,
     ingest_request,
     printable,
     resolve_source,
@@ -113,7 +114,7 @@ def library_scan(folder: str | None = None) -> dict:
     start = resolve_source(inbox, folder) if folder else inbox
     parent = queue.current_task_id()
     requests = [ingest_request(inbox, path, st, parent_id=parent)
-                for path, st in walk(start, excluded_folders(settings))]
+                for path, st in walk(start, excluded_folders(settings), inbox_rules(settings))]
     for i in range(0, len(requests), ENQUEUE_CHUNK):
         queue.enqueue_many(requests[i:i + ENQUEUE_CHUNK])
     return {"files": len(requests), "folder": folder or "."}

@@ -12,6 +12,7 @@ import signal
 from gunicorn.glogging import Logger
 
 _watcher = None
+_watch_host = None
 
 
 class HopperLogger(Logger):
@@ -52,8 +53,10 @@ def when_ready(server):
     from hopper.app.library.watcher import InboxWatcher
 
     registry.load_modules(bundled.TASK_MODULES)  # the watcher enqueues library tasks
+    settings = settings_mod.inherited()
+    _start_watch_host(server, settings)
     try:
-        watcher = InboxWatcher(settings_mod.inherited())
+        watcher = InboxWatcher(settings)
         watcher.start()
     except Exception:  # the API must keep serving; the recurring library.scan still runs
         server.log.exception("the inbox watcher could not start")
@@ -61,9 +64,29 @@ def when_ready(server):
     _watcher = watcher
 
 
+def _start_watch_host(server, settings):
+    """The folder triggers of ``watch:``: a failure is logged, the server keeps serving."""
+    global _watch_host
+    from hopper.app import queue
+    from hopper.app.watch.host import WatchHost
+
+    try:
+        client = queue.client()  # loads tasks.modules: entries name the user's tasks
+        host = WatchHost(settings, client.backend)
+        host.start()
+    except Exception:  # the API must keep serving
+        server.log.exception("the folder watcher could not start")
+        return
+    _watch_host = host
+
+
 def on_exit(server):
-    """Stop the inbox watcher when Gunicorn shuts down."""
-    global _watcher
+    """Stop the watchers when Gunicorn shuts down."""
+    global _watcher, _watch_host
+    if _watch_host is not None:
+        _watch_host.stop()
+        _watch_host = None
     if _watcher is not None:
         _watcher.stop()
         _watcher = None
+_watch_host = None
