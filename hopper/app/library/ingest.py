@@ -65,7 +65,8 @@ def ingest(settings: Settings, backend, path: str) -> dict:
         try:
             os.scandir(source).close()
         except PermissionError as exc:
-            return _to_quarantine(settings, source, rel, f"a folder that cannot be read: {exc.strerror}")
+            return _to_quarantine(settings, source, rel,
+                                  f"a folder that cannot be read: {exc.strerror}")
         return {"status": "folder", "path": rel}  # the caller scans it: its files are the input
     try:
         _check_entry(st, source.name)
@@ -121,7 +122,8 @@ def _check_entry(st: os.stat_result, name: str) -> None:
     if stat.S_ISLNK(st.st_mode):
         raise Problem("the file is a symlink; only regular files are ingested")
     if not stat.S_ISREG(st.st_mode):
-        raise Problem("not a regular file (a named pipe, socket or device cannot be read as a file)")
+        raise Problem("not a regular file"
+                      " (a named pipe, socket or device cannot be read as a file)")
     try:
         organize.sanitize_name(name)
     except organize.UnsafeName as exc:

@@ -77,7 +77,8 @@ def library_ingest(path: str) -> dict:
     row = _current_row()  # attempts and the last error: fixed for this attempt
     poison = _poison_error(row)
     if poison is not None:
-        log.error("library.ingest %s: earlier attempts never returned (%s)", printable(path), poison)
+        log.error("library.ingest %s: earlier attempts never returned (%s)", printable(path),
+                  poison)
         return ingest_mod.quarantine_after_failures(settings, path, poison)
     try:
         result = ingest_mod.ingest(settings, backend, path)

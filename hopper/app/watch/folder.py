@@ -247,11 +247,20 @@ class FolderWatcher:
         recorded = self.store.recorded(entry.key)
         quiet = self.store.quiet_among([str(p) for p, _, _ in ready])
         silent, requests, fresh = [], [], []
+        started = 0
         for path, rel, st in ready:
             known = recorded.get(rel)
             if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 self._drop(path, (st.st_size, st.st_mtime_ns))
                 continue  # started already in this state (a repeated event, a rescan)
+            origin = self._moved_from(recorded, rel, st) if known is None else None
+            if origin is not None:
+                # A recorded file whose name is gone, same size and mtime: a move whose
+                # event comes late (inotify pairs a rename into a new folder slowly).
+                started += self._moved(self.folder / origin, path)
+                recorded = self.store.recorded(entry.key)
+                self._drop(path, (st.st_size, st.st_mtime_ns))
+                continue
             if str(path) in quiet:
                 silent.append((rel, st.st_size, st.st_mtime_ns, None))
                 self._drop(path, (st.st_size, st.st_mtime_ns))
@@ -266,7 +275,7 @@ class FolderWatcher:
             fresh.append((path, rel, st))
         self.store.record(entry.key, silent)
         if not requests:
-            return 0
+            return started
         try:
             ids = self._enqueue(requests)
         except Exception:  # database busy or down: the files stay pending and are retried
@@ -277,11 +286,20 @@ class FolderWatcher:
                     self._pending[path] = (st.st_size, st.st_mtime_ns, now + RETRY_ENQUEUE_S)
             return 0
         self.store.record(entry.key, [(rel, st.st_size, st.st_mtime_ns, task_id)
-                                      for (_, rel, st), task_id in zip(fresh, ids)])
+                                      for (_, rel, st), task_id in zip(fresh, ids, strict=True)])
         for path, _, st in fresh:
             self._drop(path, (st.st_size, st.st_mtime_ns))
         self.stats.add("started", len(fresh))
-        return len(fresh)
+        return started + len(fresh)
+
+    def _moved_from(self, recorded, rel: str, st: os.stat_result) -> str | None:
+        """The recorded path ``rel`` was moved from, judged by size and mtime (a rename
+        keeps both) and the old name being gone; None for a new file."""
+        for old, known in recorded.items():
+            if (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns) and old != rel \
+                    and not os.path.lexists(self.folder / old):
+                return old
+        return None
 
     def _act_on_events(self, now: float) -> int:
         with self._lock:

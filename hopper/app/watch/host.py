@@ -103,8 +103,8 @@ class WatchHost:
             log.exception("could not clear the watch status")
 
     def _enqueue(self, requests: list[dict]) -> list[int]:
-        with _DB_LOCK:
-            return self._enqueue_fn(requests)
+        # Called from check() and rescan(), which hold _DB_LOCK already.
+        return self._enqueue_fn(requests)
 
     # -- entries -----------------------------------------------------------
     def entries(self, settings: settings_mod.Settings) -> list[WatchEntry]:

@@ -8,6 +8,7 @@ import yaml
 from flask import Blueprint, current_app, jsonify
 
 from hopper.app import settings as settings_mod
+from hopper.app.watch.host import read_status
 from hopper.app.web import inputs, settings_file
 from hopper.app.web.errors import bad_request, conflict
 from hopper.worker.flask_context import ERROR_STATE_KEY
@@ -79,7 +80,8 @@ def _settings_body(current: settings_mod.Settings, load_error: str | None) -> di
     error = published if published else (
         {"error": load_error, "at": None} if load_error else None)
     return {"settings": public_settings(current), "error": error,
-            "flask_app_error": backend.get_state(ERROR_STATE_KEY)}
+            "flask_app_error": backend.get_state(ERROR_STATE_KEY),
+            "watch": read_status(backend)}
 
 
 @bp.get("/api/settings")
@@ -94,7 +96,8 @@ def patch_settings():
     the daemon's watcher applies them."""
     body = inputs.json_body()
     if not isinstance(body, dict) or not body:
-        raise bad_request("invalid settings", "the body must be a JSON object such as {\"workers\": 3}")
+        raise bad_request("invalid settings",
+                          "the body must be a JSON object such as {\"workers\": 3}")
     unknown = sorted(set(body) - set(LIVE_KEYS))
     if unknown:
         raise bad_request("not a live setting",
