@@ -63,8 +63,7 @@ def ignored(path: Path, excluded: set[str]) -> bool:
 
 def inbox_rules(settings: Settings) -> IgnoreRules:
     """The inbox's ignores: the built-in set plus ``library.ignore``."""
-    library = settings.raw.get("library") or {}
-    return IgnoreRules(settings.inbox, library.get("ignore") or ())
+    return IgnoreRules(settings.inbox, settings.library_ignore)
 
 
 def walk(folder: Path, excluded: set[str],

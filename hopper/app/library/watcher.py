@@ -89,9 +89,8 @@ class InboxWatcher:
         self.excluded = excluded_folders(settings)
         self.rules = inbox_rules(settings)
         self._enqueue = enqueue or _default_enqueue
-        library = settings.raw.get("library") or {}
-        self.force_polling = bool(library.get("polling") or os.environ.get("HOPPER_WATCH_POLLING")
-                                  ) if polling is None else polling
+        self.force_polling = bool(settings.library_polling or os.environ.get(
+            "HOPPER_WATCH_POLLING")) if polling is None else polling
         self.mode: str | None = None          # "native" or "polling" once started
         self.enqueued = 0
         self.ignored_events = 0

@@ -18,6 +18,7 @@ import time
 from typing import Callable
 
 from hopper.app import registry
+from hopper.app.defaults import WATCH_RESCAN_INTERVAL_S
 from hopper.app import settings as settings_mod
 from hopper.app.identity import host_name
 from hopper.app.watch.entries import WatchEntry, entries_from
@@ -201,8 +202,8 @@ class WatchHost:
                 log.error("watch %s: %s; retrying", slot.entry.path, slot.error)
                 continue
             if now >= slot.next_rescan:
-                slot.next_rescan = now + max(self.settings.rescan_interval, 1.0) \
-                    if self.settings.rescan_interval > 0 else float("inf")
+                interval = rescan_interval(self.settings)
+                slot.next_rescan = now + max(interval, 1.0) if interval > 0 else float("inf")
                 with _DB_LOCK:
                     result = slot.watcher.rescan()
                 if result["pending"] or result["vanished"]:
@@ -251,6 +252,12 @@ class WatchHost:
         with _DB_LOCK:
             self.backend.put_state(self._status_key, {"host": host_name(), "pid": os.getpid(),
                                                       "at": time.time(), "entries": self.status()})
+
+
+def rescan_interval(settings) -> float:
+    """Seconds between catch-up rescans: a plugin's ``rescan_interval`` setting when one
+    gives it (the library's ``library.rescan_interval``), else WATCH_RESCAN_INTERVAL_S."""
+    return getattr(settings, "rescan_interval", WATCH_RESCAN_INTERVAL_S)
 
 
 def read_status(backend, max_age_s: float = 3 * PUBLISH_S + 5) -> list[dict]:

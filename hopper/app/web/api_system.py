@@ -7,6 +7,7 @@ import re
 import yaml
 from flask import Blueprint, current_app, jsonify
 
+from hopper.app import plugins
 from hopper.app import settings as settings_mod
 from hopper.app.watch.host import read_status
 from hopper.app.web import inputs, settings_file
@@ -51,9 +52,7 @@ def public_settings(s: settings_mod.Settings) -> dict:
         "server": {"bind": s.bind, "threads": s.threads,
                    "allowed_hosts": list(s.allowed_hosts)},
         "auth": {"token_set": bool(s.token)},
-        "library": {"inbox": str(s.inbox), "root": str(s.library_root),
-                    "quarantine": str(s.quarantine), "layout": s.layout,
-                    "rescan_interval": s.rescan_interval},
+        **plugins.public(s),
         "retention": {"succeeded": s.retention_succeeded, "failed": s.retention_failed},
         "tasks": {"modules": list(s.task_modules), "flask_app": s.flask_app},
         "schedules": [dict(entry) for entry in s.schedules],

@@ -1,7 +1,8 @@
 """Gunicorn server hooks (loaded with ``--config python:hopper.app.web.gunicorn_hooks``).
 
 Besides tying the web server's life to the supervisor, these hooks own the
-inbox watcher: it starts once the arbiter is ready and stops when it exits.
+watchers (the ``watch:`` entries and the plugins' own): they start once the
+arbiter is ready and stop when it exits.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 
 from gunicorn.glogging import Logger
 
-_watcher = None
+_watchers: list = []
 _watch_host = None
 
 
@@ -46,22 +47,16 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """Start the inbox watcher (and its startup scan) in the arbiter process."""
-    global _watcher
-    from hopper.app import bundled, registry
+    """Start the watchers in the arbiter process: the ``watch:`` entries and every
+    plugin's own (with their startup scans)."""
+    global _watchers
+    from hopper.app import plugins, registry
     from hopper.app import settings as settings_mod
-    from hopper.app.library.watcher import InboxWatcher
 
-    registry.load_modules(bundled.TASK_MODULES)  # the watcher enqueues library tasks
+    registry.load_modules(plugins.task_modules())  # the watchers enqueue the plugins' tasks
     settings = settings_mod.inherited()
     _start_watch_host(server, settings)
-    try:
-        watcher = InboxWatcher(settings)
-        watcher.start()
-    except Exception:  # the API must keep serving; the recurring library.scan still runs
-        server.log.exception("the inbox watcher could not start")
-        return
-    _watcher = watcher
+    _watchers = plugins.start_watchers(settings)
 
 
 def _start_watch_host(server, settings):
@@ -82,11 +77,10 @@ def _start_watch_host(server, settings):
 
 def on_exit(server):
     """Stop the watchers when Gunicorn shuts down."""
-    global _watcher, _watch_host
+    global _watchers, _watch_host
     if _watch_host is not None:
         _watch_host.stop()
         _watch_host = None
-    if _watcher is not None:
-        _watcher.stop()
-        _watcher = None
-_watch_host = None
+    for watcher in _watchers:
+        watcher.stop()
+    _watchers = []
