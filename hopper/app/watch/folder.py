@@ -262,6 +262,7 @@ class FolderWatcher:
                 self._drop(path, (st.st_size, st.st_mtime_ns))
                 continue
             if str(path) in quiet:
+                self.store.unhush([str(path)])
                 silent.append((rel, st.st_size, st.st_mtime_ns, None))
                 self._drop(path, (st.st_size, st.st_mtime_ns))
                 continue
@@ -312,8 +313,9 @@ class FolderWatcher:
             else:
                 rel = self._rel(src)
                 if rel is not None and not self.rules.ignores(src):
-                    quiet = bool(self.store.quiet_among([str(src)]))
-                    started += self._forget_file(rel, quiet)
+                    quiet = self.store.quiet_among([str(src)])
+                    self.store.unhush(list(quiet))
+                    started += self._forget_file(rel, bool(quiet))
         return started
 
     def _moved(self, src: Path, dst: Path) -> int:
@@ -321,8 +323,11 @@ class FolderWatcher:
         src_rel, dst_rel = self._rel(src), self._rel(dst)
         if dst_rel is None or self.rules.ignores(dst):
             # Moved out of the folder (or into an ignored name): it is gone from here.
-            return self._forget_file(src_rel, bool(self.store.quiet_among([str(src)]))) \
-                if src_rel is not None else 0
+            if src_rel is None:
+                return 0
+            quiet = self.store.quiet_among([str(src)])
+            self.store.unhush(list(quiet))
+            return self._forget_file(src_rel, bool(quiet))
         if src_rel is None:
             self.saw(dst, dst.is_dir())
             return 0
@@ -334,7 +339,11 @@ class FolderWatcher:
             if known is None or dst.is_dir():
                 self.saw(dst, dst.is_dir())
             return 0
-        if self.store.quiet_among([str(src), str(dst)]) or not entry.on_moved:
+        quiet = self.store.quiet_among([str(src), str(dst)])
+        if quiet:
+            self.store.unhush(list(quiet))
+            return 0
+        if not entry.on_moved:
             return 0
         requests = []
         for old in moved:

@@ -18,8 +18,8 @@ import time
 from typing import Callable
 
 from hopper.app import registry
-from hopper.app.defaults import WATCH_RESCAN_INTERVAL_S
 from hopper.app import settings as settings_mod
+from hopper.app.defaults import WATCH_RESCAN_INTERVAL_S
 from hopper.app.identity import host_name
 from hopper.app.watch.entries import WatchEntry, entries_from
 from hopper.app.watch.folder import FolderMissing, FolderWatcher

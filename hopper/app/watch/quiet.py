@@ -33,9 +33,10 @@ def _absolute(paths) -> list[str]:
 
 @contextmanager
 def quiet(*paths: str | os.PathLike, grace: float = WATCH_QUIET_GRACE_S) -> Iterator[None]:
-    """Within the block and for ``grace`` seconds after it, file events on ``paths``
-    (files, or folders and everything below them) start no task; the watcher still
-    records the files' new state, so a rescan does not start them either."""
+    """Within the block and for ``grace`` seconds after it, the next file event on each
+    of ``paths`` (a file; a folder covers everything below it until the grace ends)
+    starts no task; the watcher still records the files' new state, so a rescan does
+    not start them either. A file's mark is used up by the event it silences."""
     absolute = _absolute(paths)
     store = _store()
     # Marked before the block (events may be seen while it runs) and again after it,

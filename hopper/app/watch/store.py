@@ -102,6 +102,15 @@ class WatchStore:
         return {p for p in paths if any(p == m or p.startswith(m.rstrip("/") + "/")
                                         for m in marks)}
 
+    def unhush(self, paths: list[str]) -> None:
+        """The watcher has acted on these quiet paths: their marks are used up, so the
+        next event on them (a user's own move a moment later) is an event again."""
+        if not paths:
+            return
+        b = self.backend
+        with b._write() as conn:
+            b._run_many(conn, "DELETE FROM watch_quiet WHERE path = ?", [(p,) for p in paths])
+
     def prune_quiet(self, now: float | None = None) -> None:
         """Forget expired quiet marks."""
         now = time.time() if now is None else now
