@@ -30,3 +30,12 @@ def organize(path: str, size: int, mtime: float) -> dict:
     with hopper.quiet(path, target):
         os.renames(path, target)
     return {"path": target}
+
+
+@task(name="watchtest.slow")
+def slow(path: str, size: int, mtime: float) -> dict:
+    """Take a moment, so several workers (of several daemons) share a drop."""
+    import time
+
+    time.sleep(0.3)
+    return {"path": path, "pid": os.getpid()}
