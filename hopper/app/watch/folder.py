@@ -56,7 +56,7 @@ class _Handler(FileSystemEventHandler):
         elif kind in ("created", "modified", "closed"):
             if event.is_directory and kind != "created":
                 return  # a folder's own mtime: its files raise their own events
-            self.watcher.saw(src, event.is_directory)
+            self.watcher.saw(src, event.is_directory, new=kind == "created")
 
 
 class FolderWatcher:
@@ -126,13 +126,15 @@ class FolderWatcher:
             return None
         return rel
 
-    def saw(self, path: Path, is_directory: bool = False) -> None:
-        """Note activity on ``path``; a folder's files are noted one by one."""
+    def saw(self, path: Path, is_directory: bool = False, new: bool = True) -> None:
+        """Note activity on ``path``; a folder's files are noted one by one. ``new``: the
+        path appeared (an ignored file is counted once, not at each write)."""
         rel = self._rel(path)
         if rel is None:
             return
         if self.rules.ignores(path, is_directory):
-            self.stats.add("ignored")
+            if new:
+                self.stats.add("ignored")
             return
         if is_directory:
             for child in self._files_below(path):
