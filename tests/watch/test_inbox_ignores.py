@@ -140,3 +140,18 @@ def test_a_file_still_open_for_writing_is_ingested_only_complete(inbox_daemon):
     path, sha, size, _ = rows[0]
     assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert hashlib.sha256((root / path).read_bytes()).hexdigest() == sha
+
+
+def test_on_polling_a_file_ingested_mid_copy_is_corrected_in_the_index(inbox_daemon):
+    # Polling stands for a network share: settle time alone decides, so the copy is
+    # ingested after its first part; library.verify then brings the index in line.
+    _, config, inbox, root = inbox_daemon(settle_time="1s", polling=True)
+    data = os.urandom(300_000)
+    writer = _slow_copy(inbox / "big.bin", data, pause=3.0)
+    writer.join()
+    expected = hashlib.sha256(data).hexdigest()
+    rows = poll_until(lambda: [r for r in _index(config) if r[1] == expected], timeout=60,
+                      message=lambda: f"index: {_index(config)}")
+    path, sha, size, _ = rows[0]
+    assert size == len(data) and len(_index(config)) == 1
+    assert hashlib.sha256((root / path).read_bytes()).hexdigest() == sha

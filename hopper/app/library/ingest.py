@@ -81,7 +81,7 @@ def ingest(settings: Settings, backend, path: str) -> dict:
         if not _same_entry(source, os.fstat(fd)):
             return {"status": "missing", "path": rel}
         settled = _wait_settled(fd, settings.settle_time)
-        if settled is None or open_for_writing(source):
+        if settled is None or (not settings.library_polling and open_for_writing(source)):
             return {"status": "unsettled", "path": rel}
         try:
             if settled.st_size == 0:

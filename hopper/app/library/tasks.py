@@ -94,6 +94,12 @@ def library_ingest(path: str) -> dict:
         return ingest_mod.quarantine_after_failures(settings, path, error)
     if result["status"] == "ingested" and result.get("kind") == "image":
         enqueue_thumbnails([result["sha256"]])
+    if result["status"] == "ingested" and settings.library_polling and "library_path" in result:
+        # Settle time alone decided the file was complete: look again once it has passed.
+        from hopper.app.library import verify
+
+        result["verify_task"] = verify.schedule(result["item_id"], result["library_path"],
+                                                settings.settle_time)
     if result["status"] == "folder":
         result["scan_task"] = queue.enqueue("library.scan", {"folder": result["path"]},
                                             unique_key=f"library.scan:{result['path']}")

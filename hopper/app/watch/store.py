@@ -43,8 +43,8 @@ class WatchStore:
             return
         now = time.time()
         b = self.backend
-        with b._write() as conn:
-            b._run_many(conn, "INSERT INTO watch_files (entry, path, size, mtime_ns, task_id,"
+        with b.transaction() as conn:
+            b.run_many(conn, "INSERT INTO watch_files (entry, path, size, mtime_ns, task_id,"
                               " started_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry, path)"
                               " DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
                               " task_id = excluded.task_id, started_at = excluded.started_at",
@@ -60,11 +60,11 @@ class WatchStore:
             (entry, src, len(prefix), prefix))]
         if not moved:
             return []
-        with b._write() as conn:
+        with b.transaction() as conn:
             for old in moved:
                 new = dst + old[len(src):]
-                b._run(conn, "DELETE FROM watch_files WHERE entry = ? AND path = ?", (entry, new))
-                b._run(conn, "UPDATE watch_files SET path = ? WHERE entry = ? AND path = ?",
+                b.run(conn, "DELETE FROM watch_files WHERE entry = ? AND path = ?", (entry, new))
+                b.run(conn, "UPDATE watch_files SET path = ? WHERE entry = ? AND path = ?",
                        (new, entry, old))
         return moved
 
@@ -76,8 +76,8 @@ class WatchStore:
             "SELECT path FROM watch_files WHERE entry = ? AND (path = ? OR substr(path, 1, ?) = ?)",
             (entry, path, len(prefix), prefix))]
         if gone:
-            with b._write() as conn:
-                b._run_many(conn, "DELETE FROM watch_files WHERE entry = ? AND path = ?",
+            with b.transaction() as conn:
+                b.run_many(conn, "DELETE FROM watch_files WHERE entry = ? AND path = ?",
                             [(entry, p) for p in gone])
         return gone
 
@@ -85,8 +85,8 @@ class WatchStore:
     def hush(self, paths: list[str], until: float) -> None:
         """Mark absolute ``paths`` quiet until ``until`` (a later mark wins)."""
         b = self.backend
-        with b._write() as conn:
-            b._run_many(conn, "INSERT INTO watch_quiet (path, until) VALUES (?, ?)"
+        with b.transaction() as conn:
+            b.run_many(conn, "INSERT INTO watch_quiet (path, until) VALUES (?, ?)"
                               " ON CONFLICT (path) DO UPDATE SET until = excluded.until"
                               " WHERE watch_quiet.until < excluded.until",
                         [(p, until) for p in paths])
@@ -108,12 +108,12 @@ class WatchStore:
         if not paths:
             return
         b = self.backend
-        with b._write() as conn:
-            b._run_many(conn, "DELETE FROM watch_quiet WHERE path = ?", [(p,) for p in paths])
+        with b.transaction() as conn:
+            b.run_many(conn, "DELETE FROM watch_quiet WHERE path = ?", [(p,) for p in paths])
 
     def prune_quiet(self, now: float | None = None) -> None:
         """Forget expired quiet marks."""
         now = time.time() if now is None else now
         b = self.backend
-        with b._write() as conn:
-            b._run(conn, "DELETE FROM watch_quiet WHERE until <= ?", (now,))
+        with b.transaction() as conn:
+            b.run(conn, "DELETE FROM watch_quiet WHERE until <= ?", (now,))
