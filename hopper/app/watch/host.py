@@ -31,7 +31,8 @@ log = logging.getLogger("hopper.watch")
 TICK_S = 0.1             # how often settled files and due events are checked
 RETRY_S = 2.0            # a failed entry (missing folder) is tried again this often
 SETTINGS_POLL_S = 0.5    # the settings file's mtime is compared this often
-PUBLISH_S = 2.0          # the status shown by the API and pages is refreshed this often
+PUBLISH_S = 2.0          # a changed status is published at most this often
+REFRESH_S = 30.0         # an unchanged one this often (its age says the host is alive)
 QUIET_PRUNE_S = 60.0
 STATUS_PREFIX = "watch_status:"   # daemon_state key, per host process
 
@@ -77,6 +78,7 @@ class WatchHost:
         self._settings_mtime = self._mtime()
         self._status_key = f"{STATUS_PREFIX}{host_name()}:{os.getpid()}"
         self._last_publish = 0.0
+        self._published: list[dict] | None = None
         self._last_quiet_prune = 0.0
         self._lock = threading.Lock()
 
@@ -97,6 +99,8 @@ class WatchHost:
                 if slot.watcher is not None:
                     slot.watcher.stop()
             self.slots.clear()
+        if not self._published:
+            return
         try:
             with _DB_LOCK:
                 self.backend.put_state(self._status_key, None)
@@ -245,13 +249,22 @@ class WatchHost:
                  "last_hour": slot.stats.last_hour()} for slot in slots]
 
     def publish(self, force: bool = False) -> None:
-        """Write the status where the web workers read it (every PUBLISH_S)."""
-        if not force and time.monotonic() - self._last_publish < PUBLISH_S:
+        """Write the status where the web workers read it: when it changed (at most every
+        PUBLISH_S unless forced) and every REFRESH_S; never while there is nothing to
+        show, so a daemon without watched folders adds no database writes."""
+        age = time.monotonic() - self._last_publish
+        if not force and age < PUBLISH_S:
+            return
+        entries = self.status()
+        if not entries and not self._published:
+            return
+        if entries == self._published and age < REFRESH_S:
             return
         self._last_publish = time.monotonic()
         with _DB_LOCK:
             self.backend.put_state(self._status_key, {"host": host_name(), "pid": os.getpid(),
-                                                      "at": time.time(), "entries": self.status()})
+                                                      "at": time.time(), "entries": entries})
+        self._published = entries
 
 
 def rescan_interval(settings) -> float:
@@ -260,7 +273,7 @@ def rescan_interval(settings) -> float:
     return getattr(settings, "rescan_interval", WATCH_RESCAN_INTERVAL_S)
 
 
-def read_status(backend, max_age_s: float = 3 * PUBLISH_S + 5) -> list[dict]:
+def read_status(backend, max_age_s: float = 2 * REFRESH_S + 5) -> list[dict]:
     """Every live host's entries as published, newest hosts first."""
     import json
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 
 from gunicorn.glogging import Logger
 
 _watchers: list = []
 _watch_host = None
+_watchers_lock = threading.Lock()   # starting (on its thread) and stopping never overlap
+_stopped = False
 
 
 class HopperLogger(Logger):
@@ -48,15 +51,27 @@ def on_starting(server):
 
 def when_ready(server):
     """Start the watchers in the arbiter process: the ``watch:`` entries and every
-    plugin's own (with their startup scans)."""
-    global _watchers
+    plugin's own (with their startup scans). They start on a thread of their own:
+    the arbiter boots its web workers meanwhile, so requests are answered at once."""
     from hopper.app import plugins, registry
     from hopper.app import settings as settings_mod
+    from hopper.app.watch import host  # noqa: F401  (imported before any fork, not on the thread)
 
     registry.load_modules(plugins.task_modules())  # the watchers enqueue the plugins' tasks
     settings = settings_mod.inherited()
-    _start_watch_host(server, settings)
-    _watchers = plugins.start_watchers(settings)
+    threading.Thread(target=_start_watchers, args=(server, settings), name="start-watchers",
+                     daemon=True).start()
+
+
+def _start_watchers(server, settings) -> None:
+    global _watchers
+    from hopper.app import plugins
+
+    with _watchers_lock:
+        if _stopped:
+            return
+        _start_watch_host(server, settings)
+        _watchers = plugins.start_watchers(settings)
 
 
 def _start_watch_host(server, settings):
@@ -77,6 +92,13 @@ def _start_watch_host(server, settings):
 
 def on_exit(server):
     """Stop the watchers when Gunicorn shuts down."""
+    global _watchers, _watch_host, _stopped
+    with _watchers_lock:
+        _stopped = True
+        _stop_watchers()
+
+
+def _stop_watchers() -> None:
     global _watchers, _watch_host
     if _watch_host is not None:
         _watch_host.stop()
