@@ -127,7 +127,7 @@ def test_the_game_library_example_keeps_its_index_right(example):
         target.parent.mkdir(exist_ok=True)
         os.rename(games / rel, target)
     poll_until(lambda: len(_tasks(client, "games.moved")) == 5 and
-               _index(folder) == _on_disk(games), timeout=30)
+               _index(folder) == _on_disk(games), timeout=120)
 
     # A restart, with 4 files dropped while no daemon watched.
     daemon.stop()
@@ -135,17 +135,17 @@ def test_the_game_library_example_keeps_its_index_right(example):
         _drop(games, f"late/game{n}.nsp", game_bytes(ids[n], titles[ids[n]], "nsp"))
     daemon = start()
     poll_until(lambda: len(_index(folder)) == 34 and _index(folder) == _on_disk(games)
-               and not (games / "late").exists(), timeout=60)
+               and not (games / "late").exists(), timeout=120)
 
     # 3 deletes.
     for rel in sorted(_index(folder))[-3:]:
         os.unlink(games / rel)
-    poll_until(lambda: len(_tasks(client, "games.deleted")) == 3, timeout=30)
+    poll_until(lambda: len(_tasks(client, "games.deleted")) == 3, timeout=120)
 
     # The full scan and its continuation: nothing left to identify, the index rebuilt.
     scan_id = client.backend.enqueue([queue.build_task("games.scan", {})])[0][0]
     scan = poll_until(lambda: client.backend.get(scan_id)["status"] == "succeeded"
-                      and client.backend.get(scan_id), timeout=30)
+                      and client.backend.get(scan_id), timeout=120)
     assert scan["result"]["files"] == 0 and scan["result"]["games"] == 31
     on_disk = _on_disk(games)
     assert len(on_disk) == 31

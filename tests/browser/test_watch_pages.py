@@ -33,13 +33,13 @@ def watched_site(tmp_path, ui_daemon):
         entry(shares, polling=True),
         entry(tmp_path / "not-mounted"),
     ])
-    poll_until(lambda: len(_entries(daemon.base_url)) == 3, timeout=20)
+    poll_until(lambda: len(_entries(daemon.base_url)) == 3, timeout=60)
     for n in range(3):
         (games / f"game{n}.nsp").write_bytes(b"PFS0" + bytes(100))
     (games / ".DS_Store").write_bytes(b"junk")
     (games / "download.xci.part").write_bytes(b"half")
     poll_until(lambda: any(e["last_hour"]["started"] == 3 and e["last_hour"]["ignored"] >= 2
-                           for e in _entries(daemon.base_url)), timeout=30)
+                           for e in _entries(daemon.base_url)), timeout=60)
     return daemon, games, shares, tmp_path / "not-mounted"
 
 

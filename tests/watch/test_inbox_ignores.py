@@ -67,7 +67,7 @@ def inbox_daemon(tmp_path, make_daemon):
         config = write_settings(tmp_path, library={"settle_time": "300ms", **library})
         daemon = make_daemon(config=config)
         inbox = load(config).inbox
-        poll_until(inbox.is_dir, timeout=20)   # the inbox watcher makes it when it starts
+        poll_until(inbox.is_dir, timeout=60)   # the inbox watcher makes it when it starts
         return daemon, config, inbox, load(config).library_root
     return start
 
@@ -78,8 +78,8 @@ def test_the_junk_set_stays_in_the_inbox_byte_for_byte(inbox_daemon):
         (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
         (inbox / rel).write_bytes(data)
     (inbox / "DCIM" / "real.txt").write_bytes(b"a real file beside the junk")
-    poll_until(lambda: len(_index(config)) == 1, timeout=20)
-    poll_until(lambda: not (inbox / "DCIM" / "real.txt").exists(), timeout=10)
+    poll_until(lambda: len(_index(config)) == 1, timeout=60)
+    poll_until(lambda: not (inbox / "DCIM" / "real.txt").exists(), timeout=60)
     assert _tree(inbox) == JUNK
     assert (inbox / ".stfolder").is_dir()   # a sync marker folder is never removed
 
@@ -95,7 +95,7 @@ def test_a_download_renamed_to_its_final_name_is_ingested_once_under_it(inbox_da
     with open(part, "ab") as f:
         f.write(b"second half")
     os.rename(part, inbox / "holiday.txt")
-    rows = poll_until(lambda: _index(config), timeout=20)
+    rows = poll_until(lambda: _index(config), timeout=60)
     assert [(r[0].rsplit("/", 1)[-1], r[3]) for r in rows] == [("holiday.txt", "holiday.txt")]
     assert rows[0][1] == hashlib.sha256(b"first half second half").hexdigest()
     assert not part.exists() and not (inbox / "holiday.txt").exists()
@@ -109,8 +109,8 @@ def test_emptied_inbox_folders_are_removed_but_not_the_inbox_or_a_folder_with_ju
     (inbox / "NAS" / "share").mkdir(parents=True)
     (inbox / "NAS" / "share" / "b.txt").write_bytes(b"b")
     (inbox / "NAS" / ".DS_Store").write_bytes(b"junk")
-    poll_until(lambda: len(_index(config)) == 2, timeout=20)
-    poll_until(lambda: not (inbox / "DCIM").exists(), timeout=10)
+    poll_until(lambda: len(_index(config)) == 2, timeout=60)
+    poll_until(lambda: not (inbox / "DCIM").exists(), timeout=60)
     assert inbox.is_dir()
     assert sorted(_tree(inbox)) == ["NAS/.DS_Store"]
     assert not (inbox / "NAS" / "share").exists()
@@ -135,7 +135,7 @@ def test_a_file_still_open_for_writing_is_ingested_only_complete(inbox_daemon):
     _, config, inbox, root = inbox_daemon(settle_time="1s")
     data = os.urandom(300_000)
     writer = _slow_copy(inbox / "big.bin", data, pause=3.0)
-    rows = poll_until(lambda: _index(config), timeout=30)
+    rows = poll_until(lambda: _index(config), timeout=60)
     writer.join()
     path, sha, size, _ = rows[0]
     assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))

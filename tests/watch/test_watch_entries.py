@@ -37,51 +37,52 @@ def test_a_settled_new_file_starts_the_task_with_path_size_and_mtime(tmp_path, w
     target.write_bytes(b"x" * 123)
     (folder / "notes.txt").write_text("not matching the patterns")
     (folder / ".DS_Store").write_bytes(b"junk")
-    started = poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=15)
+    started = poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=60)
     st = os.stat(target)
     assert [t["args"] for t in started] == [{"path": str(target), "size": 123,
                                              "mtime": st.st_mtime}]
     assert started[0]["unique_key"].endswith(f":{st.st_size}:{st.st_mtime_ns}")
 
 
-def test_a_move_starts_on_moved_and_a_delete_on_deleted(tmp_path, watch_config, make_daemon):
+def test_a_move_starts_on_moved_and_a_delete_on_deleted(tmp_path, watch_config, make_daemon,
+                                                        database):
     folder = tmp_path / "drop"
     folder.mkdir()
     config = watch_config([entry(folder, on_moved="watchtest.moved",
-                                 on_deleted="watchtest.deleted")])
+                                 on_deleted="watchtest.deleted")], database=database)
     make_daemon(config=config)
     client = _client(config)
     (folder / "a.bin").write_bytes(b"a")
-    poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=15)
+    poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=60)
     (folder / "b").mkdir()
     os.rename(folder / "a.bin", folder / "b" / "a.bin")
-    moved = poll_until(lambda: tasks_named(client, "watchtest.moved"), timeout=15)
+    moved = poll_until(lambda: tasks_named(client, "watchtest.moved"), timeout=60)
     assert moved[0]["args"] == {"src_path": str(folder / "a.bin"),
                                 "path": str(folder / "b" / "a.bin")}
     os.unlink(folder / "b" / "a.bin")
-    deleted = poll_until(lambda: tasks_named(client, "watchtest.deleted"), timeout=15)
+    deleted = poll_until(lambda: tasks_named(client, "watchtest.deleted"), timeout=60)
     assert deleted[0]["args"] == {"path": str(folder / "b" / "a.bin")}
     assert len(tasks_named(client, "watchtest.added")) == 1   # the move was not a new file
 
 
 def test_a_restart_starts_only_new_or_changed_files_and_deletes_the_vanished(
-        tmp_path, watch_config, make_daemon):
+        tmp_path, watch_config, make_daemon, database):
     folder = tmp_path / "drop"
     folder.mkdir()
     for name in ("keep", "change", "remove"):
         (folder / name).write_text(name)
-    config = watch_config([entry(folder, on_deleted="watchtest.deleted")])
+    config = watch_config([entry(folder, on_deleted="watchtest.deleted")], database=database)
     daemon = make_daemon(config=config)
     client = _client(config)
-    poll_until(lambda: len(tasks_named(client, "watchtest.added")) == 3, timeout=15)
+    poll_until(lambda: len(tasks_named(client, "watchtest.added")) == 3, timeout=60)
     daemon.stop()
     (folder / "change").write_text("changed while no daemon watched")
     os.utime(folder / "change", (time.time() + 5, time.time() + 5))
     (folder / "remove").unlink()
     (folder / "new").write_text("new")
     make_daemon(config=config)
-    poll_until(lambda: len(tasks_named(client, "watchtest.added")) == 5, timeout=20)
-    deleted = poll_until(lambda: tasks_named(client, "watchtest.deleted"), timeout=15)
+    poll_until(lambda: len(tasks_named(client, "watchtest.added")) == 5, timeout=60)
+    deleted = poll_until(lambda: tasks_named(client, "watchtest.deleted"), timeout=60)
     paths = sorted(os.path.basename(t["args"]["path"]) for t in tasks_named(
         client, "watchtest.added"))
     assert paths == ["change", "change", "keep", "new", "remove"]
@@ -95,16 +96,16 @@ def test_an_entry_added_to_the_settings_file_watches_within_2s_and_stops_when_re
     config = watch_config([])
     daemon = make_daemon(config=config)
     client = _client(config)
-    poll_until(lambda: _watch_status(daemon) == [], timeout=15)
+    poll_until(lambda: _watch_status(daemon) == [], timeout=60)
     set_entries(config, [entry(folder)])
     changed = time.monotonic()
     poll_until(lambda: any(e["state"] == "watching" for e in _watch_status(daemon) or []),
-               timeout=10)
+               timeout=60)
     assert time.monotonic() - changed < 2.0
     (folder / "one").write_text("1")
-    poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=10)
+    poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=60)
     set_entries(config, [])
-    poll_until(lambda: _watch_status(daemon) == [], timeout=10)
+    poll_until(lambda: _watch_status(daemon) == [], timeout=60)
     (folder / "two").write_text("2")
     deadline = time.monotonic() + 2.0  # well past the 300 ms settle time
     while time.monotonic() < deadline:
@@ -125,16 +126,16 @@ def test_bad_entries_are_reported_and_do_not_stop_the_others(tmp_path, watch_con
         return {(e["path"], e["task"]): (e["state"], e["error"])
                 for e in _watch_status(daemon) or []}
 
-    found = poll_until(lambda: len(states()) == 3 and states(), timeout=10)
+    found = poll_until(lambda: len(states()) == 3 and states(), timeout=60)
     assert found[(str(good), "watchtest.added")] == ("watching", None)
     state, error = found[(str(missing), "watchtest.added")]
     assert state == "error" and str(missing) in error
     state, error = found[(str(good), "no.such.task")]
     assert state == "error" and "no.such.task" in error
     (good / "file").write_text("x")
-    poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=10)
+    poll_until(lambda: tasks_named(client, "watchtest.added"), timeout=60)
     missing.mkdir()   # retried: the folder now exists
-    poll_until(lambda: states()[(str(missing), "watchtest.added")][0] == "watching", timeout=10)
+    poll_until(lambda: states()[(str(missing), "watchtest.added")][0] == "watching", timeout=60)
 
 
 def test_a_tasks_own_quiet_move_starts_nothing(tmp_path, watch_config, make_daemon):
@@ -146,7 +147,7 @@ def test_a_tasks_own_quiet_move_starts_nothing(tmp_path, watch_config, make_daem
     client = _client(config)
     (folder / "game.bin").write_text("g")
     done = poll_until(lambda: [t for t in tasks_named(client, "watchtest.organize")
-                               if t["status"] == "succeeded"], timeout=15)
+                               if t["status"] == "succeeded"], timeout=60)
     assert done[0]["result"] == {"path": str(folder / "sorted" / "game.bin")}
     deadline = time.monotonic() + 2.0  # past the settle time and the move delay
     while time.monotonic() < deadline:

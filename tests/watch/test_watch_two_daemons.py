@@ -21,7 +21,7 @@ def test_only_the_daemon_with_the_entry_watches_and_both_run_its_tasks(tmp_path,
         watch=[entry(folder, task="watchtest.slow")]))
     other = make_daemon(config=write_settings(tmp_path / "b", database=pg_url, tasks=MODULES))
     client = queue.configure(settings_mod.load(watching.config))
-    poll_until(lambda: f"watching {folder}" in watching.read_log(), timeout=20)
+    poll_until(lambda: f"watching {folder}" in watching.read_log(), timeout=60)
     for n in range(24):
         (folder / f"f{n}").write_text(str(n))
     done = poll_until(lambda: len([t for t in tasks_named(client, "watchtest.slow")
