@@ -51,16 +51,15 @@ def on_starting(server):
 
 def when_ready(server):
     """Start the watchers in the arbiter process: the ``watch:`` entries and every
-    plugin's own (with their startup scans). They start on a thread of their own:
-    the arbiter boots its web workers meanwhile, so requests are answered at once."""
+    plugin's own (with their startup scans). Started here, before the arbiter forks
+    its web workers: a thread busy starting them (imports, logging, a database
+    connection) while a worker is forked would leave that worker deadlocked on a
+    lock it copied held."""
     from hopper.app import plugins, registry
     from hopper.app import settings as settings_mod
-    from hopper.app.watch import host  # noqa: F401  (imported before any fork, not on the thread)
 
     registry.load_modules(plugins.task_modules())  # the watchers enqueue the plugins' tasks
-    settings = settings_mod.inherited()
-    threading.Thread(target=_start_watchers, args=(server, settings), name="start-watchers",
-                     daemon=True).start()
+    _start_watchers(server, settings_mod.inherited())
 
 
 def _start_watchers(server, settings) -> None:
