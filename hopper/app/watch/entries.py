@@ -77,7 +77,7 @@ def parse_entry(raw: Any, base: Path, index: int, source: str = "settings") -> W
     path_text = raw.get("path")
     path = Path(str(path_text)) if path_text else base
     path = path if path.is_absolute() else (base / path).resolve()
-    task = raw.get("task") if isinstance(raw.get("task"), str) else "?"
+    task: str = raw["task"] if isinstance(raw.get("task"), str) else "?"
     try:
         if not isinstance(path_text, str) or not path_text:
             raise SettingsError(f"{key}.path: expected a folder")

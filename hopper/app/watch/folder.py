@@ -20,6 +20,7 @@ from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from hopper.app.watch.complete import open_for_writing
@@ -74,7 +75,7 @@ class FolderWatcher:
         self._pending: dict[Path, tuple[int, int, float]] = {}   # path → size, mtime_ns, since
         self._events: list[tuple[float, str, Path, Path | None]] = []   # due, kind, src, dst
         self._lock = threading.Lock()
-        self._observer = None
+        self._observer: BaseObserver | None = None
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -248,7 +249,9 @@ class FolderWatcher:
         entry = self.entry
         recorded = self.store.recorded(entry.key)
         quiet = self.store.quiet_among([str(p) for p, _, _ in ready])
-        silent, requests, fresh = [], [], []
+        silent: list[tuple[str, int, int, int | None]] = []
+        requests: list[dict] = []
+        fresh: list[tuple[Path, str, os.stat_result]] = []
         started = 0
         for path, rel, st in ready:
             known = recorded.get(rel)
@@ -310,7 +313,7 @@ class FolderWatcher:
             self._events = [e for e in self._events if e[0] > now]
         started = 0
         for _, kind, src, dst in due:
-            if kind == "moved":
+            if kind == "moved" and dst is not None:
                 started += self._moved(src, dst)
             else:
                 rel = self._rel(src)

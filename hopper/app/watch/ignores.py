@@ -75,7 +75,7 @@ def check_patterns(patterns: object, key: str) -> tuple[str, ...]:
 
 def holds_ignored(folder: str | os.PathLike, rules: IgnoreRules) -> bool:
     """True when anything below ``folder`` is ignored (such a folder is never removed)."""
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(os.fspath(folder)):
         for name in (*dirnames, *filenames):
             if rules.ignores(Path(dirpath) / name, name in dirnames):
                 return True
