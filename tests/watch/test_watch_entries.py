@@ -149,7 +149,7 @@ def test_a_tasks_own_quiet_move_starts_nothing(tmp_path, watch_config, make_daem
     done = poll_until(lambda: [t for t in tasks_named(client, "watchtest.organize")
                                if t["status"] == "succeeded"], timeout=60)
     assert done[0]["result"] == {"path": str(folder / "sorted" / "game.bin")}
-    deadline = time.monotonic() + 2.0  # past the settle time and the move delay
+    deadline = time.monotonic() + 4.0  # past the settle time and a removal's delay
     while time.monotonic() < deadline:
         assert len(tasks_named(client, "watchtest.organize")) == 1
         assert not tasks_named(client, "watchtest.moved")

@@ -165,10 +165,18 @@ class FolderWatcher:
         _ = is_directory
 
     def deleted(self, path: Path) -> None:
-        """A removal seen live; acted on after EVENT_DELAY_S."""
+        """A removal seen live; acted on after ``delete_delay``."""
         with self._lock:
             self._pending.pop(path, None)
-            self._events.append((time.monotonic() + EVENT_DELAY_S, "deleted", path, None))
+            self._events.append((time.monotonic() + self.delete_delay, "deleted", path, None))
+
+    @property
+    def delete_delay(self) -> float:
+        """How long a removal waits before it counts. A move into a folder created just
+        before it reaches inotify as a removal and a new file (the new folder was not
+        watched yet); the new file, started after its settle time, is recognised as
+        the moved one while the removed name is still on record."""
+        return 2 * self.entry.settle_time + 2 * EVENT_DELAY_S + 1.0
 
     def _files_below(self, folder: Path):
         for dirpath, dirnames, filenames in os.walk(folder):
@@ -210,8 +218,10 @@ class FolderWatcher:
                     self._pending[path] = (st.st_size, st.st_mtime_ns, due)
                     pending += 1
         vanished = [rel for rel in recorded if rel not in present]
+        # Not forgotten at once: a file moved while no daemon watched is also a new file
+        # here, due now, and is recognised as the moved one first (see delete_delay).
         for rel in vanished:
-            self._forget_file(rel, quiet=False)
+            self.deleted(self.folder / rel)
         return {"pending": pending, "vanished": len(vanished)}
 
     # -- acting ------------------------------------------------------------
@@ -267,6 +277,7 @@ class FolderWatcher:
                 self._drop(path, (st.st_size, st.st_mtime_ns))
                 continue
             if str(path) in quiet:
+                log.debug("%s: %s written by a task (quiet)", entry.key, rel)
                 self.store.unhush([str(path)])
                 silent.append((rel, st.st_size, st.st_mtime_ns, None))
                 self._drop(path, (st.st_size, st.st_mtime_ns))
@@ -317,6 +328,8 @@ class FolderWatcher:
                 started += self._moved(src, dst)
             else:
                 rel = self._rel(src)
+                if os.path.lexists(src):
+                    continue  # back again (replaced): its own events say what it is now
                 if rel is not None and not self.rules.ignores(src):
                     quiet = self.store.quiet_among([str(src)])
                     self.store.unhush(list(quiet))
@@ -347,6 +360,7 @@ class FolderWatcher:
         quiet = self.store.quiet_among([str(src), str(dst)])
         if quiet:
             self.store.unhush(list(quiet))
+            log.debug("%s: %s moved to %s by a task (quiet)", entry.key, src_rel, dst_rel)
             return 0
         if not entry.on_moved:
             return 0

@@ -39,13 +39,13 @@ def quiet(*paths: str | os.PathLike, grace: float = WATCH_QUIET_GRACE_S) -> Iter
     not start them either. A file's mark is used up by the event it silences."""
     absolute = _absolute(paths)
     store = _store()
-    # Marked before the block (events may be seen while it runs) and again after it,
-    # so the grace counts from the end of a long copy.
+    # Marked before the block (events may be seen while it runs); after it, the marks
+    # not used yet are extended, so the grace counts from the end of a long copy.
     store.hush(absolute, time.time() + grace)
     try:
         yield
     finally:
-        store.hush(absolute, time.time() + grace)
+        store.extend(absolute, time.time() + grace)
 
 
 def moved(src: str | os.PathLike, dst: str | os.PathLike,

@@ -102,6 +102,14 @@ class WatchStore:
         return {p for p in paths if any(p == m or p.startswith(m.rstrip("/") + "/")
                                         for m in marks)}
 
+    def extend(self, paths: list[str], until: float) -> None:
+        """Push back the end of the marks of ``paths`` still unused (a used one is not
+        made again: the event it was for has been silenced)."""
+        b = self.backend
+        with b.transaction() as conn:
+            b.run_many(conn, "UPDATE watch_quiet SET until = ? WHERE path = ? AND until < ?",
+                       [(until, p, until) for p in paths])
+
     def unhush(self, paths: list[str]) -> None:
         """The watcher has acted on these quiet paths: their marks are used up, so the
         next event on them (a user's own move a moment later) is an event again."""
