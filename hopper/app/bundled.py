@@ -8,11 +8,3 @@ from __future__ import annotations
 
 PLUGINS: tuple[str, ...] = ("hopper.app.library.plugin:plugin",)
 
-
-def __getattr__(name: str):
-    # TASK_MODULES was this module's constant before plugins: computed from them now.
-    if name == "TASK_MODULES":
-        from hopper.app import plugins
-
-        return plugins.task_modules()
-    raise AttributeError(name)

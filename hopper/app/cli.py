@@ -1,4 +1,6 @@
-"""Command line: ``python run.py [serve|worker|queue|enqueue|status|migrate|library|backup] [options]``.
+"""Command line: ``python run.py [COMMAND] [options]``.
+
+Commands: serve, worker, queue, enqueue, status, migrate, library, backup.
 
 Global options (``--config``, ``--log-format``, ``--log-level``) go before or
 after the subcommand.
@@ -14,6 +16,7 @@ from pathlib import Path
 from hopper.app import logs, plugins, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
+from hopper.app.queue_names import parse_queue_list
 
 # Exit codes (docs/configuration.md lists them).
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_DATABASE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
@@ -47,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command")
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        child = sub.add_parser(name, help=help_)
+    def command(name: str, help_: str, description: str | None = None) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_, description=description or help_)
         _global_options(child, suppress=True)
         return child
 
@@ -86,7 +89,7 @@ def console_main() -> int:
     return main(sys.argv[1:])
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str | BaseException, code: int) -> int:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
 
@@ -109,8 +112,6 @@ def main(argv: list[str]) -> int:
     logs.export(args.log_format, args.log_level)  # the web server and workers log alike
     command = args.command or "serve"
     if command in ("serve", "worker"):
-        from hopper.worker.limits import parse_queue_list
-
         queues = None
         if getattr(args, "queues", None) is not None:
             try:

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from hopper.app import settings_keys
-from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
+from hopper.app import queue_names, settings_keys
+from hopper.app.backends.urls import sqlite_path
+from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
@@ -117,11 +118,6 @@ class Settings:
                           default=str)
 
 
-def sqlite_path(url: str) -> Path:
-    """The file path in a ``sqlite:///path`` URL."""
-    return Path(url[len("sqlite:///"):])
-
-
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
     """The settings file in force: ``--config``, else ``HOPPER_CONFIG``, else
     ``settings.yaml`` in the current folder."""
@@ -133,7 +129,9 @@ def from_snapshot(text: str) -> Settings:
     """The settings a parent process passed down with ``Settings.snapshot``."""
     data = json.loads(text)
     settings = validate(data["raw"], Path(data["path"]))
-    return settings if data.get("from_file", True) else dataclasses.replace(settings, from_file=False)
+    if data.get("from_file", True):
+        return settings
+    return dataclasses.replace(settings, from_file=False)
 
 
 def inherited() -> Settings:
@@ -231,7 +229,7 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
         return ()
     if not isinstance(raw, list):
         raise SettingsError("schedules: expected a list")
-    out = []
+    out: list[dict] = []
     for i, entry in enumerate(raw):
         key = f"schedules[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -256,14 +254,12 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
 
 
 def check_queue_name(name: Any, key: str = "queue") -> str:
-    """A queue name: a non-empty string of at most QUEUE_NAME_MAX printable characters."""
-    if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX:
-        raise SettingsError(f"{key}: a queue name must be a string of 1 to {QUEUE_NAME_MAX} "
-                            f"characters, got {name!r}")
-    if not name.isprintable() or name != name.strip() or "," in name or "/" in name:
-        raise SettingsError(f"{key}: queue name {name!r} may not contain commas, slashes, "
-                            "control characters or surrounding spaces")
-    return name
+    """A queue name of the settings (``queue_names.check_queue_name``'s rule);
+    SettingsError otherwise."""
+    try:
+        return queue_names.check_queue_name(name, key)
+    except queue_names.InvalidQueueName as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _queue_limits(raw: Any) -> dict[str, int]:
@@ -281,7 +277,8 @@ def _queue_limits(raw: Any) -> dict[str, int]:
         if entry is None:
             entry = {}
         if not isinstance(entry, dict):
-            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}}, got {entry!r}")
+            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}},"
+                                f" got {entry!r}")
         unknown = sorted(str(k) for k in entry if k != "concurrency")
         if unknown:
             raise SettingsError(f"{key}: unknown key(s) {', '.join(unknown)}; the only key is "
@@ -321,7 +318,8 @@ def validate(raw: dict, path: Path) -> Settings:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise SettingsError("tasks.modules: expected a list of module names")
     flask_app = tasks.get("flask_app")
-    if flask_app is not None and (not isinstance(flask_app, str) or not _FLASK_APP.match(flask_app)):
+    if flask_app is not None and (not isinstance(flask_app, str)
+                                  or not _FLASK_APP.match(flask_app)):
         raise SettingsError(f"tasks.flask_app: expected \"package.module:create_app\" or"
                             f" \"package.module:app\", got {flask_app!r}")
     settings = Settings(

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import psycopg
 
@@ -134,7 +134,7 @@ class PostgresBackend(SqlBackend):
             self._local.unsynced = False
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        ids, results, started, finished = (list(column) for column in zip(*rows))
+        ids, results, started, finished = (list(column) for column in zip(*rows, strict=True))
         return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished,
                                               worker_id)).fetchall()
 
@@ -169,8 +169,14 @@ class PostgresBackend(SqlBackend):
 
     _claim_sql = staticmethod(_claim_sql)
 
-    def _wake_listeners(self, conn) -> None:
+    def _wake_listeners(self, conn, n: int = 1) -> None:
         conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
+
+    def notifier(self) -> PgNotifier:
+        notifier = getattr(self, "_notifier", None)
+        if notifier is None:
+            notifier = self._notifier = PgNotifier(self)
+        return notifier
 
     def prune_counters(self, now: float) -> None:
         super().prune_counters(now)
@@ -178,13 +184,29 @@ class PostgresBackend(SqlBackend):
             for table in _FOLD:
                 conn.execute(fold_statement(table))
 
-    def listener(self) -> "NotifyListener":
-        return NotifyListener(self.url)
-
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the server cannot be reached (refused, down, restarting)."""
     return isinstance(exc, psycopg.OperationalError)
+
+
+class PgNotifier:
+    """PostgreSQL's notifier: ``NOTIFY`` wakes the idle workers of every host."""
+
+    def __init__(self, backend: PostgresBackend):
+        self._backend = backend
+
+    def notify(self, n: int = 1) -> None:
+        """Wake idle workers (every listener hears one NOTIFY; ``n`` is not needed)."""
+        self._backend._conn().execute(f"NOTIFY {CHANNEL}")
+
+    def listen(self) -> NotifyListener:
+        """A LISTEN connection for one idle worker."""
+        return NotifyListener(self._backend.url)
+
+    def held(self) -> ContextManager[None]:
+        """Nothing to hold: a NOTIFY is delivered when its transaction commits."""
+        return nullcontext()
 
 
 class NotifyListener:

@@ -30,6 +30,7 @@ from hopper.app.library.inbox import (
 )
 from hopper.app.library.locks import content_lock, try_lock
 from hopper.app.library.paths import locks_dir
+from hopper.app.library.placed import recheck_placed
 from hopper.app.library.quarantine import quarantine
 from hopper.app.settings import Settings
 from hopper.app.watch.complete import open_for_writing
@@ -188,7 +189,7 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
                 status = "ingested"  # a previous attempt indexed it; only the unlink was left
             _remove_source(source, st)
             return {"status": status, "path": rel, "item_id": item["id"], "sha256": identity.sha256,
-                    "kind": identity.kind}
+                    "kind": identity.kind, "mime": identity.mime}
         try:
             target = organize.render(settings.layout, identity, source.name)
             folder = organize.ensure_folder(root, target.parent)
@@ -203,8 +204,12 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
         item_id = index.upsert_item(backend, library_path, identity, origin)
         _remove_source(source, st)
     log.info("ingested %s as %s", printable(rel), library_path)
-    return {"status": "ingested", "path": rel, "item_id": item_id, "library_path": library_path,
-            "sha256": identity.sha256, "kind": identity.kind}
+    result = {"status": "ingested", "path": rel, "item_id": item_id,
+              "library_path": library_path, "sha256": identity.sha256, "kind": identity.kind,
+              "mime": identity.mime}
+    # After the content lock is released: re-identifying takes the lock of the new content.
+    changed = recheck_placed(settings, backend, library_path, item_id, st, identity, origin)
+    return {**result, **changed} if changed else result
 
 
 def _place(fd: int, source: Path, folder: Path, name: str, sha256: str,

@@ -75,8 +75,17 @@ def public(s) -> dict:
             "ignore": list(s.library_ignore)}
 
 
+_LIBRARY_HELP = (
+    "Library maintenance. reindex: identify every file under library.root again and"
+    " rebuild the index from them; each file found keeps its id and added time (matched"
+    " by path, then by content), only rows whose file is gone are removed, and previews"
+    " still missing are queued.")
+
+
 def _reindex_arguments(parser) -> None:
-    parser.add_argument("action", choices=["reindex"])
+    parser.description = _LIBRARY_HELP
+    parser.add_argument("action", choices=["reindex"],
+                        help="reindex: rebuild the index from the files under library.root")
 
 
 def _reindex(args, client) -> int:
@@ -85,9 +94,9 @@ def _reindex(args, client) -> int:
     from hopper.app.library.tasks import enqueue_thumbnails
 
     count = reindex(client.settings, client.backend)
-    print(f"indexed {count} file(s) under {client.settings.library_root}")
+    print(f"indexed {count} file(s) under {client.settings.library_root} (ids kept)")
     queued = enqueue_thumbnails(images_without_thumbnail(client.backend))
-    print(f"queued {queued} thumbnail task(s)")
+    print(f"queued {queued} preview task(s)")
     return 0
 
 
