@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import ContextManager, Iterator
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from hopper.app.backends.base import Claimed, NewTask
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
@@ -51,11 +52,20 @@ def _insert_rows_sql(n: int, notify: bool) -> str:
     """INSERT of ``n`` rows returning their ids; with ``notify`` it also wakes idle
     workers (NOTIFY, delivered when the statement's transaction commits)."""
     row = INSERT.rsplit(" VALUES ", 1)[1]
-    insert = (INSERT + ("," + row) * (n - 1)).replace("?", "%s") + " RETURNING id"
+    insert = (INSERT + ("," + row) * (n - 1)).replace("?", "%s") + " RETURNING id, queue, status"
+    # The new tasks are counted in the same statement (it may be its own transaction).
+    statement = f"WITH ins AS ({insert}), counted AS ({_COUNT_INSERTED}) SELECT ins.id FROM ins"
     if not notify:
-        return insert
-    return (f"WITH ins AS ({insert}) SELECT ins.id FROM ins"
-            f" CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS wake")
+        return statement
+    return statement + f" CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS wake"
+
+
+_COUNT_INSERTED = (
+    "INSERT INTO task_counts AS t (queue, status, shard, live, entered, created)"
+    " SELECT queue, status, pg_backend_pid(), count(*), count(*), count(*) FROM ins"
+    " GROUP BY queue, status ON CONFLICT (queue, status, shard) DO UPDATE"
+    " SET live = t.live + EXCLUDED.live, entered = t.entered + EXCLUDED.entered,"
+    " created = t.created + EXCLUDED.created RETURNING 1")
 
 
 # Successes of a batch as arrays: one statement text whatever the batch size, so
@@ -70,7 +80,8 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
   FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[])
        AS v(id, result, started_at, finished_at)
  WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
-RETURNING tasks.id, tasks.status, tasks.parent_id
+RETURNING tasks.id, tasks.status, tasks.parent_id, tasks.queue, tasks.started_at,
+          tasks.finished_at
 """
 
 
@@ -115,8 +126,23 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
         conn = self._conn()
-        with conn.transaction():
+        conn.execute("BEGIN")
+        try:
             yield conn
+            counters = self._counters_statement()
+            if counters is None:
+                conn.execute("COMMIT")
+            else:
+                # The transaction's counter changes and its COMMIT in one round trip:
+                # a separate one cost a group commit about a sixth of its time.
+                with conn.pipeline():
+                    conn.execute(*counters)
+                    conn.execute("COMMIT")
+        except BaseException:
+            self._drop_counters()
+            if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
+                conn.execute("ROLLBACK")
+            raise
 
     def finish_and_claim(self, *args, **kwargs) -> list[Claimed]:
         """The worker's group commit, committed without waiting for the WAL flush.
