@@ -4,8 +4,10 @@ On a network share (``library.polling``) only settle time tells a complete file,
 copy that pauses longer than the settle time can be ingested half-written, and the
 writer then goes on writing into the file now in the library (the same inode). After
 each ingest there, this task looks at the library file again: if its size or mtime
-moved since it was hashed, it is hashed again (once it has settled) and the row's
-sha256 and size follow, so the index says what the disk holds.
+moved since it was hashed, it is identified again once it has settled and recorded
+by the placement-time check's own code (:func:`placed.correct_placed`), so the index
+says what the disk holds. Off polling, the placement-time check is enough: the kernel
+reports a writer still holding the file, so it is never placed half-written.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import time
 
 from hopper.app import queue
 from hopper.app.library import index
-from hopper.app.library.identify import identify_path
+from hopper.app.library.placed import correct_placed
 from hopper.app.registry import task
 
 log = logging.getLogger("hopper.library")
@@ -50,13 +52,11 @@ def library_verify(item_id: int, mtime_ns: int, rounds: int = 0) -> dict:
     if time.time() - st.st_mtime < settings.settle_time and rounds < VERIFY_ROUNDS:
         schedule(item_id, item["path"], settings.settle_time, rounds + 1)  # still written to
         return {"status": "changing", "item_id": item_id}
-    identity = identify_path(path)
-    with backend.transaction() as conn:
-        backend.run(conn, "UPDATE library_items SET sha256 = ?, size = ?, updated_at = ?"
-                          " WHERE id = ?", (identity.sha256, identity.size, time.time(), item_id))
-    log.warning("library item %s changed after it was indexed; sha256 and size updated",
-                item["path"])
+    changed = correct_placed(settings, backend, item)
+    if changed is not None and changed.get("status") == "duplicate":
+        return {"status": "duplicate", "item_id": item_id, "of": changed["item_id"]}
     if rounds < VERIFY_ROUNDS:
-        schedule(item_id, item["path"], settings.settle_time, rounds + 1)
-    return {"status": "updated", "item_id": item_id, "sha256": identity.sha256,
-            "size": identity.size}
+        schedule(item_id, item["path"], settings.settle_time, rounds + 1)  # writes may go on
+    if changed is None:
+        return {"status": "same content", "item_id": item_id}
+    return {"status": "updated", "item_id": item_id, "sha256": changed["sha256"]}

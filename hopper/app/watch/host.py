@@ -21,6 +21,7 @@ from hopper.app import registry
 from hopper.app import settings as settings_mod
 from hopper.app.defaults import WATCH_RESCAN_INTERVAL_S
 from hopper.app.identity import host_name
+from hopper.app.published import WATCH_STATUS_PREFIX
 from hopper.app.watch.entries import WatchEntry, entries_from
 from hopper.app.watch.folder import FolderMissing, FolderWatcher
 from hopper.app.watch.stats import EntryStats
@@ -34,7 +35,7 @@ SETTINGS_POLL_S = 0.5    # the settings file's mtime is compared this often
 PUBLISH_S = 2.0          # a changed status is published at most this often
 REFRESH_S = 30.0         # an unchanged one this often (its age says the host is alive)
 QUIET_PRUNE_S = 60.0
-STATUS_PREFIX = "watch_status:"   # daemon_state key, per host process
+STATUS_PREFIX = WATCH_STATUS_PREFIX   # daemon_state key, per host process
 
 EntrySource = Callable[[settings_mod.Settings], list[WatchEntry]]
 _DB_LOCK = threading.Lock()

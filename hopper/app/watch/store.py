@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from hopper.app.backends.protocols import Tables
+
 
 @dataclass(frozen=True)
 class Recorded:
@@ -19,9 +21,9 @@ class Recorded:
 
 
 class WatchStore:
-    """Reads and writes the watch tables through a SQL backend."""
+    """Reads and writes the watch tables through the backend's :class:`Tables` protocol."""
 
-    def __init__(self, backend):
+    def __init__(self, backend: Tables):
         self.backend = backend
 
     # -- watch_files -------------------------------------------------------------
