@@ -15,7 +15,9 @@ from functools import lru_cache
 from typing import Iterator
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from hopper.app import defaults
 from hopper.app.backends.base import Claimed, NewTask
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
 from hopper.app.migrate import apply_postgres_migrations
@@ -99,12 +101,27 @@ class PostgresBackend(SqlBackend):
             if getattr(local, "pid", None) != os.getpid():
                 local.conn = local.unsynced_conn = None
                 local.pid = os.getpid()
-            conn = psycopg.connect(self.url, autocommit=True)
+            conn = connect(self.url)
+            self._clock_offset = clock_offset(conn)
             if unsynced:
                 # A session setting, not SET LOCAL in each transaction: one round trip less.
                 conn.execute("SET synchronous_commit = off")
             setattr(local, name, conn)
         return conn
+
+    def _read(self, statement: str, params: tuple | list = ()) -> list[tuple]:
+        # A connection that died while idle (a server restart) fails its first
+        # statement and is then closed; a read is safe to send once more, on a new one.
+        try:
+            return super()._read(statement, params)
+        except psycopg.OperationalError as exc:
+            if not (is_unavailable(exc) and self._conn_closed()):
+                raise
+        return super()._read(statement, params)
+
+    def _conn_closed(self) -> bool:
+        conn = getattr(self._local, "conn", None)
+        return conn is not None and conn.closed
 
     def close(self) -> None:
         conn = getattr(self._local, "unsynced_conn", None)
@@ -142,7 +159,7 @@ class PostgresBackend(SqlBackend):
         return apply_postgres_migrations(self._conn())
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
-        now = time.time()
+        now = self.now()
         if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None and not t.tags for t in tasks):
             # One statement, its own transaction: one round trip instead of BEGIN,
             # INSERT, NOTIFY and COMMIT. The NOTIFY is delivered at its commit.
@@ -182,24 +199,63 @@ class PostgresBackend(SqlBackend):
         return NotifyListener(self.url)
 
 
+# Server states that end or refuse sessions: admin_shutdown, crash_shutdown,
+# cannot_connect_now (starting up, shutting down, in recovery).
+_GONE_STATES = {"57P01", "57P02", "57P03"}
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server cannot be reached (refused, down, restarting)."""
-    return isinstance(exc, psycopg.OperationalError)
+    """Whether ``exc`` says the server cannot be reached (refused, down, restarting,
+    a connection that died), judged by type and SQLSTATE: errors raised by the
+    client library itself carry none, a lost connection is class 08."""
+    if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _GONE_STATES
+
+
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection that notices a dead server or network in seconds:
+    a bounded connect, TCP keepalives on idle connections and a bound on unacked
+    data (``tcp_user_timeout``). Parameters given in ``url`` win over these."""
+    given = conninfo_to_dict(url)
+    options = {key: value for key, value in defaults.PG_CONNECTION.items() if key not in given}
+    return psycopg.connect(url, autocommit=True, **options)
+
+
+def clock_offset(conn: psycopg.Connection) -> float:
+    """The database's clock minus this host's, measured over one round trip: leases
+    and liveness are kept on the database's clock, whatever this host's says."""
+    before = time.time()
+    (server,) = conn.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
+    after = time.time()
+    return float(server) - (before + after) / 2
 
 
 class NotifyListener:
     """An idle worker's wait for a NOTIFY (or the timeout)."""
 
     def __init__(self, url: str):
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._url = url
+        self._conn: psycopg.Connection | None = None  # (re)connected at the next wait
 
     def wait(self, timeout: float) -> bool:
-        """True if a notification arrived before ``timeout`` seconds passed."""
-        return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        """True if a notification arrived before ``timeout`` seconds passed. A lost
+        connection is dropped (and the error raised): the next wait connects again."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self._url)
+                self._conn.execute(f"LISTEN {CHANNEL}")
+                return True  # notifications may have been missed while away: look now
+            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 # Counter rows of connections that are gone are added into shard 0 and removed,

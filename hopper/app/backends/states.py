@@ -107,11 +107,12 @@ WITH RECURSIVE up(id) AS (
 SELECT id FROM tasks WHERE id IN (SELECT id FROM up) OR id = ANY(CAST(? AS BIGINT[]))
  ORDER BY id FOR UPDATE
 """
+# Both guarded by the status a retry starts from: the change happens only once.
 _REQUEUE = ("UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0, error = NULL,"
             " result = NULL, worker = NULL, started_at = NULL, finished_at = NULL,"
-            " lease_until = NULL WHERE id = ?")
+            " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')")
 _REWAIT = ("UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NULL,"
-           " lease_until = NULL WHERE id = ?")
+           " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')")
 _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" WHERE t.unique_key = me.unique_key AND t.id <> me.id"
               f" AND t.status IN {UNFINISHED_SQL}")
@@ -175,7 +176,7 @@ class TaskStates:
 
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
         """Claim these queued tasks whatever their run_after (eager mode)."""
-        now = time.time()
+        now = self.now()
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
@@ -318,6 +319,9 @@ class TaskStates:
         done it settles once more and its continuation runs once more.
         """
         with self._write() as conn:
+            # The lock first, then the status read under it: of concurrent retries the
+            # first re-queues the task and the others then see it queued (409).
+            self._lock_ancestors(conn, [task_id], include_self=True)
             row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise KeyError(task_id)
@@ -327,7 +331,6 @@ class TaskStates:
             duplicate = self._run(conn, _DUPLICATE, (task_id,)).fetchone()
             if duplicate:
                 raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
-            self._lock_ancestors(conn, [task_id], include_self=True)
             if self._retry_tree(conn, task_id, time.time()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
         return self.get(task_id)
