@@ -21,6 +21,7 @@ from hopper.app.backends import connection_lost, database_errors
 from hopper.app.defaults import (
     DAEMON_STALE_S,
     FENCE_CHECK_S,
+    FENCE_MARGIN_S,
     HEARTBEAT_S,
     PRUNE_EVERY_S,
     SUPERVISE_TICK_S,
@@ -266,7 +267,7 @@ def fence_after(lease_s: float) -> float:
     """Seconds without a renewed lease after which a daemon stops its running tasks:
     a heartbeat before other daemons may rescue them (lease expiry, or the daemon's
     row going stale), so its copies stop before the rescued ones start."""
-    return max(HEARTBEAT_S, min(lease_s, DAEMON_STALE_S) - HEARTBEAT_S)
+    return max(1.5 * HEARTBEAT_S, min(lease_s, DAEMON_STALE_S) - FENCE_MARGIN_S)
 
 
 def describe_routing(routing: Routing) -> str:

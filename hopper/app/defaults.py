@@ -16,6 +16,7 @@ DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks ar
                             # between machines (heartbeats carry each daemon's own clock)
 STALE_WORKER_ROW_S = 3600   # rows of killed daemons' workers are deleted after this
 FENCE_CHECK_S = 0.2         # how often a daemon checks it still renews its leases (self-fencing)
+FENCE_MARGIN_S = 0.5        # it stops its tasks this long before others may rescue them
 
 # -- when the database goes away ------------------------------------------------
 RECONNECT_FIRST_S = 0.1     # the first retry after the database is lost ...

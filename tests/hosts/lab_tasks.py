@@ -45,3 +45,14 @@ def fail_first(marker: str) -> dict:
         path.write_text("failed once")
         raise RuntimeError("first run fails on purpose")
     return {"host": socket.gethostname()}
+
+
+@task(name="lab.until", max_attempts=5)
+def until(path: str, limit: float = 60) -> dict:
+    """Runs until ``path`` exists (the test decides when it ends), at most ``limit`` s."""
+    _note("run")
+    deadline = time.monotonic() + limit
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _note("done")
+    return {"host": socket.gethostname()}

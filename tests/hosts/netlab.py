@@ -146,10 +146,11 @@ class Daemon:
                  extra: tuple[str, ...] = (), env: dict | None = None):
         self.host, self.settings, self.command = host, settings, command
         self.log_path = host.folder / f"{command}.log"
+        env = dict(env or {})
+        path = [env.pop("PYTHONPATH", ""), str(REPO / "tests"), str(Path(__file__).parent),
+                os.environ.get("PYTHONPATH", "")]
         full_env = {**os.environ, "HOPPER_CONFIG": str(settings),
-                    "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(Path(__file__).parent),
-                                                   os.environ.get("PYTHONPATH", "")]),
-                    **(env or {})}
+                    "PYTHONPATH": os.pathsep.join(p for p in path if p), **env}
         self.process = host.spawn([sys.executable, str(REPO / "run.py"), "--config",
                                    str(settings), command, *extra], f"{command}.log", full_env)
 

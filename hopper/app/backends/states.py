@@ -129,6 +129,7 @@ class TaskStates:
 
     row_locks = False
     data_errors: tuple[type[BaseException], ...] = ()
+    _clock_offset = 0.0  # the database's clock minus this host's (see SqlBackend.now)
 
     # -- locking -------------------------------------------------------------
     def _lock_ancestors(self, conn, task_ids: list[int], include_self: bool = False) -> None:
@@ -227,6 +228,8 @@ class TaskStates:
               finished_at=None):
         """End a running attempt as failed and keep it in the task's history."""
         finished_at = finished_at or time.time()
+        if retry_at is not None:  # given on the caller's clock; run_after is on the database's
+            retry_at += self._clock_offset
         row = self._run(conn, _FAIL, (retry_at, retry_at, storable_error(error), started_at,
                                       retry_at, finished_at, task_id, worker_id)).fetchone()
         if row is not None:
