@@ -231,6 +231,13 @@ class Lab:
         self.pg_ctl("restart", "-m", "fast", "-w", "-t", "60",
                     "-l", str(self.folder / "postgres.log"))
 
+    def stop_postgres(self) -> None:
+        """The database goes away (fast shutdown: sessions are ended)."""
+        self.pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+
+    def start_postgres_again(self) -> None:
+        self.pg_ctl("start", "-w", "-t", "60", "-l", str(self.folder / "postgres.log"))
+
     # -- settings ----------------------------------------------------------------
     def settings(self, host: Host, database: str, **overrides) -> Path:
         """A settings file for ``host`` (its own data folder)."""

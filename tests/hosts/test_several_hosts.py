@@ -229,3 +229,46 @@ def _get(url: str) -> int:
             return response.status
     except OSError:
         return 0
+
+
+def _call(method: str, url: str, body: bytes | None = None) -> tuple[int, dict | str]:
+    request = urllib.request.Request(url, data=body, method=method, headers={
+        "Authorization": "Bearer lab-token", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def test_while_the_database_is_away_the_api_answers_503_and_sigterm_exits_0(lab, start_daemon):
+    host = lab.add_host("h1")
+    server = start_daemon(host, command="serve")
+    _client(lab)
+    task_id = queue.enqueue("lab.fail_first", {"marker": str(host.folder / "m")})
+    poll_until(lambda: queue.get_task(task_id)["status"] == "failed", timeout=30)
+    base = f"http://{host.address}:8000"
+    poll_until(lambda: _get(f"{base}/healthz") == 200, timeout=30)
+    lab.stop_postgres()
+    calls = [("GET", f"{base}/api/tasks/{task_id}", None), ("GET", f"{base}/api/tasks", None),
+             ("POST", f"{base}/api/tasks/{task_id}/cancel", b"{}"),
+             ("POST", f"{base}/api/tasks/{task_id}/retry", b"{}"),
+             ("POST", f"{base}/api/queues/default/pause", b"{}"),
+             ("GET", f"{base}/api/queues", None), ("GET", f"{base}/api/workers", None),
+             ("POST", f"{base}/api/tasks", b'{"name": "lab.record"}')]
+    answers = {url.rsplit(base, 1)[1]: _call(method, url, body) for method, url, body in calls}
+    assert {path: status for path, (status, _) in answers.items()} == {
+        path: 503 for path in answers}
+    assert all(body["error"] == "database unavailable" for _, body in answers.values())
+    assert _call("GET", f"{base}/healthz")[0] == 503
+    lab.start_postgres_again()
+    poll_until(lambda: _call("GET", f"{base}/healthz")[0] == 200, timeout=60)
+    assert _call("POST", f"{base}/api/tasks/{task_id}/retry", b"{}")[0] == 200
+    poll_until(lambda: queue.get_task(task_id)["status"] == "succeeded", timeout=60)
+    lab.stop_postgres()  # and a SIGTERM while it is away
+    assert server.stop() == 0, server.log()[-3000:]
+    assert "Traceback" not in server.log()
