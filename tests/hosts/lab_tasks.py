@@ -56,3 +56,8 @@ def until(path: str, limit: float = 60) -> dict:
         time.sleep(0.05)
     _note("done")
     return {"host": socket.gethostname()}
+
+
+@task(name="lab.noop")
+def noop() -> None:
+    """Nothing at all: what the queue itself costs."""

@@ -275,7 +275,10 @@ class Lab:
             sh("ip", "netns", "del", ns, check=False)
         for link in self.links:
             sh("ip", "link", "del", link, check=False)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if os.environ.get("LAB_KEEP_FILES"):  # logs and settings kept to look at
+            print(f"lab files kept in {self.folder}")
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _uid(user: str) -> int:

@@ -66,7 +66,6 @@ def test_database_restart_mid_drain_loses_nothing_and_every_daemon_stays_up(lab,
                message=lambda: f"not drained: {_status_counts(lab)}")
     drain_done = time.time()
     counts = run_counts(lab)
-    attempts = dict(_rows(lab, "SELECT id, attempts FROM tasks"))
     assert set(counts) == set(ids)  # none lost
     # Each ran once, unless a rescue (a lost attempt, in its history) made it run again.
     lost = _lost_attempts(lab)

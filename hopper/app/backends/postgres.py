@@ -69,9 +69,10 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
                           THEN 'waiting' ELSE 'succeeded' END,
        result = v.result, started_at = v.started_at, finished_at = v.finished_at,
        lease_until = NULL
-  FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[])
-       AS v(id, result, started_at, finished_at)
+  FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::bigint[])
+       AS v(id, result, started_at, finished_at, attempt)
  WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
+   AND tasks.attempts = COALESCE(v.attempt, tasks.attempts)
 RETURNING tasks.id, tasks.status, tasks.parent_id
 """
 
@@ -151,8 +152,8 @@ class PostgresBackend(SqlBackend):
             self._local.unsynced = False
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        ids, results, started, finished = (list(column) for column in zip(*rows))
-        return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished,
+        ids, results, started, finished, attempts = (list(column) for column in zip(*rows))
+        return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished, attempts,
                                               worker_id)).fetchall()
 
     def migrate(self) -> list[str]:

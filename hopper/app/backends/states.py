@@ -48,13 +48,14 @@ UNFINISHED_SQL = "('queued', 'running', 'waiting')"
 # Successes of one batch in one statement; ``{rows}`` repeats _SUCCEED_ROW. The
 # casts give PostgreSQL the column types VALUES cannot infer from parameters.
 _SUCCEED_ROW = ("(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION),"
-                " CAST(? AS DOUBLE PRECISION))")
+                " CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT))")
 _SUCCEED_MANY = """
 UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
                           THEN 'waiting' ELSE 'succeeded' END,
        result = v.column2, started_at = v.column3, finished_at = v.column4, lease_until = NULL
   FROM (VALUES {rows}) AS v
  WHERE tasks.id = v.column1 AND tasks.status = 'running' AND tasks.worker = ?
+   AND tasks.attempts = COALESCE(v.column5, tasks.attempts)
 RETURNING id, status, parent_id
 """
 # retry_at NULL means no attempt is left to give: the task fails for good.
@@ -67,6 +68,7 @@ UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE
                      THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
        lease_until = NULL
  WHERE id = ? AND status = 'running' AND worker = ?
+   AND attempts = COALESCE(CAST(? AS BIGINT), attempts)
 RETURNING status, parent_id
 """
 _RECORD_ATTEMPT = """
@@ -187,21 +189,21 @@ class TaskStates:
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
         """All successes in one UPDATE, then failures one by one, then settling."""
         self._lock_ancestors(conn, [o.task_id for o in outcomes if o.parent_id is not None])
-        succeeded = [(o.task_id, o.result, o.started_at, o.finished_at)
+        succeeded = [(o.task_id, o.result, o.started_at, o.finished_at, o.attempt)
                      for o in outcomes if o.ok]
         finished: list[tuple] = self._succeed_many(conn, worker_id, succeeded) if succeeded else []
         for outcome in outcomes:
             if not outcome.ok:
                 row = self._fail(conn, outcome.task_id, worker_id, outcome.error,
                                  outcome.retry_at, outcome.kind or ATTEMPT_ERROR,
-                                 outcome.started_at, outcome.finished_at)
+                                 outcome.started_at, outcome.finished_at, outcome.attempt)
                 if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
                     finished.append((outcome.task_id, *row))
         for task_id, status, parent_id in finished:
             self._after_finish(conn, task_id, status, parent_id)
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        """Record successes ``(id, result, started_at, finished_at)`` in one statement;
+        """Record successes ``(id, result, started_at, finished_at, attempt)`` in one statement;
         ``(id, status, parent_id)`` of each task it finished. Engines may override."""
         params = [value for row in rows for value in row]
         statement = _SUCCEED_MANY.format(rows=",".join([_SUCCEED_ROW] * len(rows)))
@@ -222,16 +224,17 @@ class TaskStates:
         with self._write() as conn:
             self._record_batch(conn, worker_id, [Outcome(
                 outcome.task_id, False, outcome.started_at, outcome.finished_at, error=note,
-                parent_id=outcome.parent_id, kind=ATTEMPT_UNSTORABLE)])
+                parent_id=outcome.parent_id, kind=ATTEMPT_UNSTORABLE, attempt=outcome.attempt)])
 
     def _fail(self, conn, task_id, worker_id, error, retry_at, kind, started_at=None,
-              finished_at=None):
+              finished_at=None, attempt=None):
         """End a running attempt as failed and keep it in the task's history."""
         finished_at = finished_at or time.time()
         if retry_at is not None:  # given on the caller's clock; run_after is on the database's
             retry_at += self._clock_offset
         row = self._run(conn, _FAIL, (retry_at, retry_at, storable_error(error), started_at,
-                                      retry_at, finished_at, task_id, worker_id)).fetchone()
+                                      retry_at, finished_at, task_id, worker_id,
+                                      attempt)).fetchone()
         if row is not None:
             self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
         return row
