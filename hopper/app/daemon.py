@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hopper.app import bundled, logs, queue, reaper, registry
 from hopper.app import settings as settings_mod
-from hopper.app.backends import connection_lost, database_errors
+from hopper.app.backends import connection_lost, database_errors, transient
 from hopper.app.defaults import (
     DAEMON_STALE_S,
     FENCE_CHECK_S,
@@ -224,6 +224,9 @@ class Daemon:
             except Exception as exc:  # keep supervising through a DB error
                 if connection_lost(exc):
                     wait = outage.failed(exc)  # one warning per outage; growing delays
+                elif transient(exc):  # a deadlock victim: the next beat runs it again
+                    log.warning("housekeeping: the database aborted a heartbeat (%s)",
+                                type(exc).__name__)
                 else:
                     log.exception("housekeeping error")
 

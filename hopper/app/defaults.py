@@ -30,7 +30,7 @@ PG_CONNECTION = {
     "keepalives_idle": 5,         # ... after 5 s of silence,
     "keepalives_interval": 2,     # every 2 s,
     "keepalives_count": 3,        # dead after 3 unanswered probes (~11 s idle)
-    "tcp_user_timeout": 10000,    # ms a sent statement may stay unacknowledged
+    "tcp_user_timeout": 5000,     # ms a sent statement may stay unacknowledged
 }
 
 # -- the worker loop ----------------------------------------------------------

@@ -19,7 +19,7 @@ from multiprocessing.sharedctypes import RawArray
 from typing import Callable
 
 from hopper.app import logs
-from hopper.app.backends import connection_lost
+from hopper.app.backends import connection_lost, transient
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.app.defaults import (
     FAST_TASK_S,
@@ -138,7 +138,13 @@ class WorkerLoop:
                 return claimed
             except Exception as exc:  # the database is down or refused the write: try again
                 if connection_lost(exc):
+                    if not self.outage.lost:  # the wake-up connection died with this one
+                        getattr(self.listener, "reset", lambda: None)()
                     wait = self.outage.failed(exc)  # one warning per outage, not per try
+                elif transient(exc):
+                    log.warning("worker %s: the database aborted a report (%s); sending it"
+                                " again", self.worker_id, type(exc).__name__)
+                    wait = 0.0
                 else:
                     log.exception("worker %s could not record %d outcome(s); retrying",
                                   self.worker_id, len(pending))

@@ -112,17 +112,28 @@ class PostgresBackend(SqlBackend):
 
     def _read(self, statement: str, params: tuple | list = ()) -> list[tuple]:
         # A connection that died while idle (a server restart) fails its first
-        # statement and is then closed; a read is safe to send once more, on a new one.
+        # statement; a read is safe to send once more, on a new connection (which
+        # fails at once if the server is still away).
         try:
             return super()._read(statement, params)
-        except psycopg.OperationalError as exc:
-            if not (is_unavailable(exc) and self._conn_closed()):
+        except psycopg.Error as exc:
+            if not is_unavailable(exc):
                 raise
+            self._drop_connections()
         return super()._read(statement, params)
 
-    def _conn_closed(self) -> bool:
-        conn = getattr(self._local, "conn", None)
-        return conn is not None and conn.closed
+    def _drop_connections(self) -> None:
+        """Close both of this thread's connections: when one is found dead (a server
+        restart, a failover), the other is too, and is replaced now rather than
+        failing, and being reported, on its own next use."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            return
+        for name in ("conn", "unsynced_conn"):
+            conn = getattr(local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(local, name, None)
 
     def close(self) -> None:
         conn = getattr(self._local, "unsynced_conn", None)
@@ -133,8 +144,13 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
         conn = self._conn()
-        with conn.transaction():
-            yield conn
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            if is_unavailable(exc):
+                self._drop_connections()
+            raise
 
     def finish_and_claim(self, *args, **kwargs) -> list[Claimed]:
         """The worker's group commit, committed without waiting for the WAL flush.
@@ -257,6 +273,11 @@ class NotifyListener:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def reset(self) -> None:
+        """The server was lost: this connection died with the others; the next wait
+        connects again (rather than finding it dead, and reporting it, on its own)."""
+        self.close()
 
 
 # Counter rows of connections that are gone are added into shard 0 and removed,

@@ -216,9 +216,13 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
 
     def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
         if worker_ids:
+            # Rows a worker is finishing right now are locked by it: skipped, not waited
+            # for (waiting on them, in another order than the worker's, could deadlock).
+            skip = f"{self.row_lock} SKIP LOCKED" if self.row_lock else ""
             with self._write() as conn:
                 self._run_many(
-                    conn, "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
+                    conn, "UPDATE tasks SET lease_until = ? WHERE id IN (SELECT id FROM tasks"
+                    f" WHERE status = 'running' AND worker = ?{skip})",
                     [(self.now() + lease_s, w) for w in worker_ids])
 
     def expired_leases(self) -> list[tuple[int, str]]:
