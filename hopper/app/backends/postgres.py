@@ -225,7 +225,7 @@ def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the server cannot be reached (refused, down, restarting,
     a connection that died), judged by type and SQLSTATE: errors raised by the
     client library itself carry none, a lost connection is class 08."""
-    if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+    if not isinstance(exc, psycopg.OperationalError):
         return False
     state = getattr(exc, "sqlstate", None)
     return state is None or state.startswith("08") or state in _GONE_STATES

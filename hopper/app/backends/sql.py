@@ -134,7 +134,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         self._local = threading.local()
 
     def ping(self) -> None:
-        self._run(self._conn(), "SELECT 1 FROM tasks LIMIT 1").fetchall()
+        self._read("SELECT 1 FROM tasks LIMIT 1")  # a read: sent again on a fresh connection
 
     # -- for modules with tables of their own (the library index) -----------
     def transaction(self) -> ContextManager[Any]:
