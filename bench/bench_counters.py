@@ -72,7 +72,8 @@ def one_run(folder: Path, n: int, durability: str, triggers: bool,
     clock = time.perf_counter if postgres else time.process_time
     start = clock()
     for low in range(0, n, 500):
-        backend.enqueue([NewTask(name="echo", args={"i": i}) for i in range(low, min(n, low + 500))])
+        backend.enqueue([NewTask(name="echo", args={"i": i})
+                         for i in range(low, min(n, low + 500))])
     enqueued = clock()
     done, claimed = 0, []
     while done < n:

@@ -13,7 +13,9 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import wait as wait_sentinels
+from typing import cast
 
 import psutil
 
@@ -137,11 +139,14 @@ class WorkerPool:
             with self._lock:
                 sentinels = {h.process.sentinel: h for h in self.workers.values()}
             # Deaths wake this at once; the tick only bounds how late a timeout is enforced.
-            ready = wait_sentinels(list(sentinels), timeout=MONITOR_TICK_S) if sentinels else (
-                time.sleep(MONITOR_TICK_S))
+            ready: list = []
+            if sentinels:
+                ready = wait_sentinels(list(sentinels), timeout=MONITOR_TICK_S)
+            else:
+                time.sleep(MONITOR_TICK_S)
             try:
-                for sentinel in ready or ():
-                    self._on_exit(sentinels[sentinel])
+                for sentinel in ready:
+                    self._on_exit(sentinels[cast(int, sentinel)])  # sentinels are fds
                 self._fill()
             except Exception:  # the monitor must outlive any one failure; it goes on next tick
                 log.exception("pool monitor error")
@@ -244,7 +249,8 @@ class WorkerPool:
             if task is None:
                 continue
             reason = f"timed out after {task['timeout'] or 0:g}s"
-            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"])
+            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"],
+                                    ATTEMPT_TIMEOUT)
             self.backend.fail_attempt(task_id, handle.worker_id, reason, retry_at,
                                       kind=ATTEMPT_TIMEOUT)
             logs.task_event("retried" if retry_at is not None else "failed", task_id,
@@ -333,7 +339,7 @@ class WorkerPool:
                 handle.process.join(5)
             # Nothing here counts as a failed attempt: the task was interrupted, not broken.
             # With the database away they are rescued by the other daemons' lease checks.
-            best_effort(lambda h=handle: self.backend.requeue_worker(h.worker_id, None, "", None),
+            best_effort(partial(self.backend.requeue_worker, handle.worker_id, None, "", None),
                         f"giving back the tasks of worker {handle.worker_id}", log)
         if self._monitor is not None:
             self._monitor.join(2)

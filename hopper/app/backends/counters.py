@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 
+from hopper.app.backends.sql_parts import SqlParts
+
 # Per-minute rows are kept this long (the charts show the last hour).
 MINUTES_KEPT_S = 86400
 INFINITY = float("inf")
 
 
-class CounterReads:
+class CounterReads(SqlParts):
     """Mixed into the SQL backend: counts, totals, per-minute rows, histograms."""
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -66,7 +68,8 @@ class CounterReads:
         for row in self.minutes(time.time() - minutes * 60):
             if row["succeeded"] or row["failed"]:
                 out.setdefault(row["queue"], []).append(
-                    {"minute": row["minute"], "succeeded": row["succeeded"], "failed": row["failed"]})
+                    {"minute": row["minute"], "succeeded": row["succeeded"],
+                     "failed": row["failed"]})
         return out
 
     def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, ContextManager, Iterator
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -168,7 +168,8 @@ class PostgresBackend(SqlBackend):
             self._local.unsynced = False
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        ids, results, started, finished, attempts = (list(column) for column in zip(*rows))
+        ids, results, started, finished, attempts = (
+            list(column) for column in zip(*rows, strict=True))
         return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished, attempts,
                                               worker_id)).fetchall()
 
@@ -203,17 +204,20 @@ class PostgresBackend(SqlBackend):
 
     _claim_sql = staticmethod(_claim_sql)
 
-    def _wake_listeners(self, conn) -> None:
+    def _wake_listeners(self, conn, n: int = 1) -> None:
         conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
+
+    def notifier(self) -> PgNotifier:
+        notifier = getattr(self, "_notifier", None)
+        if notifier is None:
+            notifier = self._notifier = PgNotifier(self)
+        return notifier
 
     def prune_counters(self, now: float) -> None:
         super().prune_counters(now)
         with self._write() as conn:
             for table in _FOLD:
                 conn.execute(fold_statement(table))
-
-    def listener(self) -> "NotifyListener":
-        return NotifyListener(self.url)
 
 
 # Server states that end or refuse sessions: admin_shutdown, crash_shutdown,
@@ -236,7 +240,8 @@ def connect(url: str) -> psycopg.Connection:
     a bounded connect, TCP keepalives on idle connections and a bound on unacked
     data (``tcp_user_timeout``). Parameters given in ``url`` win over these."""
     given = conninfo_to_dict(url)
-    options = {key: value for key, value in defaults.PG_CONNECTION.items() if key not in given}
+    options: dict[str, Any] = {
+        key: value for key, value in defaults.PG_CONNECTION.items() if key not in given}
     return psycopg.connect(url, autocommit=True, **options)
 
 
@@ -244,9 +249,31 @@ def clock_offset(conn: psycopg.Connection) -> float:
     """The database's clock minus this host's, measured over one round trip: leases
     and liveness are kept on the database's clock, whatever this host's says."""
     before = time.time()
-    (server,) = conn.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
+    row = conn.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
     after = time.time()
+    if row is None:  # a SELECT of one value always returns one row
+        raise psycopg.InterfaceError("the server returned no clock reading")
+    (server,) = row
     return float(server) - (before + after) / 2
+
+
+class PgNotifier:
+    """PostgreSQL's notifier: ``NOTIFY`` wakes the idle workers of every host."""
+
+    def __init__(self, backend: PostgresBackend):
+        self._backend = backend
+
+    def notify(self, n: int = 1) -> None:
+        """Wake idle workers (every listener hears one NOTIFY; ``n`` is not needed)."""
+        self._backend._conn().execute(f"NOTIFY {CHANNEL}")
+
+    def listen(self) -> NotifyListener:
+        """A LISTEN connection for one idle worker."""
+        return NotifyListener(self._backend.url)
+
+    def held(self) -> ContextManager[None]:
+        """Nothing to hold: a NOTIFY is delivered when its transaction commits."""
+        return nullcontext()
 
 
 class NotifyListener:

@@ -18,7 +18,6 @@ from hopper.app import defaults
 from hopper.app.backends.base import (
     FINISHED,
     MAX_META_BYTES,
-    TASK_COLUMNS,
     Backend,
     Claimed,
     NewTask,
@@ -29,10 +28,9 @@ from hopper.app.backends.base import (
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
-from hopper.app.backends.task_queries import TaskQueries
+from hopper.app.backends.task_queries import COLS, TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
-COLS = ", ".join(TASK_COLUMNS)
 # The unpaused queues that have queued tasks, one index seek per queue (a loose
 # index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """
@@ -82,6 +80,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     from subclasses."""
 
     placeholder = "?"
+    _local: threading.local  # this thread's connections (and the pid that opened them)
     row_lock = ""  # appended to a SELECT that reads a row it is about to update
     # The database's clock minus this host's: engines on another machine measure it
     # at each new connection. Leases and liveness use ``now()``, so a host whose
@@ -123,8 +122,10 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
         return [Claimed(*row[:8]) for row in rows]
 
-    def _wake_listeners(self, conn) -> None:
-        """Tell idle workers that tasks became claimable (engines that notify natively)."""
+    @abstractmethod
+    def _wake_listeners(self, conn, n: int = 1) -> None:
+        """Tasks became claimable in this transaction: wake up to ``n`` idle workers
+        once it commits (the engine's notifier)."""
 
     def close(self) -> None:
         """Close this process's connection of the calling thread."""
@@ -169,7 +170,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     # -- producing ---------------------------------------------------------
     def _insert_one(self, conn, task: NewTask, now: float) -> tuple[int, bool]:
         if task.unique_key is None:
-            return self._run(conn, INSERT + " RETURNING id", insert_params(task, now)).fetchone()[0], True
+            params = insert_params(task, now)
+            return self._run(conn, INSERT + " RETURNING id", params).fetchone()[0], True
         row = self._run(conn, _INSERT_UNIQUE, insert_params(task, now)).fetchone()
         if row:
             return row[0], True
@@ -180,7 +182,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
 
     def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
         """Index the tags of the tasks just created (a unique_key hit adds none)."""
-        rows = [(tag, task_id) for task, (task_id, created) in zip(tasks, results) if created
+        rows = [(tag, task_id)
+                for task, (task_id, created) in zip(tasks, results, strict=True) if created
                 for tag in task.tags]
         if rows:
             self._run_many(conn, _INSERT_TAG, rows)
@@ -288,7 +291,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             resumed = self._run(conn, "DELETE FROM paused_queues WHERE queue = ?",
                                 (queue,)).rowcount > 0
             if resumed:
-                self._wake_listeners(conn)
+                self._wake_listeners(conn, 64)  # up to every idle worker: they drain the backlog
             return resumed
 
     def paused_queues(self) -> dict[str, float]:
@@ -317,7 +320,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
             chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
-                deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
+                deleted += self._run(conn,
+                                     f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
                                      (*chunk, *limits)).rowcount
                 self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
@@ -336,7 +340,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             self._run_many(
                 conn, "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
                 " started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, task_id = excluded.task_id,"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+                " task_id = excluded.task_id,"
                 " cpu_percent = excluded.cpu_percent, rss_bytes = excluded.rss_bytes,"
                 " heartbeat_at = excluded.heartbeat_at",
                 [(r.id, r.host, r.pid, r.state, r.task_id, r.cpu_percent, r.rss_bytes,
@@ -351,7 +356,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
                  "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"
                           " ORDER BY started_at, id", (self.now() - max_age_s,))
-        return [dict(zip(names, row)) for row in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put_state(self, key: str, value: Any) -> None:
         with self._write() as conn:

@@ -12,12 +12,13 @@ import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
+from hopper.app.backends.urls import sqlite_path
 from hopper.app.migrate import apply_sqlite_migrations
-from hopper.app.settings import sqlite_path
+from hopper.app.wakeup import DoorbellNotifier
 
 BUSY_TIMEOUT_MS = 30000   # how long any statement waits for a lock before giving up
 _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itself
@@ -67,6 +68,15 @@ class SqliteBackend(SqlBackend):
         self.synchronous = "FULL" if durability == "full" else "NORMAL"
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._notifier = DoorbellNotifier(Path(f"{self.path}.wake"))
+
+    def notifier(self) -> DoorbellNotifier:
+        return self._notifier
+
+    def _wake_listeners(self, conn, n: int = 1) -> None:
+        # Rung once the transaction commits (``_write``): a worker woken earlier
+        # would find nothing yet and go back to sleep.
+        self._local.wake = max(getattr(self._local, "wake", 0), n)
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -85,9 +95,14 @@ class SqliteBackend(SqlBackend):
         try:
             yield conn
         except BaseException:
+            self._local.wake = 0
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        wake = getattr(self._local, "wake", 0)
+        if wake:
+            self._local.wake = 0
+            self._notifier.notify(wake)
 
     def _run_many(self, conn, statement: str, rows: list[tuple]) -> None:
         conn.executemany(statement, rows)
@@ -129,7 +144,8 @@ class SqliteBackend(SqlBackend):
             try:
                 row_id = self._autocommit_conn().execute(
                     INSERT, insert_params(tasks[0], time.time())).lastrowid
-                return [(row_id, True)]
+                self._notifier.notify()
+                return [(cast(int, row_id), True)]  # an INSERT always sets lastrowid
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
@@ -147,9 +163,10 @@ class SqliteBackend(SqlBackend):
                     chunk = params[start:start + INSERT_CHUNK]
                     last = conn.execute(_insert_rows(len(chunk)),
                                         [value for row in chunk for value in row]).lastrowid
-                first = last - len(tasks) + 1
+                first = cast(int, last) - len(tasks) + 1  # an INSERT always sets lastrowid
                 results = [(first + i, True) for i in range(len(tasks))]
             self._insert_tags(conn, tasks, results)
+            self._wake_listeners(conn, sum(created for _, created in results))
             return results
 
     def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],

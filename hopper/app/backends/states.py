@@ -27,6 +27,7 @@ import logging
 import time
 from typing import Any
 
+from hopper.app.backends import retries
 from hopper.app.backends.base import (
     ATTEMPT_ERROR,
     ATTEMPT_LOST,
@@ -38,11 +39,17 @@ from hopper.app.backends.base import (
     QueueFilter,
     TaskConflict,
 )
+from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
 
 UNFINISHED_SQL = "('queued', 'running', 'waiting')"
+
+
+def continuation_key(parent_id: int) -> str:
+    """The unique_key of the continuation a parent's settling enqueues (one per parent)."""
+    return f"continuation:{parent_id}"
 
 # -- statements --------------------------------------------------------------
 # Successes of one batch in one statement; ``{rows}`` repeats _SUCCEED_ROW. The
@@ -58,13 +65,13 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
    AND tasks.attempts = COALESCE(v.column5, tasks.attempts)
 RETURNING id, status, parent_id
 """
-# retry_at NULL means no attempt is left to give: the task fails for good.
+# retry_at (decided by retries.retry_at) NULL means no attempt is left: failed for good.
 _FAIL = """
-UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+UPDATE tasks SET status = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
                           THEN 'queued' ELSE 'failed' END,
        run_after = COALESCE(CAST(? AS DOUBLE PRECISION), run_after), error = ?,
        started_at = COALESCE(CAST(? AS DOUBLE PRECISION), started_at),
-       finished_at = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+       finished_at = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
                      THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
        lease_until = NULL
  WHERE id = ? AND status = 'running' AND worker = ?
@@ -120,7 +127,7 @@ _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" AND t.status IN {UNFINISHED_SQL}")
 
 
-class TaskStates:
+class TaskStates(SqlParts):
     """The transitions of a task row; mixed into the SQL backend.
 
     Engines provide ``_write``, ``_run``, ``_run_many``, ``_claim`` (given the
@@ -170,6 +177,7 @@ class TaskStates:
                            queues: QueueFilter | None) -> list[Claimed]:
         if release:
             self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
+            self._wake_listeners(conn, len(release))  # given back unstarted: for an idle peer
         if limit <= 0:
             return []
         # Only queues that may be claimed are read: a paused or excluded queue,
@@ -177,13 +185,22 @@ class TaskStates:
         targets = self._claim_targets(conn, limit, queues)
         return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
 
+    def queued_continuations(self, parent_ids: list[int]) -> list[int]:
+        """Ids of the queued continuations that settling these parents created."""
+        if not parent_ids:
+            return []
+        keys = [continuation_key(p) for p in parent_ids]
+        marks = ",".join("?" * len(keys))
+        return [r[0] for r in self._read(
+            f"SELECT id FROM tasks WHERE status = 'queued' AND unique_key IN ({marks})", keys)]
+
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
-        """Claim these queued tasks whatever their run_after (eager mode)."""
+        """Claim these queued tasks whatever their run_after (the inline engine)."""
         now = self.now()
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
-        return [Claimed(*row[:7], queue=row[7]) for row in rows if row is not None]
+        return [Claimed(*row) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
@@ -237,6 +254,8 @@ class TaskStates:
                                       attempt)).fetchone()
         if row is not None:
             self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
+            if row[0] == "queued":
+                self._wake_listeners(conn)  # another attempt, due at retry_at
         return row
 
     def _after_finish(self, conn, task_id: int, status: str, parent_id: int | None) -> None:
@@ -259,7 +278,8 @@ class TaskStates:
                 self._insert_one(conn, NewTask(
                     name=continuation, queue=queue,
                     args={"parent_id": parent_id, "parent_status": status},
-                    unique_key=f"continuation:{parent_id}"), time.time())
+                    unique_key=continuation_key(parent_id)), time.time())
+                self._wake_listeners(conn)
             parent_id = grandparent
 
     # -- rescue ----------------------------------------------------------------
@@ -279,17 +299,26 @@ class TaskStates:
     def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
                        retry_at: float | None, count_all: bool = False) -> int:
         """A worker is gone: its current task (or, with ``count_all``, every task it
-        held) fails an attempt; the rest, claimed but never started, go back unchanged."""
+        held) fails an attempt, queued again at ``retry_at`` while it has attempts left
+        (``retries.retry_at``); the rest, claimed but never started, go back unchanged."""
         with self._write() as conn:
-            counted = [current_task] if current_task is not None else []
             if count_all:
-                counted = [r[0] for r in self._run(
-                    conn, "SELECT id FROM tasks WHERE status = 'running' AND worker = ?",
-                    (worker_id,)).fetchall()]
-            self._lock_ancestors(conn, counted)  # all at once: in id order, like everyone
-            touched = sum(self._fail_and_settle(conn, t, worker_id, error, retry_at, ATTEMPT_LOST)
-                          for t in counted)
-            return touched + self._run(conn, _RELEASE_WORKER, (worker_id,)).rowcount
+                counted = self._run(conn, "SELECT id, attempts, max_attempts FROM tasks"
+                                    " WHERE status = 'running' AND worker = ?",
+                                    (worker_id,)).fetchall()
+            else:
+                counted = self._run(conn, "SELECT id, attempts, max_attempts FROM tasks"
+                                    " WHERE id = ? AND status = 'running' AND worker = ?",
+                                    (current_task, worker_id)).fetchall()
+            self._lock_ancestors(conn, [r[0] for r in counted])  # in id order, like everyone
+            touched = sum(self._fail_and_settle(
+                conn, task_id, worker_id, error,
+                retries.retry_at(attempts, max_attempts, ATTEMPT_LOST, now=retry_at),
+                ATTEMPT_LOST) for task_id, attempts, max_attempts in counted)
+            released = self._run(conn, _RELEASE_WORKER, (worker_id,)).rowcount
+            if released:
+                self._wake_listeners(conn, released)
+            return touched + released
 
     # -- cancel ----------------------------------------------------------------
     def cancel(self, task_id: int) -> dict:
@@ -299,7 +328,7 @@ class TaskStates:
             self._cancel_tree(conn, task_id)
             row = self._run(conn, "SELECT parent_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
             self._settle(conn, row[0])
-        return self.get(task_id)
+        return self._reread(task_id)
 
     def _cancel_tree(self, conn, task_id: int) -> None:
         row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
@@ -337,9 +366,18 @@ class TaskStates:
             duplicate = self._run(conn, _DUPLICATE, (task_id,)).fetchone()
             if duplicate:
                 raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
-            if self._retry_tree(conn, task_id, time.time()):
+            if self._retry_tree(conn, task_id, self.now()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
-        return self.get(task_id)
+            self._wake_listeners(conn)
+            # Read back before the commit wakes a worker: the task as the retry left it.
+            return self._reread(task_id)
+
+    def _reread(self, task_id: int) -> dict:
+        """A task just changed, read back; KeyError if another process deleted it since."""
+        found = self.get(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
 
     def _retry_tree(self, conn, task_id: int, now: float) -> bool:
         """Re-queue one failed or cancelled task; True if it went back to ``waiting``."""
@@ -363,7 +401,7 @@ class TaskStates:
         """Every attempt of a task, oldest first: failed ones from ``task_attempts``,
         the latest one (running, or ended well) from the task row itself."""
         names = ("attempt", "worker", "started_at", "finished_at", "error", "kind")
-        rows = [dict(zip(names, r)) for r in self._read(
+        rows = [dict(zip(names, r, strict=True)) for r in self._read(
             f"SELECT {', '.join(names)} FROM task_attempts WHERE task_id = ? ORDER BY id",
             (task["id"],))]
         last_start = rows[-1]["started_at"] if rows else None
