@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 _REOPEN_FIRST_S = 0.001  # after a failed open, the next try waits this long ...
 _REOPEN_AFTER_S = 0.5    # ... doubling up to this while nobody listens
@@ -114,19 +114,34 @@ class DoorbellNotifier:
         else:
             self._held.n = held + n
 
+    def after_held(self, step: Callable[[], None]) -> None:
+        """Run ``step`` once this thread's wake-ups are sent: when the ``held`` block
+        ends, or now outside one. (An enqueue syncs its log this way, after the
+        wake-up: workers claim its tasks while the disk syncs.)"""
+        if getattr(self._held, "n", None) is None:
+            step()
+        else:
+            self._held.after.append(step)
+
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Wake-ups of this thread inside the block are sent when it ends."""
+        """Wake-ups of this thread inside the block are sent when it ends, then the
+        steps ``after_held`` deferred run."""
         if getattr(self._held, "n", None) is not None:
             yield  # nested: the outer block sends them
             return
-        self._held.n = 0
+        self._held.n, self._held.after = 0, []
         try:
             yield
         finally:
-            n, self._held.n = self._held.n, None
-            if n:
-                self._bell.ring(n)
+            n, after = self._held.n, self._held.after
+            self._held.n, self._held.after = None, []
+            try:
+                if n:
+                    self._bell.ring(n)
+            finally:
+                for step in after:
+                    step()
 
     def listen(self) -> DoorbellListener:
         """The pipe an idle worker of this process blocks on."""

@@ -1,8 +1,9 @@
-"""Reading the task counters that the database keeps itself.
+"""Reading the task counters, kept in the transactions that change tasks.
 
-Triggers (migrations ``sqlite/0008`` and ``postgres/0007``) update small
-counter tables in the same transaction as every change to a task, so these
-reads cost a few rows however large the tasks table grows. On PostgreSQL
+The backend updates small counter tables (migrations ``sqlite/0008`` and
+``postgres/0007``) in the same transaction as every change to a task, one
+grouped upsert per transaction (counter_batch.py), so these reads cost a few
+rows however large the tasks table grows. On PostgreSQL
 each connection writes its own rows (``shard``); every read sums the shards.
 """
 from __future__ import annotations

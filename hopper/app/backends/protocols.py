@@ -342,5 +342,7 @@ class Notifier(Protocol):
 
     def held(self) -> ContextManager[None]:
         """A block whose wake-ups (of this thread) are sent when it ends: a producer
-        logs what it enqueued before any worker can start it."""
+        logs what it enqueued before any worker can start it. An enqueue inside it
+        may return once its tasks are visible; they are durable when the block ends
+        (SQLite syncs its log after the wake-up, so workers claim meanwhile)."""
         ...

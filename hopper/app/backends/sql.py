@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from abc import abstractmethod
+from collections import Counter
 from functools import lru_cache
 from typing import Any, ContextManager
 
@@ -25,6 +26,7 @@ from hopper.app.backends.base import (
     WorkerRow,
     task_dict,
 )
+from hopper.app.backends.counter_batch import CounterWrites
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
@@ -44,9 +46,10 @@ WITH RECURSIVE q(name) AS (
 SELECT name FROM q WHERE name IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = q.name)
 """
-# What a claim returns: the Claimed fields, then the claim order's keys.
+# What a claim returns: the Claimed fields, then the claim order's keys, then what
+# the counters need for the pickup latency (counter_batch.CounterBatch.claimed).
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-                   " priority, run_after")
+                   " priority, run_after, created_at")
 
 NEXT_DUE_SCAN = 1000
 _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
@@ -74,7 +77,7 @@ def insert_params(task: NewTask, now: float) -> tuple:
             json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
 
 
-class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
+class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, ScheduleStore, Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
     counters and listings from CounterReads and TaskQueries, the engine specifics
     from subclasses."""
@@ -118,6 +121,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         if len(targets) > 1:
             params.append(limit)
         rows = conn.execute(self._claim_sql(len(targets)), params).fetchall()
+        self._counted().claimed(rows, now)
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
         return [Claimed(*row[:8]) for row in rows]
@@ -170,15 +174,23 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
     # -- producing ---------------------------------------------------------
     def _insert_one(self, conn, task: NewTask, now: float) -> tuple[int, bool]:
         if task.unique_key is None:
-            params = insert_params(task, now)
-            return self._run(conn, INSERT + " RETURNING id", params).fetchone()[0], True
+            (task_id,) = self._run(conn, INSERT + " RETURNING id",
+                                   insert_params(task, now)).fetchone()
+            self._counted().created(task.queue)
+            return task_id, True
         row = self._run(conn, _INSERT_UNIQUE, insert_params(task, now)).fetchone()
         if row:
+            self._counted().created(task.queue)
             return row[0], True
         existing = self._run(
             conn, f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {UNFINISHED_SQL}",
             (task.unique_key,)).fetchone()
         return existing[0], False
+
+    def _count_deleted(self, rows: list[tuple]) -> None:
+        """Report deleted tasks' ``(queue, status)`` rows to the counters."""
+        for (queue, status), n in Counter(map(tuple, rows)).items():
+            self._counted().deleted(queue, status, n)
 
     def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
         """Index the tags of the tasks just created (a unique_key hit adds none)."""
@@ -320,9 +332,10 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
             # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
             chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
-                deleted += self._run(conn,
-                                     f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
-                                     (*chunk, *limits)).rowcount
+                gone = self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}"
+                                 " RETURNING queue, status", (*chunk, *limits)).fetchall()
+                self._count_deleted(gone)
+                deleted += len(gone)
                 self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
         self.prune_counters(time.time())

@@ -2,11 +2,11 @@
 
 ``SqlBackend`` is assembled from parts, each in a module of its own: the task
 transitions (``states.TaskStates``), listings and bulk actions
-(``task_queries.TaskQueries``), counters (``counters.CounterReads``) and
-schedules (``schedule_store.ScheduleStore``), over the engine's connection
-helpers (``sql.SqlBackend``, ``sqlite``, ``postgres``). Each part inherits
-``SqlParts``, which declares for the type checker what the others provide; at
-run time it adds nothing.
+(``task_queries.TaskQueries``), counters (``counters.CounterReads`` and
+``counter_batch.CounterWrites``) and schedules (``schedule_store.ScheduleStore``),
+over the engine's connection helpers (``sql.SqlBackend``, ``sqlite``,
+``postgres``). Each part inherits ``SqlParts``, which declares for the type
+checker what the others provide; at run time it adds nothing.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ContextManager
 
 if TYPE_CHECKING:
     from hopper.app.backends.base import Claimed, NewTask, QueueFilter
+    from hopper.app.backends.counter_batch import CounterBatch
 
 
 class SqlParts:
@@ -23,6 +24,7 @@ class SqlParts:
         row_lock: str
         row_locks: bool
         data_errors: tuple[type[BaseException], ...]
+        _local: Any  # the engine's threading.local: connections, the counter batch
         _clock_offset: float
 
         def now(self) -> float: ...
@@ -39,6 +41,10 @@ class SqlParts:
         def _claim_targets(self, conn: Any, limit: int,
                            queues: QueueFilter | None) -> list[tuple[str, int]]: ...
         def _wake_listeners(self, conn: Any, n: int = 1) -> None: ...
+
+        # -- the counters a transaction changes (counter_batch.py, sql.py) ---
+        def _counted(self) -> CounterBatch: ...
+        def _count_deleted(self, rows: list[tuple]) -> None: ...
 
         # -- the task transitions (states.py) -------------------------------
         def _lock_ancestors(self, conn: Any, task_ids: list[int],

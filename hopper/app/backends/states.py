@@ -20,6 +20,8 @@ Failed attempts (and rescued ones) leave a row in ``task_attempts``; a success
 writes nothing extra: the task row itself describes the last attempt.
 
 The claim statement itself is engine SQL (``_claim`` in the engine modules).
+Each transition reports the rows it changed to the transaction's counter batch
+(``self._counted()``, counter_batch.py), which the engine writes before COMMIT.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
   FROM (VALUES {rows}) AS v
  WHERE tasks.id = v.column1 AND tasks.status = 'running' AND tasks.worker = ?
    AND tasks.attempts = COALESCE(v.column5, tasks.attempts)
-RETURNING id, status, parent_id
+RETURNING id, status, parent_id, queue, started_at, finished_at
 """
 # retry_at (decided by retries.retry_at) NULL means no attempt is left: failed for good.
 _FAIL = """
@@ -76,7 +78,7 @@ UPDATE tasks SET status = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
        lease_until = NULL
  WHERE id = ? AND status = 'running' AND worker = ?
    AND attempts = COALESCE(CAST(? AS BIGINT), attempts)
-RETURNING status, parent_id
+RETURNING id, status, parent_id, queue, started_at, finished_at
 """
 _RECORD_ATTEMPT = """
 INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, error, kind)
@@ -85,15 +87,16 @@ SELECT id, attempts, worker, started_at, ?, error, ? FROM tasks WHERE id = ?
 # Given back unstarted (prefetched, or held by a worker that stopped): not an attempt.
 _RELEASE = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
             " lease_until = NULL, started_at = NULL"
-            " WHERE id = ? AND status = 'running' AND worker = ?")
+            " WHERE id IN ({marks}) AND status = 'running' AND worker = ? RETURNING queue")
 _RELEASE_WORKER = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
                    " lease_until = NULL, started_at = NULL"
-                   " WHERE status = 'running' AND worker = ?")
+                   " WHERE status = 'running' AND worker = ? RETURNING queue")
 _CLAIM_ID = """
 UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
        attempts = attempts + 1
  WHERE id = ? AND status = 'queued'
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue, priority,
+          run_after, created_at
 """
 _CHILD_FAILED = ("EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id"
                  " AND c.status IN ('failed', 'cancelled'))")
@@ -105,7 +108,7 @@ UPDATE tasks SET status = CASE WHEN {_CHILD_FAILED} THEN 'failed' ELSE 'succeede
  WHERE id = ? AND status = 'waiting'
    AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
                    AND c.status IN {UNFINISHED_SQL})
-RETURNING status, parent_id, continuation, queue
+RETURNING status, parent_id, continuation, queue, started_at
 """
 # Every ancestor of the given tasks, locked in ascending id order (PostgreSQL).
 _LOCK_ANCESTORS = """
@@ -119,9 +122,11 @@ SELECT id FROM tasks WHERE id IN (SELECT id FROM up) OR id = ANY(CAST(? AS BIGIN
 # Both guarded by the status a retry starts from: the change happens only once.
 _REQUEUE = ("UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0, error = NULL,"
             " result = NULL, worker = NULL, started_at = NULL, finished_at = NULL,"
-            " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')")
+            " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')"
+            " RETURNING queue")
 _REWAIT = ("UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NULL,"
-           " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')")
+           " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')"
+           " RETURNING queue")
 _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" WHERE t.unique_key = me.unique_key AND t.id <> me.id"
               f" AND t.status IN {UNFINISHED_SQL}")
@@ -176,8 +181,13 @@ class TaskStates(SqlParts):
     def _release_and_claim(self, conn, worker_id, release, limit, lease_s,
                            queues: QueueFilter | None) -> list[Claimed]:
         if release:
-            self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
-            self._wake_listeners(conn, len(release))  # given back unstarted: for an idle peer
+            marks = ",".join("?" * len(release))
+            released = self._run(conn, _RELEASE.format(marks=marks),
+                                 [*release, worker_id]).fetchall()
+            for (queue,) in released:
+                self._counted().moved(queue, "running", "queued")
+            if released:
+                self._wake_listeners(conn, len(released))  # given back unstarted: for an idle peer
         if limit <= 0:
             return []
         # Only queues that may be claimed are read: a paused or excluded queue,
@@ -200,7 +210,8 @@ class TaskStates(SqlParts):
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
-        return [Claimed(*row) for row in rows if row is not None]
+            self._counted().claimed([row for row in rows if row is not None], now)
+        return [Claimed(*row[:8]) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
@@ -209,6 +220,7 @@ class TaskStates(SqlParts):
         succeeded = [(o.task_id, o.result, o.started_at, o.finished_at, o.attempt)
                      for o in outcomes if o.ok]
         finished: list[tuple] = self._succeed_many(conn, worker_id, succeeded) if succeeded else []
+        self._counted().ended(finished)
         for outcome in outcomes:
             if not outcome.ok:
                 row = self._fail(conn, outcome.task_id, worker_id, outcome.error,
@@ -216,12 +228,13 @@ class TaskStates(SqlParts):
                                  outcome.started_at, outcome.finished_at, outcome.attempt)
                 if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
                     finished.append((outcome.task_id, *row))
-        for task_id, status, parent_id in finished:
+        for task_id, status, parent_id, *_ in finished:
             self._after_finish(conn, task_id, status, parent_id)
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        """Record successes ``(id, result, started_at, finished_at, attempt)`` in one statement;
-        ``(id, status, parent_id)`` of each task it finished. Engines may override."""
+        """Record successes ``(id, result, started_at, finished_at, attempt)`` in one
+        statement; ``(id, status, parent_id, queue, started_at, finished_at)`` of each task
+        it finished. Engines may override."""
         params = [value for row in rows for value in row]
         statement = _SUCCEED_MANY.format(rows=",".join([_SUCCEED_ROW] * len(rows)))
         return self._run(conn, statement, [*params, worker_id]).fetchall()
@@ -252,11 +265,13 @@ class TaskStates(SqlParts):
         row = self._run(conn, _FAIL, (retry_at, retry_at, storable_error(error), started_at,
                                       retry_at, finished_at, task_id, worker_id,
                                       attempt)).fetchone()
-        if row is not None:
-            self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
-            if row[0] == "queued":
-                self._wake_listeners(conn)  # another attempt, due at retry_at
-        return row
+        if row is None:
+            return None
+        self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
+        self._counted().ended([row])
+        if row[1] == "queued":
+            self._wake_listeners(conn)  # another attempt, due at retry_at
+        return row[1:3]
 
     def _after_finish(self, conn, task_id: int, status: str, parent_id: int | None) -> None:
         """A parent waits for its children; a finished child may finish its parent."""
@@ -270,10 +285,13 @@ class TaskStates(SqlParts):
         """Finish a waiting parent whose children are all done, then its parent, and so
         on up the tree. Callers hold the ancestors' locks (``_lock_ancestors``)."""
         while parent_id is not None:
-            row = self._run(conn, _SETTLE_PARENT, (time.time(), parent_id)).fetchone()
+            now = time.time()
+            row = self._run(conn, _SETTLE_PARENT, (now, parent_id)).fetchone()
             if row is None:
                 return
-            status, grandparent, continuation, queue = row
+            status, grandparent, continuation, queue, started_at = row
+            self._counted().ended([(parent_id, status, grandparent, queue, started_at, now)],
+                                  old="waiting")
             if continuation:
                 self._insert_one(conn, NewTask(
                     name=continuation, queue=queue,
@@ -315,10 +333,12 @@ class TaskStates(SqlParts):
                 conn, task_id, worker_id, error,
                 retries.retry_at(attempts, max_attempts, ATTEMPT_LOST, now=retry_at),
                 ATTEMPT_LOST) for task_id, attempts, max_attempts in counted)
-            released = self._run(conn, _RELEASE_WORKER, (worker_id,)).rowcount
+            released = self._run(conn, _RELEASE_WORKER, (worker_id,)).fetchall()
+            for (queue,) in released:
+                self._counted().moved(queue, "running", "queued")
             if released:
-                self._wake_listeners(conn, released)
-            return touched + released
+                self._wake_listeners(conn, len(released))
+            return touched + len(released)
 
     # -- cancel ----------------------------------------------------------------
     def cancel(self, task_id: int) -> dict:
@@ -336,8 +356,10 @@ class TaskStates(SqlParts):
             raise KeyError(task_id)
         if row[0] not in UNFINISHED:
             raise TaskConflict(f"task {task_id} is already {row[0]}")
-        self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_until = NULL"
-                  " WHERE id = ?", (time.time(), task_id))
+        (queue,) = self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?,"
+                             " lease_until = NULL WHERE id = ? RETURNING queue",
+                             (time.time(), task_id)).fetchone()
+        self._counted().moved(queue, row[0], "cancelled")
         children = self._run(
             conn, f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {UNFINISHED_SQL}",
             (task_id,)).fetchall()
@@ -366,7 +388,7 @@ class TaskStates(SqlParts):
             duplicate = self._run(conn, _DUPLICATE, (task_id,)).fetchone()
             if duplicate:
                 raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
-            if self._retry_tree(conn, task_id, self.now()):
+            if self._retry_tree(conn, task_id, row[0], self.now()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
             self._wake_listeners(conn)
             # Read back before the commit wakes a worker: the task as the retry left it.
@@ -379,21 +401,26 @@ class TaskStates(SqlParts):
             raise KeyError(task_id)
         return found
 
-    def _retry_tree(self, conn, task_id: int, now: float) -> bool:
-        """Re-queue one failed or cancelled task; True if it went back to ``waiting``."""
+    def _retry_tree(self, conn, task_id: int, status: str, now: float) -> bool:
+        """Re-queue one failed or cancelled task (now in ``status``); True if it went
+        back to ``waiting``."""
         children = self._run(conn, "SELECT id, status FROM tasks WHERE parent_id = ? ORDER BY id",
                              (task_id,)).fetchall()
         if not children:
-            self._run(conn, _REQUEUE, (now, task_id))
+            requeued = self._run(conn, _REQUEUE, (now, task_id)).fetchone()
+            if requeued is not None:  # None: guarded, it had left failed/cancelled already
+                self._counted().moved(requeued[0], status, "queued")
             return False
-        for child_id, status in children:
-            if status not in ("failed", "cancelled"):
+        for child_id, child_status in children:
+            if child_status not in ("failed", "cancelled"):
                 continue
             if self._run(conn, _DUPLICATE, (child_id,)).fetchone():
                 continue  # an equal task is already unfinished: that one does the work
-            if self._retry_tree(conn, child_id, now):
+            if self._retry_tree(conn, child_id, child_status, now):
                 self._settle(conn, child_id)
-        self._run(conn, _REWAIT, (task_id,))
+        rewaited = self._run(conn, _REWAIT, (task_id,)).fetchone()
+        if rewaited is not None:  # None: guarded, as above
+            self._counted().moved(rewaited[0], status, "waiting")
         return True
 
     # -- history ---------------------------------------------------------------

@@ -9,6 +9,7 @@ means "nothing in these ids, older ones remain").
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from hopper.app.backends.base import (
     FINISHED,
@@ -157,9 +158,11 @@ class TaskQueries(SqlParts):
 
     def _bulk_delete(self, ids: list[int]) -> int:
         with self._write() as conn:
-            deleted = self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
-                                " AND status IN ('succeeded', 'failed', 'cancelled')",
-                                ids).rowcount
+            gone = self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
+                             " AND status IN ('succeeded', 'failed', 'cancelled')"
+                             " RETURNING queue, status", ids).fetchall()
+            self._count_deleted(gone)
+            deleted = len(gone)
             # The attempt history goes with its task, as when retention prunes it.
             self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({_marks(ids)})"
                       " AND task_id NOT IN (SELECT id FROM tasks)", ids)
@@ -192,12 +195,16 @@ class TaskQueries(SqlParts):
         changed = 0
         if plain:
             with self._write() as conn:
-                changed = self._run(
-                    # The same change as ``retry`` makes to a task without children.
-                    conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
-                    " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
-                    f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
-                    " AND status IN ('failed', 'cancelled')", (time.time(), *plain)).rowcount
+                for status in ("failed", "cancelled"):  # one each: the counters need the old one
+                    requeued = self._run(
+                        # The same change as ``retry`` makes to a task without children.
+                        conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
+                        " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
+                        f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
+                        " AND status = ? RETURNING queue", (time.time(), *plain, status)).fetchall()
+                    for (queue,), n in Counter(requeued).items():
+                        self._counted().moved(queue, status, "queued", n)
+                    changed += len(requeued)
                 if changed:
                     self._wake_listeners(conn, changed)
         for task_id in sorted(special):
