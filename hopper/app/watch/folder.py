@@ -23,6 +23,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from hopper.app.backends import connection_lost
 from hopper.app.watch.complete import open_for_writing
 from hopper.app.watch.entries import WatchEntry
 from hopper.app.watch.stats import EntryStats
@@ -295,12 +296,14 @@ class FolderWatcher:
             return started
         try:
             ids = self._enqueue(requests)
-        except Exception:  # database busy or down: the files stay pending and are retried
-            log.exception("%s: could not start %d settled file(s); retrying", entry.key,
-                          len(requests))
+        except Exception as exc:  # database busy or down: the files stay pending, retried
             with self._lock:
                 for path, _, st in fresh:
                     self._pending[path] = (st.st_size, st.st_mtime_ns, now + RETRY_ENQUEUE_S)
+            if connection_lost(exc):
+                raise  # the host says so once per outage (outage.py), not per retry
+            log.exception("%s: could not start %d settled file(s); retrying", entry.key,
+                          len(requests))
             return 0
         self.store.record(entry.key, [(rel, st.st_size, st.st_mtime_ns, task_id)
                                       for (_, rel, st), task_id in zip(fresh, ids, strict=True)])

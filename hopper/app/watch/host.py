@@ -19,8 +19,10 @@ from typing import Callable
 
 from hopper.app import registry
 from hopper.app import settings as settings_mod
+from hopper.app.backends import connection_lost
 from hopper.app.defaults import WATCH_RESCAN_INTERVAL_S
 from hopper.app.identity import host_name
+from hopper.app.outage import Outage
 from hopper.app.published import WATCH_STATUS_PREFIX
 from hopper.app.watch.entries import WatchEntry, entries_from
 from hopper.app.watch.folder import FolderMissing, FolderWatcher
@@ -179,11 +181,23 @@ class WatchHost:
 
     # -- the loop ----------------------------------------------------------
     def _loop(self) -> None:
-        while not self._stopping.wait(TICK_S):
+        outage = Outage("folder watcher", log)
+        delay = TICK_S
+        while not self._stopping.wait(delay):
+            delay = TICK_S
             try:
+                if outage.lost:
+                    with _DB_LOCK:
+                        self.backend.ping()  # back? (a tick may make no database call)
+                    outage.succeeded()
                 self.tick()
-            except Exception:  # keep watching through a transient (database) error
-                log.exception("watch host error")
+            except Exception as exc:  # keep watching through a transient (database) error
+                if connection_lost(exc):
+                    # One warning when lost and one when back, not a traceback per tick;
+                    # files stay pending and are enqueued once it is back.
+                    delay = outage.failed(exc)
+                else:
+                    log.exception("watch host error")
 
     def tick(self) -> None:
         """One round: settings changes, retries, rescans, settled files, status."""
