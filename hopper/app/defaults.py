@@ -14,6 +14,23 @@ DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks ar
                             # longer than a slow heartbeat, and than small clock differences
                             # between machines (heartbeats carry each daemon's own clock)
 STALE_WORKER_ROW_S = 3600   # rows of killed daemons' workers are deleted after this
+FENCE_CHECK_S = 0.2         # how often a daemon checks it still renews its leases (self-fencing)
+FENCE_MARGIN_S = 0.5        # it stops its tasks this long before others may rescue them
+
+# -- when the database goes away ------------------------------------------------
+RECONNECT_FIRST_S = 0.1     # the first retry after the database is lost ...
+RECONNECT_MAX_S = 5.0       # ... doubling up to this: a restart is seen at once, an outage costs
+                            # one attempt per 5 s per component
+# PostgreSQL connections (libpq parameters; the database URL may override each): a server
+# or network that died is noticed in seconds, not after the kernel's ~15 min of retransmits.
+PG_CONNECTION = {
+    "connect_timeout": 5,         # seconds for a new connection
+    "keepalives": 1,              # probe idle connections ...
+    "keepalives_idle": 5,         # ... after 5 s of silence,
+    "keepalives_interval": 2,     # every 2 s,
+    "keepalives_count": 3,        # dead after 3 unanswered probes (~11 s idle)
+    "tcp_user_timeout": 5000,     # ms a sent statement may stay unacknowledged
+}
 
 # -- the worker loop ----------------------------------------------------------
 IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines
@@ -69,10 +86,6 @@ EAGER_LEASE_S = 3600.0      # an eager task runs in the caller; nobody else may 
 # the UI, usable as URL path segments and as keys of settings.yaml.
 QUEUE_NAME_MAX = 100
 
-# Queues whose files live where the inbox watcher runs: only daemons started
-# with ``serve`` claim them, unless ``worker --queues`` names them.
-SERVE_ONLY_QUEUES = ("library",)
-
 # How many queues may have a concurrency limit at once. Each limited queue
 # takes one column of the pool's shared-memory table of held tasks.
 MAX_LIMITED_QUEUES = 32
@@ -103,6 +116,15 @@ THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named b
 THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed
 EXPORT_TIMEOUT_S = 3600.0   # library.export of a very large index
 LIBRARY_PAGE_SIZE = 60      # items per page of the /library grid ("load more" adds as many)
+
+# -- folder triggers ------------------------------------------------------------
+# How long after a task's hopper.quiet block (or hopper.moved call) events on its paths
+# are still its own: the watcher acts on a move within a second, on a new file after
+# its settle time (5 s by default), so a minute covers both with room for a busy host.
+WATCH_QUIET_GRACE_S = 60.0
+# Catch-up rescans of watched folders when no plugin setting gives the interval: files
+# dropped while no daemon watched are found within this long at worst (and at each start).
+WATCH_RESCAN_INTERVAL_S = 3600.0
 
 # -- flow control (backends/flow_sql.py, flow_rates.py) ---------------------
 RATE_CLAIM_LOG_S = 60.0     # claims under a rate key are kept at least this long (and at least

@@ -13,7 +13,6 @@ used; a rate row is locked waiting (see ``_claim_rated``).
 from __future__ import annotations
 
 import math
-import time
 
 from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
@@ -53,7 +52,7 @@ class RatedClaims(SqlParts):
         for task in already:
             if task.queue in caps:
                 caps[task.queue] -= 1
-        now = time.time()
+        now = self.now()  # the database clock, as the ordinary claim
         candidates = self._flow_candidates(conn, queues, now, limit * defaults.FLOW_CANDIDATE_SCAN,
                                            rated_only=True)
         if not candidates:

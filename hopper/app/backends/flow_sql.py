@@ -23,7 +23,6 @@ A claim that leaves keyed tasks another worker could take now rings the notifier
 """
 from __future__ import annotations
 
-import time
 from operator import itemgetter
 
 from hopper.app import defaults
@@ -200,7 +199,7 @@ class FlowClaims(SqlParts):
         only = self._only(queues)
         if only is None:
             return []
-        now = time.time()
+        now = self.now()  # the database clock, as the ordinary claim
         statement = (_FAST_POSTGRES if self.row_locks else _FAST_SQLITE).format(only=only[0])
         scan, take = limit + defaults.FLOW_CANDIDATE_EXTRA, defaults.FLOW_GROUP_TAKE
         params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
@@ -289,9 +288,9 @@ class FlowClaims(SqlParts):
             marks = ",".join("?" * len(task_ids))
             self._count_claims(conn, self._run(
                 conn, f"SELECT queue, concurrency_key, rate_key FROM tasks WHERE id IN ({marks})"
-                " AND concurrency_key IS NOT NULL", task_ids).fetchall(), time.time())
+                " AND concurrency_key IS NOT NULL", task_ids).fetchall(), self.now())
 
 
     def _flow_ready(self, conn, queues: QueueFilter | None) -> bool:
         """Whether a keyed task may be claimable now (a cheap look before a write)."""
-        return bool(self._flow_candidates(conn, queues, time.time(), 1))
+        return bool(self._flow_candidates(conn, queues, self.now(), 1))
