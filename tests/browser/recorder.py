@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 DESKTOP = {"width": 1280, "height": 900}   # viewports of the browser tests and screenshots
 PHONE = {"width": 390, "height": 844}
+ABORTED_BY_PAGE = "net::ERR_ABORTED"  # Chromium's error code for a request the page cancelled
 
 
 class PageRecorder:
@@ -23,10 +24,15 @@ class PageRecorder:
         page.on("console", lambda message: self.console.append(
             (message.type, f"{message.text} ({message.location.get('url')})")))
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        page.on("requestfailed", lambda request: self.failed.append(
-            f"{request.url}: {request.failure}"))
+        page.on("requestfailed", self._request_failed)
         page.on("response", lambda response: response.status >= 400 and
                 self.bad_responses.append(f"{response.status} {response.url}"))
+
+    def _request_failed(self, request) -> None:
+        # A request the page cancelled itself (it navigated away before an image or
+        # the favicon arrived) is not a failure of the server.
+        if request.failure != ABORTED_BY_PAGE:
+            self.failed.append(f"{request.url}: {request.failure}")
 
     def foreign_requests(self) -> list[str]:
         """Requests to anywhere but the daemon under test."""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 import yaml
-from conftest import run_counts, runs
 from helpers import poll_until
+from lab_records import live_workers, run_counts, runs
 
 from hopper.app import queue
 from hopper.app import settings as settings_mod
@@ -86,7 +86,6 @@ def test_database_restart_mid_drain_loses_nothing_and_every_daemon_stays_up(lab,
 
 
 def live_workers_now(lab, host: str) -> int:
-    from conftest import live_workers
 
     return live_workers(lab.database, host)
 
