@@ -1,6 +1,7 @@
 """A phone's camera roll dropped into a running daemon (``run.py serve``), on both engines:
 HEIC, AVIF, MP4, MOV, rotated and geotagged JPEGs, a 3-page PDF, a transparent PNG,
-text and Word files, all made by the test itself."""
+text and Word files, all made by the test itself, together with the junk that sync tools
+leave and a browser download that is renamed to its final name once the daemon saw it."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,6 +12,7 @@ import sys
 import pytest
 from daemons import REPO
 from helpers import poll_until
+from junk_set import JUNK
 from library_media import (
     alpha_png_bytes,
     avif_bytes,
@@ -69,6 +71,20 @@ def _drop_all(inbox, staging, files) -> None:
         os.rename(staged, inbox / name)  # complete when it appears, as a sync tool does
 
 
+def _drop_junk(inbox) -> None:
+    for name, data in JUNK.items():
+        (inbox / name).parent.mkdir(parents=True, exist_ok=True)
+        (inbox / name).write_bytes(data)
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+DOWNLOAD = b"a browser download, complete once renamed"
+
+
 def _settled(config, count: int):
     rows = index_rows(config)
     if len(rows) != count or any(r["thumbnail"] == "pending" for r in rows):
@@ -84,11 +100,31 @@ def phone_library(make_daemon, database, tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
     files = _corpus()
+    _drop_junk(inbox)
+    (inbox / "Downloads").mkdir()
+    (inbox / "Downloads" / "receipt.txt.part").write_bytes(DOWNLOAD)
+    os.utime(inbox / "Downloads" / "receipt.txt.part", (OLD.timestamp(), OLD.timestamp()))
     _drop_all(inbox, staging, files)
+    poll_until(lambda: _settled(daemon.config, len(files)), timeout=120, interval=0.2,
+               message=lambda: f"{len(index_rows(daemon.config))} indexed\n"
+                               f"{daemon.read_log()[-3000:]}")
+    # Everything dropped beside it is in: the daemon has seen the .part file and left it.
+    assert (inbox / "Downloads" / "receipt.txt.part").read_bytes() == DOWNLOAD
+    os.rename(inbox / "Downloads" / "receipt.txt.part", inbox / "Downloads" / "receipt.txt")
+    files = {**files, "Downloads/receipt.txt": (DOWNLOAD, None, "none")}
     rows = poll_until(lambda: _settled(daemon.config, len(files)), timeout=120, interval=0.2,
                       message=lambda: f"{len(index_rows(daemon.config))} indexed\n"
                                       f"{daemon.read_log()[-3000:]}")
     return daemon, files, rows
+
+
+def test_junk_stays_byte_for_byte_and_emptied_folders_go(phone_library):
+    daemon, _, _ = phone_library
+    inbox = daemon.config.parent / "data" / "inbox"
+    poll_until(lambda: not (inbox / "Downloads").exists(), timeout=60)
+    poll_until(lambda: not (inbox / "Documents").exists(), timeout=60)
+    assert _tree(inbox) == JUNK
+    assert not (inbox / "DCIM" / "100APPLE").exists()   # emptied; DCIM keeps its junk
 
 
 def test_every_phone_file_lands_with_its_capture_date_and_preview_state(phone_library):
