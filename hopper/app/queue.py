@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hopper.app import execute, logs, registry
+from hopper.app import execute, graph_plan, logs, registry, tracing
 from hopper.app import settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
@@ -49,8 +49,8 @@ def _args_encoder():
 _encode_args = _args_encoder()
 
 _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
-                 "max_attempts", "timeout", "parent_id", "tags", "meta"}
-_REQUEST_KEYS = _ENQUEUE_KEYS | {"name"}
+                 "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on"}
+_REQUEST_KEYS = _ENQUEUE_KEYS | {"name", "ref"}
 
 
 class Client:
@@ -157,7 +157,8 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
                priority: int | None = None, run_after: Any = None, delay: float | None = None,
                unique_key: str | None = None, max_attempts: int | None = None,
                timeout: float | None = None, parent_id: int | None = None,
-               tags: list[str] | None = None, meta: dict | None = None) -> NewTask:
+               tags: list[str] | None = None, meta: dict | None = None,
+               depends_on: list[int] | None = None) -> NewTask:
     """Validate an enqueue request against the registry; ValueError says what is wrong."""
     if not isinstance(name, str):
         raise ValueError(f"name must be a string, got {name!r}")
@@ -192,7 +193,9 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
     return NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
                    max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
                    parent_id=parent_id, continuation=spec.continuation, args_json=args_json,
-                   tags=check_tags(tags), meta_json=check_meta(meta))
+                   tags=check_tags(tags), meta_json=check_meta(meta),
+                   depends_on=tuple(graph_plan.check_ids(depends_on)),
+                   traceparent=tracing.current_traceparent())
 
 
 def enqueue(name: str, args: dict | None = None, **options) -> int:
@@ -214,10 +217,31 @@ def enqueue_many(requests: list[dict]) -> list[int]:
 
 
 def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
-    """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
+    """Like enqueue_many, also saying which tasks were created (False: unique_key hit).
+
+    Items may carry ``ref`` and ``depends_on`` (refs of other items, or task ids):
+    the graph is checked first (InvalidDependency, a ValueError, for a cycle or an
+    unknown ref or id) and inserted dependencies first, all in one transaction."""
     client()  # loads the task modules before the names are looked up
-    results = submit([task_from_request(request) for request in requests])
-    return [task_id for task_id, _ in results], [created for _, created in results]
+    if not any(isinstance(r, dict) and ("ref" in r or "depends_on" in r) for r in requests):
+        results = submit([task_from_request(request) for request in requests])
+        return [task_id for task_id, _ in results], [created for _, created in results]
+    for request in requests:
+        if not isinstance(request, dict):
+            raise ValueError("each task must be an object with a name")
+    plan = graph_plan.plan(requests)
+    position: dict[int, int] = {}
+    tasks = []
+    for index in plan.order:
+        request = {k: v for k, v in requests[index].items() if k not in ("ref", "depends_on")}
+        new = task_from_request(request)
+        new.depends_on = tuple(plan.external[index])
+        new.after = tuple(position[dep] for dep in plan.internal[index])
+        position[index] = len(tasks)
+        tasks.append(new)
+    results = submit(tasks)
+    ordered = [results[position[index]] for index in range(len(requests))]
+    return [task_id for task_id, _ in ordered], [created for _, created in ordered]
 
 
 def task_from_request(request: dict) -> NewTask:

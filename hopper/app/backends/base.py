@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
-UNFINISHED = ("queued", "running", "waiting")
+UNFINISHED = ("queued", "running", "waiting", "blocked")
 FINISHED = ("succeeded", "failed", "cancelled")
 STATUSES = UNFINISHED + FINISHED
 
@@ -28,7 +28,7 @@ TASK_COLUMNS = (
     "id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
     "max_attempts", "timeout", "unique_key", "parent_id", "continuation",
     "progress_done", "progress_total", "result", "error", "worker", "lease_until",
-    "created_at", "started_at", "finished_at", "tags", "meta",
+    "created_at", "started_at", "finished_at", "tags", "meta", "depends_on",
 )
 
 # Tags are for finding tasks again (``user:42``); meta is what a task reports about itself.
@@ -50,6 +50,13 @@ class TaskConflict(Exception):
     """The task is not in a state that allows the requested change."""
 
 
+class InvalidDependency(ValueError):
+    """A ``depends_on`` that cannot be met: a cycle, an unknown ref or task id.
+
+    Raised before anything of the enqueue is stored (the API answers 400).
+    """
+
+
 @dataclass
 class NewTask:
     """A task about to be inserted; every default is already resolved."""
@@ -68,6 +75,10 @@ class NewTask:
     tags: tuple[str, ...] = ()
     meta_json: str | None = None  # the initial meta object, serialized
     created_at: float | None = None  # set by the backend when the row is inserted
+    depends_on: tuple[int, ...] = ()  # ids of existing tasks it waits for (status blocked)
+    after: tuple[int, ...] = ()  # positions of earlier tasks of the same enqueue it waits for
+    traceparent: str | None = None  # W3C trace context of the enqueuing span
+    status: str = "queued"  # set by the backend: blocked while it has dependencies
 
 
 @dataclass
@@ -82,6 +93,7 @@ class Claimed:
     timeout: float | None
     parent_id: int | None
     queue: str = "default"
+    traceparent: str | None = None  # the enqueuing span's trace context, for the run's span
 
 
 @dataclass
@@ -136,11 +148,11 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
     its row holds exactly these values until a worker claims it.
     """
     values = {"id": task_id, "queue": task.queue, "name": task.name, "args": task.args,
-              "status": "queued", "priority": task.priority, "run_after": task.run_after,
+              "status": task.status, "priority": task.priority, "run_after": task.run_after,
               "attempts": 0, "max_attempts": task.max_attempts, "timeout": task.timeout,
               "unique_key": task.unique_key, "parent_id": task.parent_id,
               "continuation": task.continuation, "created_at": task.created_at,
-              "tags": list(task.tags),
+              "tags": list(task.tags), "depends_on": list(task.depends_on),
               "meta": json.loads(task.meta_json) if task.meta_json is not None else {}}
     out = {column: values.get(column) for column in TASK_COLUMNS if column not in
            ("progress_done", "progress_total", "lease_until")}
@@ -158,6 +170,7 @@ def task_dict(row: Iterable[Any]) -> dict:
     task["progress"] = {"done": task.pop("progress_done"), "total": task.pop("progress_total")}
     task["tags"] = json.loads(task["tags"]) if task["tags"] is not None else []
     task["meta"] = json.loads(task["meta"]) if task["meta"] is not None else {}
+    task["depends_on"] = json.loads(task["depends_on"]) if task["depends_on"] is not None else []
     task.pop("lease_until")
     return task
 

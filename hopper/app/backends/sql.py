@@ -27,6 +27,7 @@ from hopper.app.backends.base import (
     task_dict,
 )
 from hopper.app.backends.counters import CounterReads
+from hopper.app.backends.dependencies import TaskDependencies
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
 from hopper.app.backends.task_queries import TaskQueries
@@ -48,7 +49,7 @@ SELECT name FROM q WHERE name IS NOT NULL
 """
 # What a claim returns: the Claimed fields, then the claim order's keys.
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-                   " priority, run_after")
+                   " priority, run_after, traceparent")
 
 NEXT_DUE_SCAN = 1000
 _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
@@ -56,8 +57,9 @@ _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
-    " unique_key, parent_id, continuation, created_at, tags, meta)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " unique_key, parent_id, continuation, created_at, tags, meta, status, depends_on,"
+    " traceparent)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_TAG = "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)"
 _INSERT_UNIQUE = INSERT + (
@@ -73,10 +75,12 @@ def insert_params(task: NewTask, now: float) -> tuple:
     task.created_at = now
     return (task.queue, task.name, args, task.priority, task.run_after, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now,
-            json.dumps(list(task.tags)) if task.tags else None, task.meta_json)
+            json.dumps(list(task.tags)) if task.tags else None, task.meta_json, task.status,
+            json.dumps(list(task.depends_on)) if task.depends_on else None, task.traceparent)
 
 
-class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
+class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, ScheduleStore,
+                 Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
     counters and listings from CounterReads and TaskQueries, the engine specifics
     from subclasses."""
@@ -113,7 +117,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskStates, ScheduleStore, Backend):
         rows = conn.execute(self._claim_sql(len(targets)), params).fetchall()
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
-        return [Claimed(*row[:8]) for row in rows]
+        return [Claimed(*row[:8], traceparent=row[10]) for row in rows]
 
     def _wake_listeners(self, conn) -> None:
         """Tell idle workers that tasks became claimable (engines that notify natively)."""

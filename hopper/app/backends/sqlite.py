@@ -18,6 +18,7 @@ from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
 from hopper.app.migrate import apply_sqlite_migrations
 from hopper.app.settings import sqlite_path
+from hopper.app.wakeup import Doorbell, doorbell_path
 
 BUSY_TIMEOUT_MS = 30000   # how long any statement waits for a lock before giving up
 _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itself
@@ -86,8 +87,26 @@ class SqliteBackend(SqlBackend):
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._local.wake = False
             raise
         conn.execute("COMMIT")
+        if getattr(self._local, "wake", False):
+            self._local.wake = False
+            self._ring()
+
+    def _wake_listeners(self, conn) -> None:
+        """Ring the doorbell of idle workers once this transaction has committed
+        (before it, a woken worker would find nothing yet)."""
+        self._local.wake = True
+
+    def _ring(self) -> None:
+        bell = getattr(self._local, "doorbell", None)
+        if bell is None:
+            path = doorbell_path(self.url)
+            if path is None:
+                return
+            bell = self._local.doorbell = Doorbell(path)
+        bell.ring(64)  # tasks released together: wake every idle worker to share them
 
     def _run_many(self, conn, statement: str, rows: list[tuple]) -> None:
         conn.executemany(statement, rows)
@@ -122,6 +141,8 @@ class SqliteBackend(SqlBackend):
         super().close()
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+        if any(t.depends_on or t.after for t in tasks):
+            return self._enqueue_graph(tasks)  # dependencies.py
         if len(tasks) == 1 and tasks[0].unique_key is None and not tasks[0].tags:
             # One statement when the write lock is free: its own transaction, one
             # round trip instead of BEGIN, INSERT, COMMIT and the lock polling setup.

@@ -42,7 +42,7 @@ from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
 
-UNFINISHED_SQL = "('queued', 'running', 'waiting')"
+UNFINISHED_SQL = "('queued', 'running', 'waiting', 'blocked')"
 
 # -- statements --------------------------------------------------------------
 # Successes of one batch in one statement; ``{rows}`` repeats _SUCCEED_ROW. The
@@ -84,7 +84,7 @@ _CLAIM_ID = """
 UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
        attempts = attempts + 1
  WHERE id = ? AND status = 'queued'
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue, traceparent
 """
 _CHILD_FAILED = ("EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id"
                  " AND c.status IN ('failed', 'cancelled'))")
@@ -96,7 +96,7 @@ UPDATE tasks SET status = CASE WHEN {_CHILD_FAILED} THEN 'failed' ELSE 'succeede
  WHERE id = ? AND status = 'waiting'
    AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
                    AND c.status IN {UNFINISHED_SQL})
-RETURNING status, parent_id, continuation, queue
+RETURNING status, parent_id, continuation, queue, traceparent
 """
 # Every ancestor of the given tasks, locked in ascending id order (PostgreSQL).
 _LOCK_ANCESTORS = """
@@ -179,7 +179,8 @@ class TaskStates:
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
-        return [Claimed(*row[:7], queue=row[7]) for row in rows if row is not None]
+        return [Claimed(*row[:7], queue=row[7], traceparent=row[8])
+                for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
@@ -197,6 +198,7 @@ class TaskStates:
                     finished.append((outcome.task_id, *row))
         for task_id, status, parent_id in finished:
             self._after_finish(conn, task_id, status, parent_id)
+        self._dependencies_done(conn, [(task_id, status) for task_id, status, _ in finished])
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
         """Record successes ``(id, result, started_at, finished_at)`` in one statement;
@@ -247,12 +249,14 @@ class TaskStates:
             row = self._run(conn, _SETTLE_PARENT, (time.time(), parent_id)).fetchone()
             if row is None:
                 return
-            status, grandparent, continuation, queue = row
+            status, grandparent, continuation, queue, traceparent = row
+            self._dependencies_done(conn, [(parent_id, status)])
             if continuation:
                 self._insert_one(conn, NewTask(
                     name=continuation, queue=queue,
                     args={"parent_id": parent_id, "parent_status": status},
-                    unique_key=f"continuation:{parent_id}"), time.time())
+                    unique_key=f"continuation:{parent_id}", traceparent=traceparent),
+                    time.time())
             parent_id = grandparent
 
     # -- rescue ----------------------------------------------------------------
@@ -267,6 +271,7 @@ class TaskStates:
         row = self._fail(conn, task_id, worker_id, error, retry_at, kind)
         if row is not None:
             self._after_finish(conn, task_id, *row)
+            self._dependencies_done(conn, [(task_id, row[0])])
         return row is not None
 
     def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
@@ -302,6 +307,7 @@ class TaskStates:
             raise TaskConflict(f"task {task_id} is already {row[0]}")
         self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_until = NULL"
                   " WHERE id = ?", (time.time(), task_id))
+        self._dependencies_done(conn, [(task_id, "cancelled")])
         children = self._run(
             conn, f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {UNFINISHED_SQL}",
             (task_id,)).fetchall()
@@ -330,6 +336,7 @@ class TaskStates:
             self._lock_ancestors(conn, [task_id], include_self=True)
             if self._retry_tree(conn, task_id, time.time()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
+            self._after_retry(conn, task_id)  # dependencies: wait again, bring dependents back
         return self.get(task_id)
 
     def _retry_tree(self, conn, task_id: int, now: float) -> bool:
