@@ -250,6 +250,8 @@ def task_from_request(request: dict) -> NewTask:
         raise ValueError("each task needs a name")
     if not request.keys() <= _REQUEST_KEYS:
         _refuse_unknown(request.keys() - {"name"})
+    if "ref" in request:  # only the graph of enqueue_many reads it
+        request = {k: v for k, v in request.items() if k != "ref"}
     return build_task(**request)
 
 

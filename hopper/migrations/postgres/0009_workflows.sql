@@ -20,6 +20,10 @@ CREATE TABLE task_deps (
 -- statuses; they are never in tasks_queue_ready, so claims never see them.
 CREATE INDEX tasks_blocked ON tasks (id) WHERE status = 'blocked';
 
+-- The workflow graph finds a parent's continuation (unique_key continuation:<id>)
+-- whatever its status; only continuations are in this index.
+CREATE INDEX tasks_continuations ON tasks (unique_key) WHERE unique_key LIKE 'continuation:%';
+
 -- A blocked task is unfinished: unique_key stays unique among blocked tasks too.
 DROP INDEX tasks_unique_key;
 CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key)
