@@ -1,0 +1,43 @@
+"""Tasks of the workflow tests (``tasks.modules: [sample_tasks, workflow_tasks]``)."""
+from __future__ import annotations
+
+import os
+import time
+
+from hopper.app.queue import task
+
+
+def _log(path: str, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@task(name="wf_step", max_attempts=1)
+def wf_step(log: str, label: str, fail_while: str | None = None, seconds: float = 0.0):
+    """One node of a test graph: logs when it started and ended; fails while the
+    file ``fail_while`` exists (a test deletes it before retrying)."""
+    started = time.time()
+    _log(log, f"start {label} {started!r}")
+    if seconds:
+        time.sleep(seconds)
+    if fail_while and os.path.exists(fail_while):
+        raise RuntimeError(f"{label} failed as planned")
+    finished = time.time()
+    _log(log, f"end {label} {finished!r}")
+    return {"label": label, "started": started, "finished": finished}
+
+
+def runs(log) -> dict[str, list[tuple[float, float | None]]]:
+    """``{label: [(start, end or None), ...]}`` read back from a log file."""
+    found: dict[str, list] = {}
+    if not os.path.exists(log):
+        return found
+    for line in open(log).read().splitlines():
+        kind, label, when = line.split()
+        if kind == "start":
+            found.setdefault(label, []).append([float(when), None])
+        else:
+            found[label][-1][1] = float(when)
+    return {label: [tuple(r) for r in rows] for label, rows in found.items()}
