@@ -144,3 +144,46 @@ def test_blocked_tasks_are_counted_and_move_to_queued_in_the_counters(engine_cli
     assert engine_client.backend.counts()["default"] == {"queued": 1, "blocked": 3}
     assert [t["id"] for t in queue.list_tasks(status="blocked")] == [first + 3, first + 2,
                                                                      first + 1]
+
+
+def test_dependencies_combine_with_fan_out_and_continuations(
+        daemons_on_engine, engine_client, tmp_path):
+    """A task after a fan-out parent runs once the parent settled (after its children
+    and with its continuation enqueued); a child may wait for a sibling."""
+    daemons_on_engine(2, tasks=MODULES)
+    log = tmp_path / "combo.log"
+    parent, after_parent = queue.enqueue_many([
+        {"name": "fan_out", "ref": "p", "args": {"children": 3, "log": str(log) + ".kids"}},
+        _step(log, "after", ["p"])])
+    poll_until(lambda: queue.get_task(after_parent)["status"] == "succeeded", timeout=60)
+    settled = queue.get_task(parent)
+    assert settled["status"] == "succeeded"
+    assert runs(log)["after"][0][0] >= settled["finished_at"]
+    continuation = engine_client.backend.fetch(
+        "SELECT id FROM tasks WHERE unique_key = ?", (f"continuation:{parent}",))[0][0]
+    poll_until(lambda: queue.get_task(continuation)["status"] == "succeeded", timeout=30)
+    holder = queue.enqueue("wf_parent", {"log": str(log)})
+    poll_until(lambda: queue.get_task(holder)["status"] == "succeeded", timeout=60)
+    first, second = queue.get_task(holder)["result"]["children"]
+    assert runs(log)["two"][0][0] >= runs(log)["one"][0][1]
+    graph = queue.client().backend  # the workflow of the first parent has every kind of edge
+    from hopper.app.workflow import workflow
+
+    kinds = {(e["from"], e["to"]): e["kind"] for e in workflow(graph, after_parent)["edges"]}
+    assert kinds[(parent, after_parent)] == "depends_on"
+    assert kinds[(parent, continuation)] == "continuation"
+    assert sorted(k for k, kind in kinds.items() if kind == "child") == [
+        (parent, c) for c in sorted(t["id"] for t in graph.list(parent_id=parent))]
+    assert {e["kind"] for e in workflow(graph, second)["edges"]} == {"child", "depends_on"}
+    assert first < second
+
+
+def test_cancelling_a_blocked_task_cancels_its_dependents(engine_client):
+    first = queue.enqueue("echo", run_after=4_000_000_000)
+    blocked = queue.enqueue("echo", depends_on=[first])
+    last = queue.enqueue("echo", depends_on=[blocked])
+    queue.cancel(blocked)
+    found = queue.get_task(last)
+    assert (found["status"], found["error"]) == (
+        "cancelled", f"dependency {blocked} was cancelled")
+    assert queue.get_task(first)["status"] == "queued"

@@ -41,3 +41,16 @@ def runs(log) -> dict[str, list[tuple[float, float | None]]]:
         else:
             found[label][-1][1] = float(when)
     return {label: [tuple(r) for r in rows] for label, rows in found.items()}
+
+
+@task(name="wf_parent")
+def wf_parent(log: str):
+    """A fan-out parent whose second child waits for its first (a dependency on a sibling)."""
+    from hopper.app.queue import current_task_id, enqueue_many
+
+    me = current_task_id()
+    return {"children": enqueue_many([
+        {"name": "wf_step", "ref": "one", "parent_id": me,
+         "args": {"log": log, "label": "one", "seconds": 0.1}},
+        {"name": "wf_step", "depends_on": ["one"], "parent_id": me,
+         "args": {"log": log, "label": "two"}}])}

@@ -68,7 +68,9 @@ def workflow(backend: Backend, task_id: int, max_nodes: int = MAX_NODES) -> dict
                 f"SELECT task_id FROM task_deps WHERE depends_on IN ({_marks(chunk)})", chunk)]
         new += _rows(backend, "id IN ({})", sorted(set(dependents) - found.keys()))
         keys = [f"{_CONTINUATION}{r[0]}" for r in rows if r[6]]
-        new += _rows(backend, f"unique_key LIKE '{_CONTINUATION}%' AND unique_key IN ({{}})", keys)
+        # The same range as the partial index tasks_continuations, so it is used.
+        new += _rows(backend, "unique_key >= 'continuation:' AND unique_key < 'continuation;'"
+                     " AND unique_key IN ({})", keys)
         frontier = []
         for row in sorted(new):
             if row[0] in found:

@@ -22,7 +22,8 @@ CREATE INDEX tasks_blocked ON tasks (id) WHERE status = 'blocked';
 
 -- The workflow graph finds a parent's continuation (unique_key continuation:<id>)
 -- whatever its status; only continuations are in this index.
-CREATE INDEX tasks_continuations ON tasks (unique_key) WHERE unique_key LIKE 'continuation:%';
+CREATE INDEX tasks_continuations ON tasks (unique_key)
+    WHERE unique_key >= 'continuation:' AND unique_key < 'continuation;';
 
 -- A blocked task is unfinished: unique_key stays unique among blocked tasks too.
 DROP INDEX tasks_unique_key;
