@@ -54,3 +54,12 @@ def wf_parent(log: str):
          "args": {"log": log, "label": "one", "seconds": 0.1}},
         {"name": "wf_step", "depends_on": ["one"], "parent_id": me,
          "args": {"log": log, "label": "two"}}])}
+
+
+@task(name="wf_waiting_parent")
+def wf_waiting_parent(log: str, seconds: float):
+    """A parent that stays ``waiting`` while its one slow child runs."""
+    from hopper.app.queue import current_task_id, enqueue
+
+    return {"child": enqueue("wf_step", {"log": log, "label": "slow-child", "seconds": seconds},
+                             parent_id=current_task_id())}

@@ -18,7 +18,7 @@ COLLAPSE_AT = 12       # more children than this under one parent are drawn as o
 MAX_DRAWN = 400        # nodes drawn at most; beyond, the graph is summarised in the list
 NODE_W, NODE_H = 150, 46
 GAP_X, GAP_Y, MARGIN = 14, 34, 8
-NAME_CHARS = 17        # characters of a task name that fit a node
+LABEL_CHARS = 19       # characters of "#id name" that fit a node in bold 12 px
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Box:
     href: str
     sort: int
     current: bool = False
+    title: str = ""  # the full label, when ``label`` had to be cut
     preds: set = field(default_factory=set)
     x: float = 0.0
     y: float = 0.0
@@ -63,9 +64,9 @@ def layout(graph: dict, current: int) -> tuple[list[Box], list[tuple[Box, Box, s
     for key, ids in members.items():
         if key[0] == "t":
             node = nodes[key[1]]
-            boxes[key] = Box(key, f"#{node['id']} {_short(node['name'])}", node["status"],
+            boxes[key] = Box(key, _short(f"#{node['id']} {node['name']}"), node["status"],
                              node["status"], f"/tasks/{node['id']}", node["id"],
-                             node["id"] == current)
+                             node["id"] == current, f"#{node['id']} {node['name']}")
         else:
             counts = Counter(nodes[i]["status"] for i in ids)
             text = ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items()))
@@ -104,8 +105,9 @@ def _mean_x(box: Box, boxes: dict, drawn: set) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def _short(name: str) -> str:
-    return name if len(name) <= NAME_CHARS else name[:NAME_CHARS - 1] + "…"
+def _short(label: str) -> str:
+    """A label cut to fit its box; the full one is the node's title (a tooltip)."""
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
 def render_svg(graph: dict, current: int) -> Markup:
@@ -132,7 +134,7 @@ def render_svg(graph: dict, current: int) -> Markup:
             f'<a href="{escape(box.href)}" class="node s-{escape(box.status)}'
             f'{" current" if box.current else ""}{" group" if box.key[0] == "g" else ""}"'
             f' data-status="{escape(box.status)}"{current_attr}>'
-            f'<title>{label}: {status}</title>'
+            f'<title>{escape(box.title or box.label)}: {status}</title>'
             f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
             f'<text class="label" x="{box.x + 8:.0f}" y="{box.y + 18:.0f}">{label}</text>'
             f'<text class="status" x="{box.x + 8:.0f}" y="{box.y + 36:.0f}">'
