@@ -187,3 +187,12 @@ def test_cancelling_a_blocked_task_cancels_its_dependents(engine_client):
     assert (found["status"], found["error"]) == (
         "cancelled", f"dependency {blocked} was cancelled")
     assert queue.get_task(first)["status"] == "queued"
+
+
+def test_eager_mode_runs_a_graph_in_dependency_order(engine_client, monkeypatch, tmp_path):
+    monkeypatch.setattr(engine_client, "eager", True)
+    log = tmp_path / "eager.log"
+    ids = queue.enqueue_many([_step(log, "d", ["b", "c"]), _step(log, "b", ["a"]),
+                              _step(log, "c", ["a"]), _step(log, "a")])
+    assert [queue.get_task(i)["status"] for i in ids] == ["succeeded"] * 4
+    _assert_ran_once_in_order(log, {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]})

@@ -40,8 +40,17 @@ def run_eagerly(backend: Backend, task_ids: list[int]) -> None:
             backend.finish_and_claim(worker_id, [outcome], [], 0, EAGER_LEASE_S)
             ran.append(task_id)
             pending.extend(_continuations(backend, ran))
+            pending.extend(_released(backend, task_id))
     finally:
         _state.pending = None
+
+
+def _released(backend: Backend, task_id: int) -> list[int]:
+    """Dependents of a task that just finished which are now queued (their last
+    dependency succeeded); blocked ones run when their other dependencies have."""
+    return [r[0] for r in backend.fetch(
+        "SELECT t.id FROM task_deps d JOIN tasks t ON t.id = d.task_id"
+        " WHERE d.depends_on = ? AND t.status = 'queued' ORDER BY t.id", (task_id,))]
 
 
 def _continuations(backend: Backend, parents: list[int]) -> list[int]:
