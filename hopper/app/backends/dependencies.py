@@ -56,6 +56,7 @@ class TaskDependencies:
                 raise InvalidDependency(
                     f"depends_on names no task: {', '.join(str(m) for m in missing)}")
             results: list[tuple[int, bool]] = []
+            edges: list[tuple[int, int]] = []
             bad: list[tuple[int, str]] = []  # dependencies already failed or cancelled
             for task in tasks:
                 for index in task.after:
@@ -76,10 +77,11 @@ class TaskDependencies:
                     known[task_id] = self._dependency_rows(conn, [task_id])[task_id]
                     continue
                 known[task_id] = (task.status, task.traceparent)
-                if deps:
-                    self._run_many(conn, "INSERT INTO task_deps (depends_on, task_id)"
-                                   " VALUES (?, ?)", [(d, task_id) for d in deps])
+                edges += [(d, task_id) for d in deps]
                 bad += [(d, s) for d, s in zip(deps, statuses, strict=True) if s in FINAL_BAD]
+            if edges:  # one batch: a round trip per task less on PostgreSQL
+                self._run_many(conn, "INSERT INTO task_deps (depends_on, task_id) VALUES (?, ?)",
+                               edges)
             self._insert_tags(conn, tasks, results)
             if bad:
                 self._dependencies_done(conn, sorted(set(bad)))
