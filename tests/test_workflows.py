@@ -196,3 +196,24 @@ def test_eager_mode_runs_a_graph_in_dependency_order(engine_client, monkeypatch,
                               _step(log, "c", ["a"]), _step(log, "a")])
     assert [queue.get_task(i)["status"] for i in ids] == ["succeeded"] * 4
     _assert_ran_once_in_order(log, {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]})
+
+
+def test_a_bulk_cancel_of_blocked_tasks_cancels_them_and_what_waits_for_them(engine_client):
+    first = queue.enqueue("echo", run_after=4_000_000_000)
+    middle = queue.enqueue("echo", depends_on=[first], queue="wf-bulk")
+    last = queue.enqueue("echo", depends_on=[middle])
+    result = engine_client.backend.bulk("cancel", filter={"status": "blocked", "queue": "wf-bulk"})
+    assert result == {"matched": 1, "changed": 1}
+    assert [queue.get_task(i)["status"] for i in (first, middle, last)] == [
+        "queued", "cancelled", "cancelled"]
+
+
+def test_pruning_finished_tasks_takes_their_dependency_edges_along(engine_client):
+    first = queue.enqueue("echo")
+    queue.enqueue_many([{"name": "echo", "depends_on": [first]} for _ in range(3)])
+    queue.cancel(first)  # cancels the three dependents with it
+    edges = "SELECT count(*) FROM task_deps"
+    assert engine_client.backend.fetch(edges) == [(3,)]
+    future = 4_000_000_000
+    assert engine_client.backend.prune(succeeded_before=future, failed_before=future) == 4
+    assert engine_client.backend.fetch(edges) == [(0,)]
