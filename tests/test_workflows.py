@@ -217,3 +217,22 @@ def test_pruning_finished_tasks_takes_their_dependency_edges_along(engine_client
     future = 4_000_000_000
     assert engine_client.backend.prune(succeeded_before=future, failed_before=future) == 4
     assert engine_client.backend.fetch(edges) == [(0,)]
+
+
+def test_many_dependencies_finishing_at_once_release_their_dependents_once(
+        daemons_on_engine, engine_client, tmp_path):
+    """Sixty dependencies run by four workers of two daemons, three fan-in dependents
+    each waiting for all of them: each dependent runs once, after all, and no
+    transaction is lost to a deadlock."""
+    daemons = daemons_on_engine(2, tasks=MODULES)
+    log = tmp_path / "fan-in.log"
+    sources = [_step(log, f"s{i}") for i in range(60)]
+    sinks = [_step(log, f"sink{k}", [f"s{i}" for i in range(60)]) for k in range(3)]
+    ids = queue.enqueue_many(sources + sinks)
+    poll_until(lambda: _all_finished(ids), timeout=120)
+    assert {queue.get_task(i)["status"] for i in ids} == {"succeeded"}
+    _assert_ran_once_in_order(log, {**{f"s{i}": [] for i in range(60)},
+                                    **{f"sink{k}": [f"s{i}" for i in range(60)]
+                                       for k in range(3)}})
+    for daemon in daemons:
+        assert "deadlock" not in daemon.read_log().lower()
