@@ -124,6 +124,43 @@ def measure_cpu(client, per_round: int) -> tuple[float, float]:
             per_round / max(time.process_time() - cpu, 1e-9))
 
 
+def hook_cost(a) -> int:
+    """Claims with and without ``_dependencies_done`` (the one read per finished batch
+    that looks for dependents), alternating rounds in one database."""
+    from hopper.app.backends.dependencies import TaskDependencies
+
+    tmp, dbs = tempfile.mkdtemp(prefix="hopper-workflows-"), []
+    real = TaskDependencies._dependencies_done
+    try:
+        client = setup(a.engine, tmp, "hook", None, 0, dbs, a.durability)
+        measure_cpu(client, 200)
+        rates: dict[str, list[tuple[float, float]]] = {"with": [], "without": []}
+        for _ in range(a.rounds):
+            for label in rates:
+                TaskDependencies._dependencies_done = (
+                    real if label == "with" else lambda self, conn, finals: None)
+                rates[label].append(measure_cpu(client, a.per_round))
+        TaskDependencies._dependencies_done = real
+        out = {"engine": a.engine, "rounds": a.rounds, "per_round": a.per_round}
+        for label, runs in rates.items():
+            out[label] = {"per_s": round(statistics.median(r[0] for r in runs)),
+                          "per_cpu_s": round(statistics.median(r[1] for r in runs))}
+        out["ratio"] = round(out["with"]["per_s"] / out["without"]["per_s"], 3)
+        out["ratio_cpu"] = round(out["with"]["per_cpu_s"] / out["without"]["per_cpu_s"], 3)
+        print(json.dumps(out))
+        client.backend.close()
+    finally:
+        TaskDependencies._dependencies_done = real
+        shutil.rmtree(tmp, ignore_errors=True)
+        if dbs:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                for name in dbs:
+                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
@@ -134,8 +171,14 @@ def main() -> int:
     ap.add_argument("--per-round", type=int, default=2000)
     ap.add_argument("--durability", choices=["full", "normal"], default="normal",
                     help="SQLite: normal shows the CPU cost of the claim, not disk noise")
+    ap.add_argument("--hook-cost", action="store_true",
+                    help="only compare claims with the dependency check after each finish"
+                         " against the same claims with it switched off (the engine before"
+                         " dependencies), alternating, in one database without any")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.hook_cost:
+        return hook_cost(a)
     tmp, dbs, clients = tempfile.mkdtemp(prefix="hopper-workflows-"), [], {}
     try:
         clients = {"none": setup(a.engine, tmp, "none", None, 0, dbs, a.durability),
