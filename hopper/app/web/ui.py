@@ -93,7 +93,8 @@ def task(task_id: int):
     done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
     percent = min(100, round(100 * done / total)) if total else 0
     attempts = task_view.attempts(found)
-    graph = workflow.workflow(backend, task_id)
+    # None only if the task was deleted since it was read: then it stands alone.
+    graph = workflow.workflow(backend, task_id) or {"nodes": [], "edges": [], "truncated": False}
     counts = Counter(node["status"] for node in graph["nodes"])
     return render_template("task.html", task=found, percent=percent, attempts=attempts,
                            timeline=task_view.timeline(found, attempts),
