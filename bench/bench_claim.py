@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from hopper.app.backends.base import Outcome, QueueFilter  # noqa: E402
+from hopper.app.backends.base import Outcome, QueueFilter  # noqa: E402  (importable once sys.path is set above)
 
 BATCH = 64
 PG_ADMIN = os.environ.get("HOPPER_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -53,9 +53,11 @@ SELECT q, nm, '{"path": "photos/IMG_' || x || '.jpg", "width": ' || (x % 2000) |
             '  File "tasks.py", line 12, in ' || nm || char(10) ||
             (CASE x % 3 WHEN 0 THEN 'ValueError: bad width ' WHEN 1 THEN 'OSError: disk full '
              ELSE 'TimeoutError: slow ' END) || x END,
-       CASE WHEN st = 'succeeded' THEN '{"ok": true}' END, 'bench:1-0', t, t + 0.01, t + 0.01 + (x % 7) * 0.05
+       CASE WHEN st = 'succeeded' THEN '{"ok": true}' END, 'bench:1-0', t, t + 0.01,
+       t + 0.01 + (x % 7) * 0.05
   FROM (SELECT x,
-               CASE x % 4 WHEN 0 THEN 'default' WHEN 1 THEN 'library' WHEN 2 THEN 'video' ELSE 'reports' END AS q,
+               CASE x % 4 WHEN 0 THEN 'default' WHEN 1 THEN 'library' WHEN 2 THEN 'video'
+                          ELSE 'reports' END AS q,
                CASE x % 5 WHEN 0 THEN 'echo' WHEN 1 THEN 'resize' WHEN 2 THEN 'library.ingest'
                           WHEN 3 THEN 'report.build' ELSE 'transcode' END AS nm,
                CASE WHEN x % 100 < 4 THEN 'failed' WHEN x % 1000 = 999 THEN 'cancelled'
@@ -99,8 +101,9 @@ def fill(db: Path, n: int) -> dict:
     conn.execute("BEGIN")
     parent = conn.execute(
         "INSERT INTO tasks (queue, name, args, status, run_after, attempts, created_at, started_at,"
-        " progress_done, progress_total) VALUES ('library', 'library.scan', '{}', 'waiting', ?, 1, ?, ?,"
-        " NULL, NULL) RETURNING id", (now - 600, now - 600, now - 599)).fetchone()[0]
+        " progress_done, progress_total)"
+        " VALUES ('library', 'library.scan', '{}', 'waiting', ?, 1, ?, ?, NULL, NULL) RETURNING id",
+        (now - 600, now - 600, now - 599)).fetchone()[0]
     conn.executemany(
         "INSERT INTO tasks (queue, name, args, status, run_after, attempts, parent_id, created_at,"
         " started_at, finished_at) VALUES ('library', 'library.ingest', ?, ?, ?, 1, ?, ?, ?, ?)",
@@ -109,23 +112,30 @@ def fill(db: Path, n: int) -> dict:
           now - 400 if i < 700 else None) for i in range(1000)])
     # A delayed backlog: queued, not due for ten days, so the workers leave it alone.
     conn.executemany(
-        "INSERT INTO tasks (queue, name, args, run_after, created_at) VALUES ('reports', 'report.build', ?, ?, ?)",
+        "INSERT INTO tasks (queue, name, args, run_after, created_at)"
+        " VALUES ('reports', 'report.build', ?, ?, ?)",
         [(json.dumps({"day": i}), now + 10 * DAY, now) for i in range(5000)])
     conn.execute("COMMIT")
-    log("counting the per-minute rows and histograms of the filled tasks")
+    log("counting the filled tasks: counts, per-minute rows and histograms")
     conn.execute("BEGIN")
+    # The backend counts what it writes; these rows were written around it.
+    conn.execute("DELETE FROM task_counts")
+    conn.execute("INSERT INTO task_counts (queue, status, live, entered, created)"
+                 " SELECT queue, status, COUNT(*), COUNT(*), COUNT(*) FROM tasks GROUP BY 1, 2")
     conn.execute("DELETE FROM task_minutes")
     conn.execute(
         "INSERT INTO task_minutes (minute, queue, succeeded, failed, picked, pickup_sum)"
         " SELECT CAST(finished_at / 60 AS INTEGER) * 60, queue, SUM(status = 'succeeded'),"
         " SUM(status = 'failed'), COUNT(*), SUM(started_at - created_at) FROM tasks"
         " WHERE id > ? AND status IN ('succeeded', 'failed') GROUP BY 1, 2", (recent,))
-    for metric, expr in (("duration", "finished_at - started_at"), ("pickup", "started_at - created_at")):
+    for metric, expr in (("duration", "finished_at - started_at"),
+                         ("pickup", "started_at - created_at")):
         conn.execute(
             "INSERT INTO task_histograms (metric, queue, le, n, total)"
             f" SELECT ?, queue, CASE WHEN {expr} <= 0.01 THEN 0.01 WHEN {expr} <= 0.1 THEN 0.1"
             f" WHEN {expr} <= 0.5 THEN 0.5 ELSE 1 END, COUNT(*), SUM({expr}) FROM tasks"
-            " WHERE started_at IS NOT NULL AND status IN ('succeeded', 'failed') GROUP BY 2, 3", (metric,))
+            " WHERE started_at IS NOT NULL AND status IN ('succeeded', 'failed') GROUP BY 2, 3",
+            (metric,))
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -152,7 +162,8 @@ def start_daemon(folder: Path) -> tuple[subprocess.Popen, int]:
         "database": "sqlite:///data/hopper.db", "workers": 2,
         "server": {"bind": f"127.0.0.1:{port}", "threads": 4},
         "retention": {"succeeded": "3650d", "failed": "3650d"},
-        "schedules": [{"name": "echo", "every": "1h"}, {"name": "sleep", "cron": "0 3 * * *", "args": {"seconds": 1}}],
+        "schedules": [{"name": "echo", "every": "1h"},
+                      {"name": "sleep", "cron": "0 3 * * *", "args": {"seconds": 1}}],
     }))
     out = open(folder / "daemon.log", "ab")
     process = subprocess.Popen([sys.executable, str(REPO / "run.py"), "--config", str(config)],
@@ -217,10 +228,12 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=10_000_000)
     parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--keep", type=Path, help="folder to keep (and reuse) the filled database in")
+    parser.add_argument("--keep", type=Path,
+                        help="folder to keep (and reuse) the filled database in")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="hopper-dash-"))

@@ -67,7 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--children", action="store_true", help="all tasks are one parent's children")
+    parser.add_argument("--children", action="store_true",
+                        help="all tasks are one parent's children")
     args = parser.parse_args()
     for engine in ("sqlite", "postgres"):
         rates = [one_round(engine, args.tasks, args.children) for _ in range(args.rounds)]

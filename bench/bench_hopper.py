@@ -47,9 +47,9 @@ for _p in (PEERS, REPO, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from peer_common import DoneMarker  # noqa: E402
+from peer_common import DoneMarker  # noqa: E402  (importable once sys.path is set above)
 
-from hopper.app.registry import task  # noqa: E402
+from hopper.app.registry import task  # noqa: E402  (importable once sys.path is set above)
 
 _marker = DoneMarker(os.environ["PEER_DONE_DB"]) \
     if os.environ.get("PEER_DONE_DB") else None
@@ -227,7 +227,7 @@ def latency_phases(res: dict, client, proc, marker, lat_n: int, gap: float, cold
             res["idle_cpu"] = idle_cpu(before, after, worker_pids, proc.pid, cold_idle)
             log(f"hopper {tag}: idle CPU over {cold_idle}s: {res['idle_cpu']}")
         enqueue("bench.noop", {"idx": k, "enq_ts": time.time(), "tag": "cold"})
-        wait_until(lambda: marker.count("cold") >= k + 1, timeout=30, interval=0.005)
+        wait_until(lambda k=k: marker.count("cold") >= k + 1, timeout=30, interval=0.005)
     rows = marker.rows("cold")
     cold = [start - enq for (_i, enq, start, _e) in rows]
     res["cold"] = {"idle_s": cold_idle, "n": len(cold),

@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hopper.app.backends import open_backend  # noqa: E402
-from hopper.app.library import index  # noqa: E402
-from hopper.app.library.identify import Identity  # noqa: E402
+from hopper.app.backends import open_backend  # noqa: E402  (importable once sys.path is set above)
+from hopper.app.library import index  # noqa: E402  (importable once sys.path is set above)
+from hopper.app.library.identify import Identity  # noqa: E402  (importable once sys.path is set above)
 
 KINDS = ("image",) * 8 + ("video", "document")
 
@@ -66,7 +66,8 @@ def measure(backend, label: str) -> None:
         "page 200 via cursor": lambda: index.search_items(backend, limit=60,
                                                           cursor=deep[-1]["id"]),
         "one month (timeline click)": lambda: index.search_items(
-            backend, limit=60, taken_from="2014-03-01T00:00:00", taken_before="2014-04-01T00:00:00"),
+            backend, limit=60, taken_from="2014-03-01T00:00:00",
+            taken_before="2014-04-01T00:00:00"),
         "kind=video, first page": lambda: index.search_items(backend, kind="video", limit=60),
         "name search q=IMG_01234": lambda: index.search_items(backend, q="IMG_01234", limit=60),
     }

@@ -44,8 +44,8 @@ for _p in (PEERS, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import pg_common  # noqa: E402
-from peer_common import DoneMarker  # noqa: E402
+import pg_common  # noqa: E402  (importable once sys.path is set above)
+from peer_common import DoneMarker  # noqa: E402  (importable once sys.path is set above)
 
 BATCH = 1000
 
@@ -231,7 +231,7 @@ def run_one(queue: str, workers: int, n: int, full: bool, a, tmp: str) -> dict:
             for k in range(a.cold_n):
                 time.sleep(a.cold_idle)
                 q.enqueue(k, time.time(), "cold")
-                wait_until(lambda: marker.count("cold") >= k + 1, timeout=30, interval=0.005)
+                wait_until(lambda k=k: marker.count("cold") >= k + 1, timeout=30, interval=0.005)
             rows = marker.rows("cold")
             res["cold"] = {"idle_s": a.cold_idle, "n": len(rows),
                            "ms": [round((s - e) * 1e3, 1) for (_i, e, s, _end) in rows]}

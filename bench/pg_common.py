@@ -50,7 +50,7 @@ def table_stats(url: str) -> list[dict]:
             " autovacuum_count, pg_total_relation_size(relid)"
             " FROM pg_stat_user_tables ORDER BY n_live_tup + n_dead_tup DESC").fetchall()
     names = ("table", "live", "dead", "updates", "hot_updates", "autovacuums", "bytes")
-    return [dict(zip(names, r)) for r in rows if (r[1] or r[2])]
+    return [dict(zip(names, r, strict=True)) for r in rows if (r[1] or r[2])]
 
 
 def server_settings(url: str) -> dict:

@@ -15,7 +15,10 @@
 #    same Gunicorn command line, then POST /api/tasks/batch
 # 5. bench/bench_enqueue_ab.py: single enqueues of Hopper and SqliteHuey (both synchronous=FULL)
 #    in alternating bursts, so the disk's fsync time is the same for both
-# 6. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+# 6. bench/bench_counters.py: claim+finish in one process (64 per transaction) with no
+#    counting, with the per-transaction counter batch and with the old row triggers, in
+#    alternating runs, on SQLite (CPU time) and PostgreSQL (wall time; unless SKIP_PG=1)
+# 7. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
 #
 # Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
 # PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
@@ -76,6 +79,17 @@ cat "$OUT/enqueue-ab.log" >&2
 echo "[bench] http: bench/bench_http.py (bare Flask vs POST /api/tasks, then batches)" >&2
 "$PY" bench/bench_http.py --json "$OUT/http.json" > "$OUT/http.log" 2>&1 || rc=1
 cat "$OUT/http.log" >&2
+
+echo "[bench] counting cost: bench/bench_counters.py (none / per batch / row triggers)" >&2
+"$PY" bench/bench_counters.py --runs 5 --json "$OUT/counters-sqlite.json" \
+  > "$OUT/counters-sqlite.md" 2> "$OUT/counters-sqlite.log" || rc=1
+cat "$OUT/counters-sqlite.md" >&2
+if [ "${SKIP_PG:-0}" != 1 ]; then
+  "$PY" bench/bench_counters.py --runs 5 --n 10000 --json "$OUT/counters-pg.json" \
+    --postgres "${HOPPER_BENCH_PG_URL:-postgresql://postgres@127.0.0.1:5432/test}" \
+    > "$OUT/counters-pg.md" 2> "$OUT/counters-pg.log" || rc=1
+  cat "$OUT/counters-pg.md" >&2
+fi
 
 echo "[bench] hopper (after peers; batch enqueue and claim rate only before)" >&2
 "$PY" bench/bench_hopper.py --label "after peers" --skip-extras --json "$OUT/hopper-after.json" \

@@ -167,7 +167,8 @@ def soak(args) -> tuple[list[dict], list[dict]]:
                          for pid, name, rss in procs]
             print(f"{sample['t_s']:7.1f}s enqueued {producer.sent:>8} rows {rows:>7} "
                   f"queued {queued:>5} db {sample['db_bytes'] / 1e6:7.2f} MB "
-                  f"wal {sample['wal_bytes'] / 1e6:6.2f} MB rss {sample['rss_total'] / 1e6:7.1f} MB",
+                  f"wal {sample['wal_bytes'] / 1e6:6.2f} MB"
+                  f" rss {sample['rss_total'] / 1e6:7.1f} MB",
                   flush=True)
             time.sleep(max(0.0, args.interval - (time.monotonic() - started - elapsed)))
     finally:
@@ -193,14 +194,16 @@ def summarize(samples: list[dict]) -> list[str]:
         return ["run too short for a steady-state comparison (needs > 3 minutes)"]
     third = len(steady) // 3
     first, last = steady[:third], steady[-third:]
-    lines = [f"steady state from {WARMUP_S}s: first third {first[0]['t_s']:.0f}-{first[-1]['t_s']:.0f}s,"
+    lines = [f"steady state from {WARMUP_S}s:"
+             f" first third {first[0]['t_s']:.0f}-{first[-1]['t_s']:.0f}s,"
              f" last third {last[0]['t_s']:.0f}-{last[-1]['t_s']:.0f}s"]
     for key in ("db_bytes", "wal_bytes", "task_rows", "queued", "rss_total", "rss_supervisor",
                 "rss_fork-server", "rss_worker", "rss_web-arbiter", "rss_web-worker"):
         a, b = statistics.mean(s[key] for s in first), statistics.mean(s[key] for s in last)
         change = (b - a) / a * 100 if a else 0.0
         peak = max(s[key] for s in samples)
-        lines.append(f"{key:17} first {a:14,.0f}  last {b:14,.0f}  change {change:+6.1f}%  peak {peak:14,.0f}")
+        lines.append(f"{key:17} first {a:14,.0f}  last {b:14,.0f}  change {change:+6.1f}%"
+                     f"  peak {peak:14,.0f}")
     return lines
 
 
@@ -220,7 +223,8 @@ def plot(samples: list[dict], rss_rows: list[dict], path: Path, title: str) -> N
     ax1.set_title(title)
     by_pid: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for row in rss_rows:
-        by_pid.setdefault((row["pid"], row["role"]), []).append((row["t_s"] / 60, row["rss_bytes"] / 1e6))
+        by_pid.setdefault((row["pid"], row["role"]), []).append((row["t_s"] / 60,
+                                                                 row["rss_bytes"] / 1e6))
     for (pid, name), points in sorted(by_pid.items(), key=lambda item: item[0][1]):
         ax2.plot([p[0] for p in points], [p[1] for p in points], label=f"{name} {pid}")
     ax2.set_ylabel("RSS, MB")

@@ -6,9 +6,9 @@ called ``app`` or ``worker`` (the usual Flask layout)::
 
     from hopper import task, enqueue, get_task, wait
 """
-from hopper.app.artifacts import artifact_path  # noqa: F401
-from hopper.app.backends.base import QueueUnavailable  # noqa: F401
-from hopper.app.queue import (  # noqa: F401  (the public API, re-exported)
+from hopper.app.artifacts import artifact_path
+from hopper.app.backends.base import QueueUnavailable
+from hopper.app.queue import (
     cancel,
     current_task_id,
     enqueue,

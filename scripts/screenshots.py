@@ -111,7 +111,8 @@ def shoot(base: str, ids: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--no-sandbox"])
         for scheme in ("light", "dark"):
             for device, width in WIDTHS.items():
                 context = browser.new_context(viewport={"width": width, "height": 900},

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemons import Daemon, write_settings  # noqa: E402
+from daemons import Daemon, write_settings  # noqa: E402  (importable once sys.path is set above)
 
 
 @pytest.fixture

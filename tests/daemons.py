@@ -122,7 +122,8 @@ class Daemon:
             return None
         for child in children:
             try:
-                if "gunicorn" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                if ("gunicorn" in " ".join(child.cmdline())
+                        and child.status() != psutil.STATUS_ZOMBIE):
                     return child.pid
             except psutil.Error:
                 continue

@@ -68,7 +68,8 @@ def test_an_unreachable_database_is_one_line_with_exit_code_3(tmp_path):
 
 
 @pytest.mark.parametrize("args", [("enqueue",), ("status", "--jsn"), ("queue-up",),
-                                  ("--log-format", "xml", "status"), ("enqueue", "echo", "--delay", "soon")])
+                                  ("--log-format", "xml", "status"),
+                                  ("enqueue", "echo", "--delay", "soon")])
 def test_bad_arguments_are_one_line_with_exit_code_2(settings_path, args):
     line = assert_one_line_error(run(*args, "--config", settings_path), EXIT_USAGE)
     assert line.startswith("run.py") and "error:" in line

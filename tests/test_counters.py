@@ -25,7 +25,8 @@ def _finish(backend, worker: str, n: int, ok: bool) -> list[int]:
 
 def _counted_rows(backend) -> dict:
     out: dict = {}
-    for queue, status, n in backend.fetch("SELECT queue, status, count(*) FROM tasks GROUP BY queue, status"):
+    rows = backend.fetch("SELECT queue, status, count(*) FROM tasks GROUP BY queue, status")
+    for queue, status, n in rows:
         out.setdefault(queue, {})[status] = n
     return out
 
@@ -74,7 +75,8 @@ def test_bulk_retry_by_filter_requeues_only_failed_tasks(engine_client):
     _enqueue(backend, 3, name="echo")
     _finish(backend, "w:1", 3, ok=False)
     _enqueue(backend, 2, name="echo")
-    assert backend.bulk("retry", filter={"name": "echo"}, dry_run=True) == {"matched": 3, "changed": 0}
+    assert backend.bulk("retry", filter={"name": "echo"}, dry_run=True) == {
+        "matched": 3, "changed": 0}
     assert backend.bulk("retry", filter={"name": "echo"}) == {"matched": 3, "changed": 3}
     assert backend.counts() == {"default": {"queued": 5}}
 

@@ -27,8 +27,8 @@ def test_pool_follows_settings_edits_while_tasks_run(make_daemon, client):
     ids = queue.enqueue_many([{"name": "sleep", "args": {"seconds": 0.05}} for _ in range(300)])
     for n in (4, 1):
         _write_workers(daemon.config, good, n)
-        poll_until(lambda: len(daemon.worker_pids()) == n, timeout=2,
-                   message=lambda: f"pool did not reach {n}: {daemon.worker_pids()}")
+        poll_until(lambda n=n: len(daemon.worker_pids()) == n, timeout=2,
+                   message=lambda n=n: f"pool did not reach {n}: {daemon.worker_pids()}")
     poll_until(lambda: client.backend.counts()["default"].get("succeeded", 0) > 0, timeout=10)
     queue.wait(ids[-1], timeout=60)
     poll_until(lambda: client.backend.counts()["default"] == {"succeeded": 300}, timeout=60,

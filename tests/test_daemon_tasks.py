@@ -42,7 +42,8 @@ def test_each_task_body_runs_exactly_once(make_daemon, database, engine_client, 
                               for i in range(300)])
     poll_until(lambda: all(queue.get_task(i)["status"] == "succeeded" for i in ids[-5:]),
                timeout=60)
-    poll_until(lambda: engine_client.backend.counts()["default"].get("succeeded") == 300, timeout=30)
+    poll_until(lambda: engine_client.backend.counts()["default"].get("succeeded") == 300,
+               timeout=30)
     labels = [line.split()[0] for line in log.read_text().splitlines()]
     assert sorted(labels, key=int) == [str(i) for i in range(300)]
 
@@ -164,7 +165,8 @@ def test_parent_with_200_children_settles_once_and_continues_once(
 def test_pending_and_running_parent_is_waiting_with_progress(
         make_daemon, database, engine_client, tmp_path):
     make_daemon(database=database, workers=1)
-    blocker = queue.enqueue("sleep", {"seconds": 1.5}, priority=1)  # runs between parent and children
+    # runs between parent and children
+    blocker = queue.enqueue("sleep", {"seconds": 1.5}, priority=1)
     parent_id = queue.enqueue("fan_out", {"children": 3, "log": str(tmp_path / "w.log")},
                               priority=5)
     waiting = poll_until(lambda: (t := queue.get_task(parent_id))["status"] == "waiting" and t,
@@ -216,7 +218,7 @@ def test_a_timeout_kill_never_hits_the_task_the_worker_moved_on_to(make_daemon, 
         requests.append({"name": "record", "args": {"log": str(log), "label": str(i)}})
     ids = queue.enqueue_many(requests)
     tasks = [queue.wait(task_id, timeout=60) for task_id in ids]
-    for sleeper, follower in zip(tasks[::2], tasks[1::2]):
+    for sleeper, follower in zip(tasks[::2], tasks[1::2], strict=True):
         assert (follower["status"], follower["attempts"], follower["error"]) == (
             "succeeded", 1, None), follower
         assert sleeper["status"] == "succeeded" or "timed out after 0.28s" in sleeper["error"]

@@ -39,7 +39,8 @@ def test_task_with_a_live_lease_of_an_unknown_daemon_is_left_alone(engine_client
 def test_task_of_a_daemon_whose_heartbeat_stopped_is_rescued_at_once(engine_client):
     backend = engine_client.backend
     backend.beat_daemon("d1ed", "box", 4242, time.time() - 60)
-    _sql(engine_client, "UPDATE daemons SET heartbeat_at = ? WHERE id = 'd1ed'", (time.time() - 30,))
+    _sql(engine_client, "UPDATE daemons SET heartbeat_at = ? WHERE id = 'd1ed'",
+         (time.time() - 30,))
     task_id = _orphan(engine_client, "box:4242-d1ed-0001", lease_until=time.time() + 60)
     assert reaper.rescue_orphans(backend, set(), "0ther") == 1
     task = queue.get_task(task_id)

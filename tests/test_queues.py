@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
+import pytest
 import requests
 from daemons import REPO
 from helpers import poll_until
@@ -57,11 +59,11 @@ def test_concurrency_one_never_runs_two_tasks_of_that_queue_at_once(
                timeout=60, message=lambda: str(engine_client.backend.counts()))
 
     spans = sorted((r["start"], r["end"]) for r in _results(solo))
-    overlaps = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+    overlaps = [(a, b) for a, b in pairwise(spans) if b[0] < a[1]]
     assert overlaps == []
     # The pool did run tasks side by side: the limit, not a lack of workers, kept solo serial.
     other_spans = sorted((r["start"], r["end"]) for r in _results(others))
-    assert any(b[0] < a[1] for a, b in zip(other_spans, other_spans[1:]))
+    assert any(b[0] < a[1] for a, b in pairwise(other_spans))
 
 
 def test_batched_claims_of_fast_tasks_never_exceed_the_queue_concurrency(
@@ -72,7 +74,8 @@ def test_batched_claims_of_fast_tasks_never_exceed_the_queue_concurrency(
     poll_until(lambda: _counts(engine_client, "pair") == {"succeeded": 300}, timeout=90,
                message=lambda: str(engine_client.backend.counts()))
 
-    events = sorted([(r["start"], 1) for r in _results(ids)] + [(r["end"], -1) for r in _results(ids)])
+    events = sorted([(r["start"], 1) for r in _results(ids)]
+                    + [(r["end"], -1) for r in _results(ids)])
     running, most = 0, 0
     for _, step in events:
         running += step
@@ -156,8 +159,8 @@ def test_pause_from_the_api_is_honoured_by_another_daemon_within_a_second(
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+    except (requests.ConnectionError, requests.Timeout):
+        return False  # not listening yet, or its web worker is still booting
 
 
 def test_queue_cli_refuses_an_unknown_action_and_bad_names(engine_settings, engine_client):
@@ -181,3 +184,16 @@ def test_a_bad_queue_concurrency_in_settings_is_refused_at_start(engine_settings
         result = _cli(engine_settings, "serve")
         assert result.returncode == 2
         assert message in result.stdout + result.stderr
+
+
+def test_enqueue_refuses_a_queue_name_that_could_never_be_paused(engine_client):
+    for bad in ("a,b", "a/b", " padded", ""):
+        with pytest.raises(ValueError, match="queue"):
+            queue.enqueue("echo", {}, queue=bad)
+    assert queue.list_tasks() == []
+
+
+def test_pausing_by_the_python_api_checks_the_name_as_enqueue_does(engine_client):
+    with pytest.raises(ValueError, match="may not contain commas"):
+        queue.pause_queue("a,b")
+    assert engine_client.backend.paused_queues() == {}

@@ -19,7 +19,8 @@ def test_with_no_file_anywhere_the_defaults_keep_data_under_the_current_folder(e
     loaded = settings.load()
     assert loaded.from_file is False
     assert loaded.database == f"sqlite:///{elsewhere}/data/hopper.db"
-    assert (loaded.inbox, loaded.quarantine) == (elsewhere / "data/inbox", elsewhere / "data/quarantine")
+    assert (loaded.inbox, loaded.quarantine) == (elsewhere / "data/inbox",
+                                                 elsewhere / "data/quarantine")
     assert loaded.path == elsewhere / "settings.yaml"
 
 

@@ -12,6 +12,7 @@ from workflow_tasks import runs
 
 from hopper.app import queue
 from hopper.app.backends.base import InvalidDependency
+from hopper.app.engines import InlineEngine
 
 MODULES = {"modules": ["sample_tasks", "workflow_tasks"]}
 
@@ -190,7 +191,7 @@ def test_cancelling_a_blocked_task_cancels_its_dependents(engine_client):
 
 
 def test_eager_mode_runs_a_graph_in_dependency_order(engine_client, monkeypatch, tmp_path):
-    monkeypatch.setattr(engine_client, "eager", True)
+    monkeypatch.setattr(engine_client, "engine", InlineEngine(engine_client.backend))
     log = tmp_path / "eager.log"
     ids = queue.enqueue_many([_step(log, "d", ["b", "c"]), _step(log, "b", ["a"]),
                               _step(log, "c", ["a"]), _step(log, "a")])

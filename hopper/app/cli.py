@@ -1,4 +1,6 @@
-"""Command line: ``python run.py [serve|worker|queue|enqueue|status|migrate|library|backup] [options]``.
+"""Command line: ``python run.py [COMMAND] [options]``.
+
+Commands: serve, worker, queue, enqueue, status, migrate, library, backup.
 
 Global options (``--config``, ``--log-format``, ``--log-level``) go before or
 after the subcommand.
@@ -14,6 +16,7 @@ from pathlib import Path
 from hopper.app import bundled, logs, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
+from hopper.app.queue_names import parse_queue_list
 
 # Exit codes (docs/configuration.md lists them).
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_DATABASE, EXIT_TIMEOUT = 0, 1, 2, 3, 4
@@ -47,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command")
 
-    def command(name: str, help_: str) -> argparse.ArgumentParser:
-        child = sub.add_parser(name, help=help_)
+    def command(name: str, help_: str, description: str | None = None) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_, description=description or help_)
         _global_options(child, suppress=True)
         return child
 
@@ -74,8 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", "queue counts, workers, last failures")
     status.add_argument("--json", action="store_true")
     command("migrate", "apply database migrations and exit")
-    library = command("library", "library maintenance")
-    library.add_argument("action", choices=["reindex"])
+    library = command(
+        "library", "library maintenance",
+        "Library maintenance. reindex: identify every file under library.root again and"
+        " rebuild the index from them; each file found keeps its id and added time (matched"
+        " by path, then by content), only rows whose file is gone are removed, and previews"
+        " still missing are queued.")
+    library.add_argument("action", choices=["reindex"],
+                         help="reindex: rebuild the index from the files under library.root")
     backup = command("backup", "consistent online copy of the SQLite database")
     backup.add_argument("path")
     return parser
@@ -86,7 +95,7 @@ def console_main() -> int:
     return main(sys.argv[1:])
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str | BaseException, code: int) -> int:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
 
@@ -109,8 +118,6 @@ def main(argv: list[str]) -> int:
     logs.export(args.log_format, args.log_level)  # the web server and workers log alike
     command = args.command or "serve"
     if command in ("serve", "worker"):
-        from hopper.worker.limits import parse_queue_list
-
         queues = None
         if getattr(args, "queues", None) is not None:
             try:
@@ -138,7 +145,8 @@ def main(argv: list[str]) -> int:
     from hopper.app import queue
 
     try:
-        client = queue.configure(settings, migrate=command != "migrate", modules=bundled.TASK_MODULES)
+        client = queue.configure(settings, migrate=command != "migrate",
+                                 modules=bundled.TASK_MODULES)
         return handler(args, client)
     except registry.TaskModuleError as exc:
         return _fail(exc, EXIT_USAGE)
@@ -229,9 +237,9 @@ def _library(args, client) -> int:
     from hopper.app.library.tasks import enqueue_thumbnails
 
     count = reindex(client.settings, client.backend)
-    print(f"indexed {count} file(s) under {client.settings.library_root}")
+    print(f"indexed {count} file(s) under {client.settings.library_root} (ids kept)")
     queued = enqueue_thumbnails(images_without_thumbnail(client.backend))
-    print(f"queued {queued} thumbnail task(s)")
+    print(f"queued {queued} preview task(s)")
     return 0
 
 

@@ -18,18 +18,22 @@ from pathlib import Path
 from hopper.app import bundled, logs, queue, reaper, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
+from hopper.app.bind import BindError, check_bind
 from hopper.app.defaults import (
     HEARTBEAT_S,
     PRUNE_EVERY_S,
     SUPERVISE_TICK_S,
+    WEB_EXITS_AT_ONCE,
+    WEB_EXITS_AT_ONCE_S,
     WEB_RESTART_FIRST_S,
     WEB_RESTART_MAX_S,
     WEB_STABLE_S,
 )
 from hopper.app.identity import host_name, new_daemon_id
+from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
-from hopper.worker.flask_context import ERROR_STATE_KEY
+from hopper.app.web_process import WebServer
 from hopper.worker.limits import Routing
 from hopper.worker.pool import WorkerPool
 
@@ -54,11 +58,13 @@ class Daemon:
                                bundled.TASK_MODULES)
         self.scheduler = Scheduler(self.backend, schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
-        self.web = None
+        self.web: WebServer | None = None
         self._reload_requested = threading.Event()
         self._web_delay = 0.0
         self._web_started = 0.0
         self._web_restart_at: float | None = None
+        self._web_quick_exits = 0
+        self.exit_code = 0
         self._settings_lock = threading.Lock()  # the watcher's thread and SIGHUP both apply
         self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping",
                                              daemon=True)
@@ -75,16 +81,14 @@ class Daemon:
         rescued = reaper.rescue_orphans(self.backend, set(), self.daemon_id)
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
-        self.backend.put_state("settings_error", None)
-        self.backend.put_state(ERROR_STATE_KEY, None)  # this run's workers report afresh
+        self.backend.put_state(SETTINGS_ERROR_KEY, None)
+        self.backend.put_state(FLASK_APP_ERROR_KEY, None)  # this run's workers report afresh
         self.pool.start(self.settings.workers)
         self.pool.heartbeat()
         self.watcher.start()
         self._housekeeper.start()
         self._scheduler_thread.start()
         if self.web_enabled:
-            from hopper.app.web.server import WebServer
-
             self.web = WebServer(self.settings)
             self._start_web()
         log.info("hopper running: %d worker(s), database %s%s, queues: %s",
@@ -109,6 +113,8 @@ class Daemon:
         self._reload_requested.set()
 
     def _start_web(self) -> None:
+        if self.web is None:
+            return
         self.web.settings = self.settings  # always the last good settings
         self.web.start()
         self._web_started = time.monotonic()
@@ -116,21 +122,44 @@ class Daemon:
     def _supervise_web(self) -> None:
         """Restart an exited web server, with a growing delay while it keeps exiting."""
         now = time.monotonic()
-        if self.web.alive():
+        if self.web is None or self.web.alive():
             return
         if self._web_restart_at is None:
             uptime = now - self._web_started
+            code = self.web.process.returncode if self.web.process else None
+            # Exiting at once with an error of its own (not killed by a signal): a busy
+            # address, an app that cannot load. Restarting cannot help after a few of those.
+            at_once = uptime < WEB_EXITS_AT_ONCE_S and (code or 0) > 0
+            self._web_quick_exits = self._web_quick_exits + 1 if at_once else 0
+            if self._web_quick_exits >= WEB_EXITS_AT_ONCE:
+                self._give_up_web(uptime)
+                return
             stable = uptime >= WEB_STABLE_S or not self._web_delay
             self._web_delay = WEB_RESTART_FIRST_S if stable else min(
                 WEB_RESTART_MAX_S, self._web_delay * 2)
             self._web_restart_at = now + self._web_delay
             log.error("the web server exited with code %s after %.1fs; restarting it in %.1fs",
-                      self.web.process.returncode, uptime, self._web_delay,
+                      code, uptime, self._web_delay,
                       extra={"fields": {"event": "web_exited", "restart_in": self._web_delay,
                                         "uptime": round(uptime, 3)}})
         elif now >= self._web_restart_at:
             self._web_restart_at = None
             self._start_web()
+
+    def _give_up_web(self, uptime: float) -> None:
+        """The web server cannot run here: stop the daemon with the reason, not loop."""
+        code = self.web.process.returncode if self.web and self.web.process else None
+        try:
+            check_bind(self.settings.bind)
+            why = (f"the web server exited at once {self._web_quick_exits} times in a row"
+                   f" (last: code {code} after {uptime:.1f}s);"
+                   " its log above says why")
+        except BindError as exc:
+            why = str(exc)
+        log.error("cannot serve: %s; stopping", why,
+                  extra={"fields": {"event": "web_gave_up"}})
+        self.exit_code = 2
+        self.stopping.set()
 
     def shutdown(self) -> int:
         """Stop claiming, then the web server, then wait for running tasks, all
@@ -148,7 +177,7 @@ class Daemon:
         self._scheduler_thread.join(HEARTBEAT_S * 2)
         self.backend.remove_daemon(self.daemon_id)
         log.info("hopper stopped")
-        return 0
+        return self.exit_code
 
     # -- live settings -----------------------------------------------------
     def apply_settings(self, new: settings_mod.Settings) -> None:
@@ -165,21 +194,21 @@ class Daemon:
         if new.flask_app != old.flask_app:
             log.info("tasks.flask_app is now %r: it takes effect at the next worker start",
                      new.flask_app)
-            self.backend.put_state(ERROR_STATE_KEY, None)
+            self.backend.put_state(FLASK_APP_ERROR_KEY, None)
             self.pool.reset_backoff()
         if new.workers != self.pool.target:
             self.pool.scale(new.workers)
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
         if schedules_for(new) != schedules_for(old):
             self.scheduler.update(schedules_for(new))
-        self.backend.put_state("settings_error", None)
+        self.backend.put_state(SETTINGS_ERROR_KEY, None)
         restart_only = [k for k in ("database", "bind", "threads", "token") if
                         getattr(new, k) != getattr(old, k)]
         if restart_only:
             log.warning("changed %s take(s) effect at the next start", ", ".join(restart_only))
 
     def reject_settings(self, message: str) -> None:
-        self.backend.put_state("settings_error", {"error": message, "at": time.time()})
+        self.backend.put_state(SETTINGS_ERROR_KEY, {"error": message, "at": time.time()})
 
     # -- housekeeping ------------------------------------------------------
     def _beat(self) -> None:
@@ -225,14 +254,17 @@ def serve(config: str | Path | None, web: bool = True,
     """``python run.py serve`` (or ``worker``, where ``queues`` is ``--queues``): load
     settings (refusing a bad file) and run.
 
-    Exit codes: 0 after a clean stop, 2 for unusable settings or task modules,
-    3 when the database cannot be reached.
+    Exit codes: 0 after a clean stop, 2 for unusable settings or task modules or an
+    address the web server cannot have (checked before anything starts), 3 when the
+    database cannot be reached.
     """
     logs.configure()
     try:
         settings = settings_mod.load(config)
+        if web:
+            check_bind(settings.bind)
         daemon = Daemon(settings, web=web, queues=queues)
-    except (settings_mod.SettingsError, registry.TaskModuleError) as exc:
+    except (settings_mod.SettingsError, registry.TaskModuleError, BindError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except database_errors() as exc:

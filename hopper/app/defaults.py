@@ -8,7 +8,6 @@ Times are in seconds unless the name says otherwise.
 from __future__ import annotations
 
 # -- leases and liveness ------------------------------------------------------
-LEASE_S = 30.0              # a running task's lease; the supervisor renews it every heartbeat
 HEARTBEAT_S = 1.0           # supervisor: worker rows, leases, orphan rescue
 LIVE_WORKER_AGE_S = 3.0     # a worker row older than this is a dead one's (shown as gone)
 DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks are rescued;
@@ -51,6 +50,11 @@ SUPERVISE_TICK_S = 0.5      # how often the main loop looks at SIGHUP and the we
 WEB_RESTART_FIRST_S = 1.0
 WEB_RESTART_MAX_S = 30.0
 WEB_STABLE_S = 30.0
+# A web server that exits with an error within WEB_EXITS_AT_ONCE_S of starting (Gunicorn
+# retries a busy port for about 5 s) WEB_EXITS_AT_ONCE times in a row stops the daemon: it
+# cannot serve. Killed by a signal does not count (that is a crash; it is restarted).
+WEB_EXITS_AT_ONCE_S = 15.0
+WEB_EXITS_AT_ONCE = 3
 
 # -- housekeeping -------------------------------------------------------------
 PRUNE_EVERY_S = 60.0        # how often retention runs
@@ -92,6 +96,8 @@ QUEUE_THROUGHPUT_MINUTES = 60
 # -- the library browser ------------------------------------------------------
 THUMBNAIL_SIZE = 320        # longest side in pixels (Immich uses 250; sharper on HiDPI screens)
 THUMBNAIL_QUALITY = 80      # WebP/JPEG quality of thumbnails
+PREVIEW_SIZE = 1600         # longest side of the item page's large preview (a laptop screen)
+VIDEO_POSTER_AT = 0.10      # a video's poster frame is taken this far in (past fades from black)
 THUMBNAIL_TIMEOUT_S = 120.0  # a thumbnail takes well under a second; a hang is the file's fault
 THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named by content)
 THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed

@@ -1,5 +1,6 @@
 """Eager mode (``HOPPER_EAGER=1`` or ``eager: true``): ``enqueue`` runs the task in
-the calling process, like Huey's immediate mode or Celery's always-eager.
+the calling process, like Huey's immediate mode or Celery's always-eager; the
+client's ``InlineEngine`` (``engines.py``) calls it.
 
 Only the tasks this call enqueued run here, with the children they enqueue and
 the continuations their settling creates; anything else queued in the database
@@ -39,23 +40,7 @@ def run_eagerly(backend: Backend, task_ids: list[int]) -> None:
             log_outcome(claimed[0], outcome, worker_id)
             backend.finish_and_claim(worker_id, [outcome], [], 0, EAGER_LEASE_S)
             ran.append(task_id)
-            pending.extend(_continuations(backend, ran))
-            pending.extend(_released(backend, task_id))
+            pending.extend(backend.queued_continuations(ran))
+            pending.extend(backend.queued_dependents(task_id))
     finally:
         _state.pending = None
-
-
-def _released(backend: Backend, task_id: int) -> list[int]:
-    """Dependents of a task that just finished which are now queued (their last
-    dependency succeeded); blocked ones run when their other dependencies have."""
-    return [r[0] for r in backend.fetch(
-        "SELECT t.id FROM task_deps d JOIN tasks t ON t.id = d.task_id"
-        " WHERE d.depends_on = ? AND t.status = 'queued' ORDER BY t.id", (task_id,))]
-
-
-def _continuations(backend: Backend, parents: list[int]) -> list[int]:
-    """Queued continuations of the given parents (created when each settled)."""
-    keys = [f"continuation:{p}" for p in parents]
-    marks = ",".join("?" * len(keys))
-    return [r[0] for r in backend.fetch(
-        f"SELECT id FROM tasks WHERE status = 'queued' AND unique_key IN ({marks})", keys)]

@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import contextvars
 import json
-import random
 import time
 import traceback
 
 from hopper.app import defaults, logs, registry, tracing
+from hopper.app.backends import retries
 from hopper.app.backends.base import ATTEMPT_ERROR, Claimed, Outcome
 
 current_task_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "current_task_id", default=None)
 
 _loop = None  # the event loop of async tasks; asyncio is imported on first use (~30 ms)
-
-
-def backoff_delay(base: float, attempts: int) -> float:
-    """Exponential backoff with jitter: base * 2^(attempts-1), stretched by up to 25 %.
-
-    The jitter only ever lengthens a gap, so gaps still grow attempt after attempt.
-    """
-    return min(defaults.MAX_BACKOFF_S, base * 2 ** (attempts - 1) * random.uniform(1.0, 1.25))
 
 
 def backoff_for(name: str) -> float:
@@ -35,11 +27,11 @@ def backoff_for(name: str) -> float:
         return defaults.BACKOFF_BASE_S
 
 
-def retry_at_for(name: str, attempts: int, max_attempts: int) -> float | None:
-    """When a failed attempt may run again; None when no attempt is left."""
-    if attempts >= max_attempts:
-        return None
-    return time.time() + backoff_delay(backoff_for(name), attempts)
+def retry_at_for(name: str, attempts: int, max_attempts: int,
+                 kind: str = ATTEMPT_ERROR) -> float | None:
+    """When a failed attempt of task ``name`` may run again; None when the task fails
+    for good (the decision is ``retries.retry_at``'s, with the task's own backoff)."""
+    return retries.retry_at(attempts, max_attempts, kind, backoff_for(name))
 
 
 def _run(spec: registry.TaskSpec, args: dict):

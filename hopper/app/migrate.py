@@ -35,7 +35,8 @@ def split_statements(sql: str) -> list[str]:
             if current.strip():
                 statements.append(current.strip())
             current = ""
-    if current.strip() and not all(l.strip().startswith("--") for l in current.splitlines() if l.strip()):
+    if current.strip() and not all(line.strip().startswith("--") for line in current.splitlines()
+                                  if line.strip()):
         raise ValueError(f"incomplete SQL statement at end of migration: {current.strip()[:80]}")
     return statements
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hopper.app import execute, graph_plan, logs, registry, tracing
 from hopper.app import settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
-from hopper.app.eager import run_eagerly
+from hopper.app.backends.urls import redact
+from hopper.app.engines import InlineEngine, QueueEngine
+from hopper.app.queue_names import check_queue_name
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.task_fields import check_meta, check_tags
-from hopper.app.wakeup import Doorbell, doorbell_path
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "cancel", "retry",
            "current_task_id", "set_progress", "set_meta", "list_tasks", "pause_queue",
@@ -54,7 +54,8 @@ _REQUEST_KEYS = _ENQUEUE_KEYS | {"name", "ref"}
 
 
 class Client:
-    """A process's handle on the queue: settings, backend and doorbell."""
+    """A process's handle on the queue: settings, backend and the engine that runs
+    what it enqueues (the daemons' workers, or this process in eager mode)."""
 
     def __init__(self, settings: settings_mod.Settings, migrate: bool = True,
                  modules: tuple[str, ...] = ()):
@@ -67,9 +68,8 @@ class Client:
             self.backend: Backend = open_backend(settings.database, settings.durability)
             if migrate:
                 self.backend.migrate()
-        bell = doorbell_path(settings.database)
-        self.doorbell = Doorbell(bell) if bell else None
         self.eager = settings.eager or os.environ.get("HOPPER_EAGER", "") not in ("", "0")
+        self.engine = InlineEngine(self.backend) if self.eager else QueueEngine(self.backend)
 
 
 _client: Client | None = None
@@ -89,15 +89,12 @@ class reaching:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, exc, tb) -> bool:
-        if exc is not None and not isinstance(exc, QueueUnavailable) and is_unavailable(self.url, exc):
+    def __exit__(self, kind, exc, tb) -> Literal[False]:
+        if (exc is not None and not isinstance(exc, QueueUnavailable)
+                and is_unavailable(self.url, exc)):
             raise QueueUnavailable(
-                f"the task database {_redact(self.url)} cannot be reached: {exc}") from exc
+                f"the task database {redact(self.url)} cannot be reached: {exc}") from exc
         return False
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def configure(settings: settings_mod.Settings | None = None, migrate: bool = True,
@@ -178,9 +175,7 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         registry.validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
     else:
         priority, timeout, max_attempts = spec.priority, spec.timeout, spec.max_attempts
-    queue = spec.queue if queue is None else queue
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue must be a non-empty string, got {queue!r}")
+    queue = check_queue_name(spec.queue if queue is None else queue)
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
         raise ValueError(f"unique_key must be a non-empty string, got {unique_key!r}")
     if parent_id is not None and (isinstance(parent_id, bool) or not isinstance(parent_id, int)):
@@ -231,7 +226,7 @@ def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
             raise ValueError("each task must be an object with a name")
     plan = graph_plan.plan(requests)
     position: dict[int, int] = {}
-    tasks = []
+    tasks: list[NewTask] = []
     for index in plan.order:
         request = {k: v for k, v in requests[index].items() if k not in ("ref", "depends_on")}
         new = task_from_request(request)
@@ -267,17 +262,17 @@ def _refuse_unknown(options) -> None:
 
 
 def _submit(c: Client, tasks: list[NewTask]) -> list[tuple[int, bool]]:
-    """Insert validated tasks, then run them (eager mode) or wake idle workers."""
-    with reaching(c.settings.database):
-        results = c.backend.enqueue(tasks)
-    if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
-        for new, (task_id, created) in zip(tasks, results):
-            if created:
-                logs.task_event("enqueued", task_id, new.name, new.queue)
-    if c.eager:
-        run_eagerly(c.backend, [task_id for task_id, created in results if created])
-    elif c.doorbell is not None:
-        c.doorbell.ring(sum(created for _, created in results))
+    """Insert validated tasks (the backend wakes idle workers), then hand the new
+    ones to the client's engine (eager mode runs them here)."""
+    # The wake-up waits for the "enqueued" events, so a log never shows "started" first.
+    with c.backend.notifier().held():
+        with reaching(c.settings.database):
+            results = c.engine.insert(tasks)
+        if logs.tasks_log.isEnabledFor(logs.EVENT_LEVELS["enqueued"]):
+            for new, (task_id, created) in zip(tasks, results, strict=True):
+                if created:
+                    logs.task_event("enqueued", task_id, new.name, new.queue)
+    c.engine.run([task_id for task_id, created in results if created])
     return results
 
 
@@ -337,24 +332,18 @@ def retry(task_id: int) -> dict:
     found = c.backend.retry(task_id)
     logs.task_event("retried", task_id, found["name"], found["queue"], None, found["attempts"],
                     reason="retry requested")
-    if c.doorbell is not None:
-        c.doorbell.ring()
     return found
 
 
 def pause_queue(name: str) -> bool:
     """Pause a queue for every daemon on this database (its tasks stay queued);
-    False if it was paused already."""
-    return client().backend.pause_queue(name)
+    False if it was paused already. InvalidQueueName (a ValueError) for a bad name."""
+    return client().backend.pause_queue(check_queue_name(name))
 
 
 def resume_queue(name: str) -> bool:
     """Resume a paused queue and wake idle workers; False if it was not paused."""
-    c = client()
-    resumed = c.backend.resume_queue(name)
-    if resumed and c.doorbell is not None:
-        c.doorbell.ring(64)  # one byte per idle worker woken; they drain the backlog
-    return resumed
+    return client().backend.resume_queue(check_queue_name(name))
 
 
 def current_task_id() -> int | None:

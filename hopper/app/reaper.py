@@ -17,6 +17,7 @@ import logging
 import time
 
 from hopper.app import logs
+from hopper.app.backends import retries
 from hopper.app.backends.base import ATTEMPT_LOST, Backend
 from hopper.app.identity import daemon_of
 
@@ -45,8 +46,10 @@ def rescue_orphans(backend: Backend, own_workers: set[str], daemon_id: str | Non
         if worker_id in own_workers:
             continue
         task = backend.get(task_id) or {}
+        retry_at = retries.retry_at(task.get("attempts", 0), task.get("max_attempts", 0),
+                                    ATTEMPT_LOST)
         if backend.fail_attempt(task_id, worker_id, f"lease of worker {worker_id} expired",
-                                retry_at=time.time(), kind=ATTEMPT_LOST):
+                                retry_at=retry_at, kind=ATTEMPT_LOST):
             rescued += 1
             logs.task_event("rescued", task_id, task.get("name"), task.get("queue"), worker_id,
                             task.get("attempts"), reason="lease expired")

@@ -53,7 +53,8 @@ _REGISTRY: dict[str, TaskSpec] = {}
 
 def task(fn: Callable | None = None, *, name: str | None = None, queue: str = "default",
          max_attempts: int = defaults.MAX_ATTEMPTS, timeout: float | None = None,
-         priority: int = 0, backoff: float = defaults.BACKOFF_BASE_S, continuation: str | None = None):
+         priority: int = 0, backoff: float = defaults.BACKOFF_BASE_S,
+         continuation: str | None = None):
     """Register a function as a task; usable as ``@task`` or ``@task(...)``.
 
     ``backoff`` is the first retry delay in seconds (it doubles per attempt);

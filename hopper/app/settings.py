@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from hopper.app import settings_keys
-from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS, QUEUE_NAME_MAX
+from hopper.app import queue_names, settings_keys
+from hopper.app.backends.urls import sqlite_path
+from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS
 
 SETTINGS_NAME = "settings.yaml"   # looked for in the current folder when nothing names a file
 MAX_WORKERS = max(4, (os.cpu_count() or 1) * 8)
@@ -111,11 +112,6 @@ class Settings:
                           default=str)
 
 
-def sqlite_path(url: str) -> Path:
-    """The file path in a ``sqlite:///path`` URL."""
-    return Path(url[len("sqlite:///"):])
-
-
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
     """The settings file in force: ``--config``, else ``HOPPER_CONFIG``, else
     ``settings.yaml`` in the current folder."""
@@ -127,7 +123,9 @@ def from_snapshot(text: str) -> Settings:
     """The settings a parent process passed down with ``Settings.snapshot``."""
     data = json.loads(text)
     settings = validate(data["raw"], Path(data["path"]))
-    return settings if data.get("from_file", True) else dataclasses.replace(settings, from_file=False)
+    if data.get("from_file", True):
+        return settings
+    return dataclasses.replace(settings, from_file=False)
 
 
 def inherited() -> Settings:
@@ -220,7 +218,7 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
         return ()
     if not isinstance(raw, list):
         raise SettingsError("schedules: expected a list")
-    out = []
+    out: list[dict] = []
     for i, entry in enumerate(raw):
         key = f"schedules[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -245,14 +243,12 @@ def _schedules(raw: Any) -> tuple[dict, ...]:
 
 
 def check_queue_name(name: Any, key: str = "queue") -> str:
-    """A queue name: a non-empty string of at most QUEUE_NAME_MAX printable characters."""
-    if not isinstance(name, str) or not name or len(name) > QUEUE_NAME_MAX:
-        raise SettingsError(f"{key}: a queue name must be a string of 1 to {QUEUE_NAME_MAX} "
-                            f"characters, got {name!r}")
-    if not name.isprintable() or name != name.strip() or "," in name or "/" in name:
-        raise SettingsError(f"{key}: queue name {name!r} may not contain commas, slashes, "
-                            "control characters or surrounding spaces")
-    return name
+    """A queue name of the settings (``queue_names.check_queue_name``'s rule);
+    SettingsError otherwise."""
+    try:
+        return queue_names.check_queue_name(name, key)
+    except queue_names.InvalidQueueName as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _queue_limits(raw: Any) -> dict[str, int]:
@@ -270,7 +266,8 @@ def _queue_limits(raw: Any) -> dict[str, int]:
         if entry is None:
             entry = {}
         if not isinstance(entry, dict):
-            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}}, got {entry!r}")
+            raise SettingsError(f"{key}: expected a mapping such as {{concurrency: 1}},"
+                                f" got {entry!r}")
         unknown = sorted(str(k) for k in entry if k != "concurrency")
         if unknown:
             raise SettingsError(f"{key}: unknown key(s) {', '.join(unknown)}; the only key is "
@@ -291,7 +288,8 @@ def validate(raw: dict, path: Path) -> Settings:
     except settings_keys.UnknownKey as exc:
         raise SettingsError(str(exc)) from None
     server, auth = _section(raw, "server"), _section(raw, "auth")
-    library, retention, tasks = _section(raw, "library"), _section(raw, "retention"), _section(raw, "tasks")
+    library, retention = _section(raw, "library"), _section(raw, "retention")
+    tasks = _section(raw, "tasks")
     durability = raw.get("durability", "full")
     if durability not in ("full", "normal"):
         raise SettingsError(f"durability: must be full or normal, got {durability!r}")
@@ -309,7 +307,8 @@ def validate(raw: dict, path: Path) -> Settings:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise SettingsError("tasks.modules: expected a list of module names")
     flask_app = tasks.get("flask_app")
-    if flask_app is not None and (not isinstance(flask_app, str) or not _FLASK_APP.match(flask_app)):
+    if flask_app is not None and (not isinstance(flask_app, str)
+                                  or not _FLASK_APP.match(flask_app)):
         raise SettingsError(f"tasks.flask_app: expected \"package.module:create_app\" or"
                             f" \"package.module:app\", got {flask_app!r}")
     settings = Settings(
@@ -323,9 +322,11 @@ def validate(raw: dict, path: Path) -> Settings:
         token=token,
         inbox=_resolve(base, library.get("inbox", "data/inbox"), "library.inbox"),
         library_root=_resolve(base, library.get("root", "data/library"), "library.root"),
-        quarantine=_resolve(base, library.get("quarantine", "data/quarantine"), "library.quarantine"),
+        quarantine=_resolve(base, library.get("quarantine", "data/quarantine"),
+                            "library.quarantine"),
         layout=layout,
-        rescan_interval=parse_duration(library.get("rescan_interval", "1h"), "library.rescan_interval"),
+        rescan_interval=parse_duration(library.get("rescan_interval", "1h"),
+                                       "library.rescan_interval"),
         settle_time=parse_duration(library.get("settle_time", "1s"), "library.settle_time"),
         retention_succeeded=parse_duration(retention.get("succeeded", "7d"), "retention.succeeded"),
         retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),

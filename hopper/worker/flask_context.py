@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from typing import Any, Callable, ContextManager, Iterator
 
 from hopper.app.backends.base import Backend
+from hopper.app.published import FLASK_APP_ERROR_KEY
 
 log = logging.getLogger("hopper.worker")
 
 # A worker exits with this code when the app cannot be built; the pool reports
 # the error once and backs off instead of restarting it at once.
 EXIT_APP_FAILED = 3
-ERROR_STATE_KEY = "flask_app_error"
+ERROR_STATE_KEY = FLASK_APP_ERROR_KEY
 
 
 def load_app(spec: str) -> Any:

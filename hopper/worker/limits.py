@@ -54,14 +54,6 @@ class Routing:
         return frozenset(SERVE_ONLY_QUEUES)
 
 
-def parse_queue_list(text: str) -> frozenset[str]:
-    """``a,b`` from the command line as a set of queue names; ValueError if empty."""
-    names = [part.strip() for part in text.split(",")]
-    if not text.strip() or any(not name for name in names):
-        raise ValueError(f"--queues expects queue names separated by commas, got {text!r}")
-    return frozenset(names)
-
-
 class QueueLimits:
     """The live per-queue concurrency of one pool and the tasks its workers hold."""
 

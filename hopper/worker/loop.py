@@ -16,10 +16,11 @@ import signal
 import time
 from multiprocessing import forkserver
 from multiprocessing.sharedctypes import RawArray
-from typing import Callable
+from typing import Any, Callable, ContextManager
 
 from hopper.app import logs
 from hopper.app.backends.base import Backend, Claimed, Outcome
+from hopper.app.backends.protocols import Listener
 from hopper.app.defaults import (
     FAST_TASK_S,
     IDLE_POLL_MAX_S,
@@ -88,10 +89,11 @@ class WorkerLoop:
     """Runs tasks until asked to stop; owns no process-level state."""
 
     def __init__(self, backend: Backend, worker_id: str, lease_s: float, slot: Slot,
-                 listener=None, doorbell=None, task_context=contextlib.nullcontext,
+                 listener: Listener | None = None, task_context=contextlib.nullcontext,
                  gate: QueueGate | None = None):
         self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
-        self.listener, self.doorbell, self.gate = listener, doorbell, gate
+        self.listener, self.gate = listener, gate
+        self.notifier = backend.notifier()
         self.task_context = task_context  # entered around each task (tasks.flask_app)
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
@@ -108,16 +110,14 @@ class WorkerLoop:
         release: list[int] = []
         batch = 1
         while not self.stopping():
-            claimed = self._finish_and_claim(pending, release, batch)
-            if release and self.doorbell is not None:
-                self.doorbell.ring(len(release))
+            claimed = self._finish_and_claim(pending, release, batch)  # rings for `release`
             pending, release = [], []
             if not claimed:
                 self._idle()
                 continue
             self._idle_s = IDLE_POLL_S
-            if len(claimed) == batch > 1 and self.doorbell is not None:
-                self.doorbell.ring()  # more may be ready: let an idle peer share it
+            if len(claimed) == batch > 1:
+                self.notifier.notify()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
             batch = self._next_batch_size(claimed, batch)
         self._finish_and_claim(pending, release, 0)
@@ -160,7 +160,11 @@ class WorkerLoop:
         due = self.backend.next_due()
         if due is not None:
             wait = min(wait, max(0.001, due - time.time()))
-        woken = self.listener.wait(wait) if self.listener is not None else time.sleep(wait)
+        if self.listener is not None:
+            woken = self.listener.wait(wait)
+        else:
+            time.sleep(wait)
+            woken = False
         self._idle_s = IDLE_POLL_S if woken else min(self._idle_s * 2, IDLE_POLL_MAX_S)
 
     def _run_batch(self, claimed: list[Claimed], pending: list[Outcome]) -> list[int]:
@@ -180,10 +184,8 @@ class WorkerLoop:
 
     def _give_back(self, pending: list[Outcome], unstarted: list[int]) -> None:
         if pending or unstarted:
-            self._finish_and_claim(pending, unstarted, 0)
+            self._finish_and_claim(pending, unstarted, 0)  # the backend rings for `unstarted`
             pending.clear()
-        if unstarted and self.doorbell is not None:
-            self.doorbell.ring(len(unstarted))
 
     def _run_one(self, task: Claimed) -> Outcome:
         deadline = time.monotonic() + task.timeout if task.timeout else 0.0
@@ -217,7 +219,7 @@ def _die_with_fork_server() -> None:
     alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
     if alive_fd is not None:
         os.close(alive_fd)
-        forkserver._forkserver._forkserver_alive_fd = None
+        forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]  # private, read with getattr above
     parent = os.getppid()
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.prctl(1, signal.SIGKILL) != 0:  # PR_SET_PDEATHSIG
@@ -235,19 +237,17 @@ def worker_main(slot: Slot, settings, daemon_id: str, nonce: str,
     _die_with_fork_server()  # SIGINT and SIGTERM stay ignored: see worker.forkserver_init
     logs.configure()  # as the supervisor was told (HOPPER_LOG_FORMAT, HOPPER_LOG_LEVEL)
     from hopper.app import queue
-    from hopper.app.wakeup import DoorbellListener, doorbell_path
 
     # The supervisor's last good settings: the file on disk may be mid-edit or broken.
     # The supervisor applied the migrations before it started the pool.
     client = queue.configure(settings, migrate=False, modules=modules)
-    task_context = contextlib.nullcontext
+    task_context: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     if settings.flask_app:
         from hopper.worker.flask_context import build_or_exit
 
         task_context = build_or_exit(settings.flask_app, client.backend)
-    bell = doorbell_path(settings.database)
-    listener = DoorbellListener(bell) if bell else client.backend.listener()
+    listener = client.backend.notifier().listen()
     gate = QueueGate(limits, row, routing) if limits is not None else None
-    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, client.doorbell,
-                      task_context, gate)
+    loop = WorkerLoop(client.backend, worker_id, settings.lease, slot, listener, task_context,
+                      gate)
     loop.run()

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_sentinels
+from typing import cast
 
 import psutil
 
@@ -133,11 +134,14 @@ class WorkerPool:
             with self._lock:
                 sentinels = {h.process.sentinel: h for h in self.workers.values()}
             # Deaths wake this at once; the tick only bounds how late a timeout is enforced.
-            ready = wait_sentinels(list(sentinels), timeout=MONITOR_TICK_S) if sentinels else (
-                time.sleep(MONITOR_TICK_S))
+            ready: list = []
+            if sentinels:
+                ready = wait_sentinels(list(sentinels), timeout=MONITOR_TICK_S)
+            else:
+                time.sleep(MONITOR_TICK_S)
             try:
-                for sentinel in ready or ():
-                    self._on_exit(sentinels[sentinel])
+                for sentinel in ready:
+                    self._on_exit(sentinels[cast(int, sentinel)])  # sentinels are fds
                 self._fill()
                 self._enforce_timeouts()
                 if time.monotonic() - self._last_cancel_check > CANCEL_CHECK_S:
@@ -225,7 +229,8 @@ class WorkerPool:
             if task is None:
                 continue
             reason = f"timed out after {task['timeout'] or 0:g}s"
-            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"])
+            retry_at = retry_at_for(task["name"], task["attempts"], task["max_attempts"],
+                                    ATTEMPT_TIMEOUT)
             self.backend.fail_attempt(task_id, handle.worker_id, reason, retry_at,
                                       kind=ATTEMPT_TIMEOUT)
             logs.task_event("retried" if retry_at is not None else "failed", task_id,

@@ -7,15 +7,20 @@ reason, except in CI (``CI`` set), where that is a failure.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from daemons import Daemon, write_settings
+from helpers import poll_until
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "library")]  # library_media: real test photos
 
-from recorder import DESKTOP, PageRecorder  # noqa: E402
+from recorder import DESKTOP, PageRecorder  # noqa: E402  (found on the path set just above)
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -91,12 +96,6 @@ def token_site(tmp_path_factory):
     yield site
     stop_site(site)
 
-import subprocess
-from urllib.parse import urlsplit
-
-import requests
-from daemons import Daemon, write_settings  # noqa: E402
-from helpers import poll_until  # noqa: E402
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
@@ -124,7 +123,8 @@ def browser_context(browser):
 
     context.route("**/*", on_route)
     context.on("page", lambda page: page.on(
-        "console", lambda msg: watch.console_errors.append(msg.text) if msg.type == "error" else None))
+        "console",
+        lambda msg: watch.console_errors.append(msg.text) if msg.type == "error" else None))
     context.watch = watch
     yield context
     context.close()

@@ -38,18 +38,28 @@ class LibrarySite:
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
-    except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy starting
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer
         return False
 
 
 def start_site(folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]],
                token: str | None = None) -> LibrarySite:
     """Start a daemon (with ``auth.token`` when given), drop ``files`` ({name: (bytes,
-    mtime)}) into its inbox and wait until each is indexed and (images) has its
-    thumbnail state."""
+    mtime)}) into its inbox and wait until each is indexed with its preview made (or
+    none); a site that does not come up is stopped before the error is raised."""
     overrides = {"auth": {"token": token}} if token else {}
     daemon = Daemon(write_settings(folder, **overrides)).start()
     site = LibrarySite(daemon, token=token)
+    try:
+        _fill(site, folder, files)
+    except BaseException:
+        stop_site(site)  # a site that never came up must not outlive the test
+        raise
+    return site
+
+
+def _fill(site: LibrarySite, folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]]):
+    daemon = site.daemon
     poll_until(lambda: _healthy(site.base_url), timeout=30,
                message=lambda: f"web server did not come up:\n{daemon.read_log()[-3000:]}")
     inbox = site.data / "inbox"
@@ -64,12 +74,11 @@ def start_site(folder: Path, files: dict[str, tuple[bytes, dt.datetime | None]],
     def ready():
         items = {i["source_name"]: i for i in site.api("/api/library", limit=500)["items"]}
         done = set(files) <= set(items) and all(
-            items[n]["kind"] != "image" or items[n]["thumbnail"] for n in files)
+            items[n]["thumbnail"] != "pending" for n in files)
         return items if done else None
 
     site.items = poll_until(ready, timeout=90, interval=0.2,
                             message=lambda: f"library not ready\n{daemon.read_log()[-3000:]}")
-    return site
 
 
 def stop_site(site: LibrarySite) -> None:

@@ -40,7 +40,8 @@ def test_worker_slider_grows_the_overview_workers_table_without_reload(ui_daemon
     origin = overview.evaluate("() => performance.timeOrigin")
     settings = browser_context.new_page()
     settings.goto(daemon.base_url + "/settings")
-    settings.locator("#workers").fill("4")  # sets the value and fires input and change, as a drag does
+    # fill() sets the value and fires input and change, as a drag does
+    settings.locator("#workers").fill("4")
     expect(settings.locator("#workers-value")).to_have_text("4")
     expect(settings.locator("#workers-running")).to_have_text("4", timeout=TIMEOUT_MS)
     expect(rows).to_have_count(4, timeout=TIMEOUT_MS)
@@ -98,7 +99,8 @@ def test_bulk_retry_of_fifty_failed_tasks_selected_by_filter(ui_daemon, page, tm
     # Each fails its first attempt (max_attempts=1, so it stays failed) and succeeds when retried.
     ids = _post(daemon.base_url, "/api/tasks/batch", [
         {"name": "flaky", "queue": queue, "max_attempts": 1,
-         "args": {"log": str(tmp_path / f"flaky-{i}.log"), "failures": 1}} for i in range(50)])["ids"]
+         "args": {"log": str(tmp_path / f"flaky-{i}.log"),
+                  "failures": 1}} for i in range(50)])["ids"]
     poll_until(lambda: requests.post(daemon.base_url + "/api/tasks/bulk", timeout=10, json={
         "action": "retry", "filter": {"queue": queue}, "dry_run": True}).json()["matched"] == 50,
         timeout=60, message="the 50 tasks did not all fail")

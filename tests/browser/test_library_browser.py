@@ -61,7 +61,8 @@ def test_item_page_shows_metadata_and_downloads_the_original(two_photos_site, op
     page.get_by_role("link", name=re.compile("mountain-lake.jpg")).click()
     page.wait_for_url(f"**/library/{item['id']}")
     facts = dict(zip(page.locator(".lib-meta dt").all_text_contents(),
-                     [t.strip() for t in page.locator(".lib-meta dd").all_text_contents()]))
+                     [t.strip() for t in page.locator(".lib-meta dd").all_text_contents()],
+                     strict=True))
     assert facts["Path in the library"] == "image/2022/08/mountain-lake.jpg"
     assert facts["Camera"] == "Canon EOS R6"
     assert facts["Dimensions"] == "600 × 900 px"

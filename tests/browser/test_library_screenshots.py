@@ -14,13 +14,22 @@ import pytest
 from recorder import DESKTOP, PHONE
 
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
-PREFIX = {"library": "library", "item": "library-item"}
+PREFIX = {"library": "library", "item": "library-item", "video": "library-video"}
 
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory):
-    """A library with photos over several months, a document, a duplicate and a broken image."""
-    from library_media import broken_jpeg_bytes, pdf_bytes, scene_bytes
+    """A library with photos over several months, an iPhone HEIC and video, a PDF, a
+    transparent PNG, a Word file, a duplicate and a broken image."""
+    from library_media import (
+        alpha_png_bytes,
+        broken_jpeg_bytes,
+        docx_bytes,
+        pdf_pages_bytes,
+        scene_bytes,
+        scene_heic_bytes,
+        video_bytes,
+    )
     from library_site import start_site, stop_site
 
     cameras = [("FUJIFILM", "X-T30"), ("Canon", "Canon EOS R6"), ("Apple", "iPhone 13")]
@@ -34,7 +43,12 @@ def demo_site(tmp_path_factory):
         make, model = cameras[n % len(cameras)]
         files[f"{name}.jpg"] = (scene_bytes(n, original=when, make=make, model=model), None)
     files["copy of sunset-pier.jpg"] = files["sunset-pier.jpg"]
-    files["tax-return-2022.pdf"] = (pdf_bytes(1), dt.datetime(2023, 4, 2, 10, 0))
+    files["tax-return-2022.pdf"] = (pdf_pages_bytes(1, 3, "D:20230402100000Z"), None)
+    files["IMG_4102.HEIC"] = (scene_heic_bytes(7, "2023:06:11 07:45:00"), None)
+    files["IMG_4103.MOV"] = (video_bytes(3, "mov", "2023-06-11T07:50:00Z", seconds=4.0,
+                                         size=(640, 360), location="+46.5584+008.5611/"), None)
+    files["logo.png"] = (alpha_png_bytes(2, size=(480, 360)), dt.datetime(2023, 5, 2, 10, 0))
+    files["letter.docx"] = (docx_bytes(1), dt.datetime(2023, 5, 9, 16, 0))
     files["scan-damaged.jpg"] = (broken_jpeg_bytes(1), dt.datetime(2023, 6, 1, 9, 0))
     site = start_site(tmp_path_factory.mktemp("demo"),
                       {k: v for k, v in files.items() if not k.startswith("copy of")})
@@ -62,12 +76,14 @@ def _out_dir(tmp_path) -> Path:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", ["desktop", "phone"])
-@pytest.mark.parametrize("which", ["library", "item"])
+@pytest.mark.parametrize("which", ["library", "item", "video"])
 def test_library_page_fits_the_width_and_loads_cleanly(demo_site, open_page, tmp_path,
                                                        which, width, scheme):
     page, seen = open_page(demo_site.base_url, viewport=VIEWPORTS[width], color_scheme=scheme)
-    item = demo_site.items["sunset-pier.jpg"]
+    item = demo_site.items["IMG_4103.MOV" if which == "video" else "sunset-pier.jpg"]
     page.goto("/library" if which == "library" else f"/library/{item['id']}")
+    if which == "video":  # the poster frame is shown once the player has the metadata
+        page.wait_for_function("v => v.readyState >= 2", arg=page.locator("video").element_handle())
     for img in page.locator("img").element_handles():
         img.scroll_into_view_if_needed()
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img)
@@ -75,5 +91,5 @@ def test_library_page_fits_the_width_and_loads_cleanly(demo_site, open_page, tmp
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow}px of sideways scrolling"
     name = f"{PREFIX[which]}-{width}-{scheme}.png"
-    page.screenshot(path=str(_out_dir(tmp_path) / name), full_page=which == "item")
+    page.screenshot(path=str(_out_dir(tmp_path) / name), full_page=which != "library")
     seen.assert_clean()

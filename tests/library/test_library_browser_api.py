@@ -73,7 +73,7 @@ def test_undecodable_image_gets_no_thumbnail_and_stays_in_the_library(engine_lib
     assert "cannot identify image file" in thumb_task["result"]["reason"]
     assert library_http.get(f"/api/library/{result['item_id']}").json["thumbnail"] == "none"
     response = library_http.get(f"/api/library/{result['item_id']}/thumbnail")
-    assert response.status_code == 404 and response.json["detail"].endswith("cannot be decoded")
+    assert response.status_code == 404 and "cannot be decoded" in response.json["detail"]
     assert not (_data(engine_lib) / "thumbnails" / sha(data)[:2]).exists()
 
 
@@ -204,7 +204,7 @@ def test_reindex_fills_camera_and_keeps_the_thumbnail(engine_lib):
         engine_lib.backend.run(conn, "UPDATE library_items SET camera = NULL")
     assert reindex(engine_lib.settings, engine_lib.backend) == 1
     [item] = search_items(engine_lib.backend)
-    assert item["camera"] == "NIKON CORPORATION NIKON D750" and item["thumbnail"] is None
+    assert item["camera"] == "NIKON CORPORATION NIKON D750" and item["thumbnail"] == "ready"
     queue.enqueue("library.thumbnail", {"sha256": result["sha256"]},
                   unique_key=f"library.thumbnail:{result['sha256']}")
     [item] = search_items(engine_lib.backend)

@@ -22,7 +22,8 @@ def _folders(daemon) -> tuple[Path, Path, Path]:
 def _watching(daemon, scans_before: int = 0):
     """Wait until the inbox watcher runs: it enqueues its startup scan once watching."""
     poll_until(lambda: len(tasks_named(daemon.config, "library.scan")) > scans_before,
-               timeout=30, message=lambda: f"the watcher did not start\n{daemon.read_log()[-3000:]}")
+               timeout=30,
+               message=lambda: f"the watcher did not start\n{daemon.read_log()[-3000:]}")
     return daemon
 
 
@@ -125,7 +126,8 @@ def test_unsafe_inputs_end_in_quarantine_with_a_reason(make_daemon, tmp_path):
     assert "zero bytes" in reasons["empty.jpg.reason.txt"]
     assert "escape" in reasons["..\\..\\escape.txt.reason.txt"]
     assert "not a regular file" in reasons["unreadable.pipe.reason.txt"]
-    assert (quarantine / "link.txt").is_symlink() and os.readlink(quarantine / "link.txt") == str(secret)
+    assert (quarantine / "link.txt").is_symlink()
+    assert os.readlink(quarantine / "link.txt") == str(secret)
     assert not files_under(inbox) and not files_under(library)
     after = {p: p.stat().st_mtime_ns for p in files_under(tmp_path)
              if "data" not in p.relative_to(tmp_path).parts[:1]}

@@ -110,7 +110,8 @@ def test_sha256_and_size_of_a_multi_buffer_file(tmp_path):
 def test_mime_comes_from_content_not_extension(tmp_path):
     assert identify_path(_write(tmp_path, "image.txt", png_bytes(1))).mime == "image/png"
     assert identify_path(_write(tmp_path, "doc.jpg", pdf_bytes(1))).mime == "application/pdf"
-    assert identify_path(_write(tmp_path, "note.pdf", "café ünïcode\n".encode())).mime == "text/plain"
+    assert identify_path(_write(tmp_path, "note.pdf",
+                                "café ünïcode\n".encode())).mime == "text/plain"
     assert identify_path(_write(tmp_path, "blob.txt", b"\x00\x01\x02binary")).kind == "other"
 
 
@@ -130,9 +131,11 @@ def test_exif_date_is_read_from_other_image_containers(tmp_path, fmt):
     exif = Image.Exif()
     exif[0x0132] = "2011:02:03 04:05:06"
     out = io.BytesIO()
-    Image.new("RGB", (40, 30), "blue").save(out, fmt, exif=exif if fmt == "TIFF" else exif.tobytes())
+    Image.new("RGB", (40, 30), "blue").save(out, fmt,
+                                            exif=exif if fmt == "TIFF" else exif.tobytes())
     found = identify_path(_write(tmp_path, "x.img", out.getvalue()))
-    assert (found.taken_at, found.kind, found.width) == (dt.datetime(2011, 2, 3, 4, 5, 6), "image", 40)
+    assert (found.taken_at, found.kind, found.width) == (
+        dt.datetime(2011, 2, 3, 4, 5, 6), "image", 40)
 
 
 def test_camera_is_make_and_model_without_repeating_the_make(tmp_path):

@@ -193,7 +193,8 @@ def test_file_whose_attempts_hung_is_quarantined_by_the_last_attempt(tmp_path, m
     finally:
         current_task_id.reset(token)
     assert result["status"] == "quarantined"
-    assert "timed out after 3600s" in (client.settings.quarantine / "bomb.png.reason.txt").read_text()
+    reason = (client.settings.quarantine / "bomb.png.reason.txt").read_text()
+    assert "timed out after 3600s" in reason
     assert (client.settings.quarantine / "bomb.png").read_bytes() == text_bytes(10)
 
 

@@ -110,9 +110,11 @@ def _reasons(folder: Path) -> dict[str, str]:
     return {p.name[:-len(".reason.txt")]: p.read_text() for p in folder.glob("*.reason.txt")}
 
 
-def test_two_files_of_one_name_quarantined_at_once_keep_both_files_and_reasons(tmp_path, monkeypatch):
+def test_two_files_of_one_name_quarantined_at_once_keep_both_files_and_reasons(tmp_path,
+                                                                               monkeypatch):
     inbox, folder = tmp_path / "inbox", tmp_path / "quarantine"
-    sources = {who: drop(inbox, f"{who}/broken.txt", f"from {who}".encode()) for who in ("alice", "bob")}
+    sources = {who: drop(inbox, f"{who}/broken.txt", f"from {who}".encode())
+               for who in ("alice", "bob")}
     _meet_at_first_link(monkeypatch, parties=2)
     errors = []
 

@@ -71,7 +71,8 @@ def test_copy_across_filesystems_goes_through_a_temp_name(tmp_path, monkeypatch)
     monkeypatch.setattr(organize, "_link_by_name", refuse_cross_device)
     fd = os.open(src, os.O_RDONLY)
     try:
-        final = organize.place(fd, src, folder, "src.bin", hashlib.sha256(src.read_bytes()).hexdigest())
+        final = organize.place(fd, src, folder, "src.bin",
+                               hashlib.sha256(src.read_bytes()).hexdigest())
     finally:
         os.close(fd)
     assert final.read_bytes() == src.read_bytes()

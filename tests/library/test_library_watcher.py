@@ -57,7 +57,7 @@ def test_file_is_enqueued_once_after_its_size_stops_changing(watched):
     w, recorder, settings = watched()
     path = settings.inbox / "growing.bin"
     with open(path, "wb") as f:
-        for i in range(8):             # keeps changing for longer than the settle time
+        for _ in range(8):             # keeps changing for longer than the settle time
             f.write(b"x" * 10_000)
             f.flush()
             time.sleep(0.1)

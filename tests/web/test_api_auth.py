@@ -38,7 +38,8 @@ def test_ui_login_keeps_a_session_and_state_changes_need_csrf(web_daemon):
     first = browser.get(base + "/settings", allow_redirects=False)
     assert first.status_code == 302 and "/login" in first.headers["Location"]
     login_page = browser.get(base + "/login")
-    bad = browser.post(base + "/login", data={"token": "wrong", "csrf_token": _csrf(login_page.text)})
+    bad = browser.post(base + "/login", data={"token": "wrong",
+                                              "csrf_token": _csrf(login_page.text)})
     assert "wrong token" in bad.text
     no_csrf = browser.post(base + "/login", data={"token": TOKEN})
     assert no_csrf.status_code == 403  # refused before the form is read

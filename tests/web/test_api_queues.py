@@ -102,7 +102,8 @@ def test_bad_queue_input_is_refused_with_a_clear_400_and_changes_nothing(
                 {"queues": []}, {"queues": {"": {"concurrency": 1}}}):
         body = assert_error(api.patch("/api/settings", json=bad), 400)
         assert body["detail"], bad
-    body = assert_error(api.patch("/api/settings", json={"queues": {"q": {"concurrency": -1}}}), 400)
+    body = assert_error(api.patch("/api/settings", json={"queues": {"q": {"concurrency": -1}}}),
+                        400)
     assert body["error"] == "invalid concurrency"
     assert "queues.q.concurrency must be an integer from 0" in body["detail"]
     assert api.daemon.config.read_text() == before

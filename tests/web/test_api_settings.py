@@ -18,7 +18,7 @@ def test_patch_workers_resizes_the_pool_and_rewrites_the_file(web_daemon):
         body = response.json()
         assert body["written"] == {"workers": n}
         assert body["comments_preserved"] is True
-        poll_until(lambda: len(api.get("/api/workers").json()) == n, timeout=2, interval=0.05,
+        poll_until(lambda n=n: len(api.get("/api/workers").json()) == n, timeout=2, interval=0.05,
                    message=lambda: f"workers: {api.get('/api/workers').json()}")
         on_disk = daemon.config.read_text()
         assert yaml.safe_load(on_disk)["workers"] == n
@@ -44,7 +44,8 @@ def test_broken_settings_file_is_reported_and_last_good_kept(web_daemon):
     daemon = web_daemon(workers=1)
     api = Api(daemon.base_url)
     daemon.config.write_text(daemon.config.read_text().replace("workers: 1", "workers: many"))
-    body = poll_until(lambda: (lambda b: b if b["error"] else None)(api.get("/api/settings").json()),
+    body = poll_until(lambda: (lambda b: b if b["error"] else None)(
+                          api.get("/api/settings").json()),
                       timeout=5, message="the reload error never showed up")
     assert "workers" in body["error"]["error"]
     assert body["settings"]["workers"] == 1

@@ -58,7 +58,8 @@ def test_filters_and_cursor_pages_cover_each_task_once(api):
             break
     assert seen == sorted(ids, reverse=True)
     assert pages == 3
-    assert api.get("/api/tasks", params={"queue": queue, "status": "succeeded"}).json()["tasks"] == []
+    params = {"queue": queue, "status": "succeeded"}
+    assert api.get("/api/tasks", params=params).json()["tasks"] == []
     by_name = api.get("/api/tasks", params={"queue": queue, "name": "echo", "limit": 500}).json()
     assert len(by_name["tasks"]) == 7
 
@@ -136,7 +137,8 @@ def test_queues_and_workers_describe_the_daemon(api):
     assert queues["queues"][queue]["counts"] == {"queued": 1}
     workers = api.get("/api/workers").json()
     assert len(workers) == 2
-    assert {"id", "pid", "state", "task_id", "cpu_percent", "rss_bytes", "started_at"} <= set(workers[0])
+    assert {"id", "pid", "state", "task_id", "cpu_percent", "rss_bytes",
+            "started_at"} <= set(workers[0])
 
 
 def test_health_reports_database_and_pool(api):

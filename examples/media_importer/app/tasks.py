@@ -51,7 +51,8 @@ def _copy_media(source: Path, target: Path) -> list[tuple[str, int, str]]:
     """Copy every media file directly in ``source``; report progress as task meta."""
     if not source.is_dir():
         raise FileNotFoundError(f"{source} is not a folder")
-    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+    files = sorted(p for p in source.iterdir() if p.is_file()
+                   and p.suffix.lower() in MEDIA_SUFFIXES)
     target.mkdir(parents=True, exist_ok=True)
     rows = []
     for done, path in enumerate(files, start=1):

@@ -28,7 +28,8 @@ def jobs():
     except QueueUnavailable as exc:
         return f"Hopper's queue cannot be reached, try again later: {exc}", 503
     job_ids = [t["args"].get("job_id") for t in tasks]
-    found = {j.id: j for j in db.session.scalars(db.select(ImportJob).where(ImportJob.id.in_(job_ids)))}
+    found = {j.id: j
+             for j in db.session.scalars(db.select(ImportJob).where(ImportJob.id.in_(job_ids)))}
     rows = [(t, found.get(t["args"].get("job_id"))) for t in tasks]
     response = current_app.make_response(render_template(
         "jobs.html", user=user, rows=rows, hopper_url=current_app.config["HOPPER_URL"]))

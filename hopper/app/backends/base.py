@@ -11,7 +11,18 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from hopper.app.defaults import LIVE_WORKER_AGE_S
+from hopper.app.backends.protocols import (
+    Claims,
+    Notifier,
+    Processes,
+    Queues,
+    Schedules,
+    State,
+    Statistics,
+    Tables,
+    Tasks,
+    Workflows,
+)
 
 UNFINISHED = ("queued", "running", "waiting", "blocked")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -164,7 +175,7 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
 
 def task_dict(row: Iterable[Any]) -> dict:
     """The public shape of a task row (JSON fields decoded)."""
-    task = dict(zip(TASK_COLUMNS, row))
+    task = dict(zip(TASK_COLUMNS, row, strict=True))
     task["args"] = json.loads(task["args"])
     task["result"] = json.loads(task["result"]) if task["result"] is not None else None
     task["progress"] = {"done": task.pop("progress_done"), "total": task.pop("progress_total")}
@@ -175,8 +186,10 @@ def task_dict(row: Iterable[Any]) -> dict:
     return task
 
 
-class Backend(ABC):
-    """One database engine's implementation of the queue's storage."""
+class Backend(Tasks, Claims, Queues, Statistics, Processes, Schedules, State, Tables, Workflows,
+              ABC):
+    """One database engine's implementation of the queue's storage: every protocol
+    of ``protocols.py``, plus the connection's life and the engine's notifier."""
 
     url: str
 
@@ -192,203 +205,6 @@ class Backend(ABC):
     def ping(self) -> None:
         """Raise if the database does not answer."""
 
-    def listener(self):
-        """An object whose ``wait(timeout)`` returns when tasks may be ready, for
-        engines that notify natively (PostgreSQL); None where a local pipe does."""
-        return None
-
-    # -- producing ---------------------------------------------------------
     @abstractmethod
-    def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
-        """Insert tasks in one transaction; ``(id, created)`` per task.
-
-        A task whose unique_key matches an unfinished task is not inserted;
-        the existing task's id comes back with ``created=False``.
-        """
-
-    # -- consuming ---------------------------------------------------------
-    @abstractmethod
-    def finish_and_claim(self, worker_id: str, outcomes: list[Outcome], release: list[int],
-                         limit: int, lease_s: float,
-                         queues: QueueFilter | None = None) -> list[Claimed]:
-        """Record outcomes, give back unstarted tasks and claim up to ``limit``
-        ready tasks of unpaused queues that ``queues`` allows, all in one
-        transaction (group commit)."""
-
-    def next_due(self) -> float | None:
-        """When the earliest delayed task (queued, due later) may run, as Unix
-        time; None when there is none or it is not known cheaply. A worker with
-        nothing ready sleeps until then at most."""
-        return None
-
-    @abstractmethod
-    def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
-        """Claim these queued tasks whatever their run_after (eager mode)."""
-
-    @abstractmethod
-    def fail_attempt(self, task_id: int, worker_id: str, error: str, retry_at: float | None,
-                     kind: str = ATTEMPT_LOST) -> bool:
-        """End the running attempt of one task as failed (timeout, lost worker).
-        False if the task was no longer running on that worker."""
-
-    @abstractmethod
-    def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
-                       retry_at: float | None, count_all: bool = False) -> int:
-        """A worker is gone: its current task (or, with ``count_all``, every
-        task it held) fails an attempt; the rest, claimed but never started,
-        go back unchanged. Returns the number of tasks touched."""
-
-    @abstractmethod
-    def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
-        """Extend the leases of every task the given workers hold."""
-
-    @abstractmethod
-    def expired_leases(self) -> list[tuple[int, str]]:
-        """``(task_id, worker)`` of running tasks whose lease has run out."""
-
-    @abstractmethod
-    def running_workers(self) -> list[str]:
-        """Distinct worker ids that hold running tasks."""
-
-    @abstractmethod
-    def cancelled_among(self, task_ids: list[int]) -> list[int]:
-        """Which of these tasks have been cancelled."""
-
-    @abstractmethod
-    def set_progress(self, task_id: int, done: int, total: int) -> None:
-        """Record a running task's own progress."""
-
-    @abstractmethod
-    def set_meta(self, task_id: int, values: dict) -> dict:
-        """Merge ``values`` into a task's meta (top-level keys replaced); return the
-        merged object. KeyError for an unknown task, ValueError when too large."""
-
-    # -- managing ----------------------------------------------------------
-    @abstractmethod
-    def get(self, task_id: int) -> dict | None:
-        """One task, with children counts by status, or None."""
-
-    @abstractmethod
-    def list(self, status: str | None = None, name: str | None = None, queue: str | None = None,
-             parent_id: int | None = None, limit: int = 50, cursor: int | None = None,
-             q: str | None = None, tags: list[str] | None = None) -> list[dict]:
-        """Tasks newest first; ``cursor`` is the last id of the previous page;
-        ``q``: text in the name, args or error; ``tags``: only tasks that carry every one."""
-
-    @abstractmethod
-    def page(self, limit: int = 50, cursor: int | None = None,
-             **filters) -> tuple[list[dict], int | None]:
-        """One page of ``list`` and the next page's cursor (None: no more), with a
-        bounded scan per page for filters no index answers."""
-
-    @abstractmethod
-    def bulk(self, action: str, ids: list[int] | None = None, filter: dict | None = None,
-             dry_run: bool = False) -> dict:
-        """Retry, cancel or delete the given tasks, or those matching ``filter``
-        (at most 10,000): ``{matched, changed}``."""
-
-    @abstractmethod
-    def cancel(self, task_id: int) -> dict:
-        """Cancel an unfinished task (and its unfinished children)."""
-
-    @abstractmethod
-    def retry(self, task_id: int) -> dict:
-        """Re-queue a failed or cancelled task."""
-
-    @abstractmethod
-    def counts(self) -> dict[str, dict[str, int]]:
-        """``{queue: {status: n}}``."""
-
-    @abstractmethod
-    def totals(self) -> dict[str, dict]:
-        """Never-decreasing counters: ``{queue: {"created": n, "entered": {status: n}}}``."""
-
-    @abstractmethod
-    def minutes(self, since: float) -> list[dict]:
-        """Per queue and minute: succeeded, failed, picked up, summed pickup latency."""
-
-    @abstractmethod
-    def throughput(self, minutes: int) -> list[dict]:
-        """Tasks finished per minute over the last ``minutes`` minutes, by status."""
-
-    @abstractmethod
-    def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:
-        """Non-cumulative buckets of 'pickup' or 'duration' per queue."""
-    def queue_throughput(self, minutes: int) -> dict[str, list[dict]]:
-        """Per queue, tasks succeeded and failed per minute over the last ``minutes``:
-        ``{queue: [{minute, succeeded, failed}]}``, oldest minute first."""
-
-    # -- pausing queues -----------------------------------------------------
-    @abstractmethod
-    def pause_queue(self, queue: str) -> bool:
-        """Pause a queue for every daemon on this database; False if it already was."""
-
-    @abstractmethod
-    def resume_queue(self, queue: str) -> bool:
-        """Resume a paused queue and wake idle workers; False if it was not paused."""
-
-    @abstractmethod
-    def paused_queues(self) -> dict[str, float]:
-        """``{queue: paused_at}`` of every paused queue."""
-
-    @abstractmethod
-    def recent_failures(self, limit: int) -> list[dict]:
-        """The latest failed tasks."""
-
-    @abstractmethod
-    def prune(self, succeeded_before: float, failed_before: float) -> int:
-        """Delete finished tasks older than the retention limits."""
-
-    @abstractmethod
-    def fetch(self, statement: str, params: tuple | list = ()) -> list[tuple]:
-        """Rows of one read-only SQL statement written with ``?`` placeholders."""
-
-    # -- workers and daemon state -----------------------------------------
-    @abstractmethod
-    def upsert_workers(self, rows: list[WorkerRow]) -> None:
-        """Register or heartbeat workers."""
-
-    @abstractmethod
-    def remove_workers(self, worker_ids: list[str]) -> None:
-        """Forget workers that stopped."""
-
-    @abstractmethod
-    def live_workers(self, max_age_s: float = LIVE_WORKER_AGE_S) -> list[dict]:
-        """Workers whose heartbeat is younger than ``max_age_s``."""
-
-    @abstractmethod
-    def beat_daemon(self, daemon_id: str, host: str, pid: int, started_at: float) -> None:
-        """Register or heartbeat one running daemon (its per-start id)."""
-
-    @abstractmethod
-    def remove_daemon(self, daemon_id: str) -> None:
-        """Forget a daemon that stopped cleanly."""
-
-    @abstractmethod
-    def stale_daemons(self) -> list[str]:
-        """Ids of daemons whose heartbeat stopped: their workers are gone."""
-
-    # -- schedules ---------------------------------------------------------
-    @abstractmethod
-    def schedule_marks(self) -> dict[str, dict]:
-        """``{name: {paused, since, last_slot, last_task_id}}`` of every known entry."""
-
-    @abstractmethod
-    def register_schedules(self, names: list[str], now: float) -> None:
-        """Record entries seen for the first time: their slots count from ``now``."""
-
-    @abstractmethod
-    def enqueue_slot(self, name: str, slot: float, task: NewTask) -> int | None:
-        """Enqueue a slot's task unless any daemon did already; its id or None."""
-
-    @abstractmethod
-    def set_schedule_paused(self, name: str, paused: bool) -> None:
-        """Pause or resume a schedule entry for every daemon on this database."""
-
-    @abstractmethod
-    def put_state(self, key: str, value: Any) -> None:
-        """Publish a JSON-able fact for other processes."""
-
-    @abstractmethod
-    def get_state(self, key: str) -> Any:
-        """Read a published fact, or None."""
+    def notifier(self) -> Notifier:
+        """How this engine wakes idle workers (the same object on every call)."""

@@ -1,20 +1,23 @@
-"""Reading the task counters that the database keeps itself.
+"""Reading the task counters, kept in the transactions that change tasks.
 
-Triggers (migrations ``sqlite/0008`` and ``postgres/0007``) update small
-counter tables in the same transaction as every change to a task, so these
-reads cost a few rows however large the tasks table grows. On PostgreSQL
+The backend updates small counter tables (migrations ``sqlite/0008`` and
+``postgres/0007``) in the same transaction as every change to a task, one
+grouped upsert per transaction (counter_batch.py), so these reads cost a few
+rows however large the tasks table grows. On PostgreSQL
 each connection writes its own rows (``shard``); every read sums the shards.
 """
 from __future__ import annotations
 
 import time
 
+from hopper.app.backends.sql_parts import SqlParts
+
 # Per-minute rows are kept this long (the charts show the last hour).
 MINUTES_KEPT_S = 86400
 INFINITY = float("inf")
 
 
-class CounterReads:
+class CounterReads(SqlParts):
     """Mixed into the SQL backend: counts, totals, per-minute rows, histograms."""
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -66,7 +69,8 @@ class CounterReads:
         for row in self.minutes(time.time() - minutes * 60):
             if row["succeeded"] or row["failed"]:
                 out.setdefault(row["queue"], []).append(
-                    {"minute": row["minute"], "succeeded": row["succeeded"], "failed": row["failed"]})
+                    {"minute": row["minute"], "succeeded": row["succeeded"],
+                     "failed": row["failed"]})
         return out
 
     def histogram(self, metric: str) -> dict[str, list[tuple[float, int, float]]]:

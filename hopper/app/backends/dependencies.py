@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 from hopper.app.backends.base import InvalidDependency, NewTask
+from hopper.app.backends.sql_parts import SqlParts
 
 FINAL_BAD = ("failed", "cancelled")
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
@@ -38,9 +40,21 @@ def _chunks(values: list, size: int = _IN_CHUNK):
         yield values[start:start + size]
 
 
-class TaskDependencies:
+class TaskDependencies(SqlParts):
     """Mixed into the SQL backend (uses ``_run``, ``_write``, ``_insert_one``,
-    ``_insert_tags``, ``_lock_ancestors``, ``_settle``, ``_wake_listeners``)."""
+    ``_insert_tags``, ``_lock_ancestors``, ``_settle``, ``_wake_listeners``); every
+    status it changes is reported to the transaction's counters (``_counted``)."""
+
+    def queued_dependents(self, task_id: int) -> list[int]:
+        """Ids of the queued tasks that depend on ``task_id``, in id order."""
+        return [r[0] for r in self._read(
+            "SELECT t.id FROM task_deps d JOIN tasks t ON t.id = d.task_id"
+            " WHERE d.depends_on = ? AND t.status = 'queued' ORDER BY t.id", (task_id,))]
+
+    def _count_moves(self, queues: list[str], old: str, new: str) -> None:
+        """Report tasks (one queue name each) moved from ``old`` to ``new``."""
+        for queue, n in Counter(queues).items():
+            self._counted().moved(queue, old, new, n)
 
     # -- enqueue ---------------------------------------------------------------
     def _enqueue_graph(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
@@ -86,8 +100,9 @@ class TaskDependencies:
             if bad:
                 self._dependencies_done(conn, sorted(set(bad)))
             pairs = zip(tasks, results, strict=True)
-            if any(created and t.status == "queued" for t, (_, created) in pairs):
-                self._wake_listeners(conn)
+            runnable = sum(1 for t, (_, created) in pairs if created and t.status == "queued")
+            if runnable:
+                self._wake_listeners(conn, runnable)
             return results
 
     def _dependency_rows(self, conn, ids: list[int]) -> dict[int, tuple[str, str | None]]:
@@ -157,13 +172,17 @@ class TaskDependencies:
         if not ready:
             return
         now = time.time()
+        queues: list[str] = []
         for chunk in _chunks(ready):
             # run_after is moved up to now: pickup latency counts from when it became ready.
-            self._run(conn, "UPDATE tasks SET status = 'queued',"
-                      " run_after = CASE WHEN run_after < ? THEN ? ELSE run_after END"
-                      f" WHERE status = 'blocked' AND id IN ({_marks(chunk)})",
-                      (now, now, *chunk))
-        self._wake_listeners(conn)
+            queues += [r[0] for r in self._run(
+                conn, "UPDATE tasks SET status = 'queued',"
+                " run_after = CASE WHEN run_after < ? THEN ? ELSE run_after END"
+                f" WHERE status = 'blocked' AND id IN ({_marks(chunk)}) RETURNING queue",
+                (now, now, *chunk)).fetchall()]
+        self._count_moves(queues, "blocked", "queued")
+        if queues:
+            self._wake_listeners(conn, len(queues))  # released together: wake a worker each
 
     def _cancel_dependents(self, conn, causes: dict[int, tuple[int, str]]) -> None:
         """Cancel blocked dependents, each with its reason and the dependency that
@@ -174,17 +193,20 @@ class TaskDependencies:
             ids = sorted(causes)
             self._lock_ancestors(conn, ids, include_self=True)
             cancelled: list[int] = []
+            queues: list[str] = []
             parents: set[int] = set()
             for task_id in ids:
                 dep, reason = causes[task_id]
                 row = self._run(conn, "UPDATE tasks SET status = 'cancelled', error = ?,"
                                 " cancelled_by = ?, finished_at = ?"
-                                " WHERE id = ? AND status = 'blocked' RETURNING parent_id",
+                                " WHERE id = ? AND status = 'blocked' RETURNING parent_id, queue",
                                 (reason, dep, now, task_id)).fetchone()
                 if row is not None:
                     cancelled.append(task_id)
+                    queues.append(row[1])
                     if row[0] is not None:
                         parents.add(row[0])
+            self._count_moves(queues, "blocked", "cancelled")
             for parent_id in sorted(parents):
                 self._settle(conn, parent_id)  # a fan-out child cancelled: its parent may be done
             causes, next_roots = {}, {}
@@ -209,10 +231,12 @@ class TaskDependencies:
             deps = json.loads(row[1])
             if deps and self._run(conn, f"SELECT 1 FROM tasks WHERE id IN ({_marks(deps)})"
                                   " AND status <> 'succeeded' LIMIT 1", deps).fetchone():
-                self._run(conn, "UPDATE tasks SET status = 'blocked' WHERE id = ?", (task_id,))
+                (queue,) = self._run(conn, "UPDATE tasks SET status = 'blocked' WHERE id = ?"
+                                     " RETURNING queue", (task_id,)).fetchone()
+                self._counted().moved(queue, "queued", "blocked")
         frontier = [task_id]
         while frontier:
-            restored: list[int] = []
+            restored: list[tuple[int, str]] = []
             for chunk in _chunks(frontier):
                 candidates = [r[0] for r in self._run(
                     conn, "SELECT task_id FROM task_deps"
@@ -221,21 +245,26 @@ class TaskDependencies:
                     continue
                 self._lock_ancestors(conn, candidates, include_self=True)
                 for sub in _chunks(candidates):
-                    restored += [r[0] for r in self._run(
+                    restored += [(r[0], r[1]) for r in self._run(
                         conn, "UPDATE tasks SET status = 'blocked', error = NULL,"
                         " finished_at = NULL, cancelled_by = NULL"
                         f" WHERE status = 'cancelled' AND cancelled_by IN ({_marks(chunk)})"
-                        f" AND id IN ({_marks(sub)}) RETURNING id", (*chunk, *sub)).fetchall()]
-            frontier = sorted(set(restored))
+                        f" AND id IN ({_marks(sub)}) RETURNING id, queue",
+                        (*chunk, *sub)).fetchall()]
+            self._count_moves([q for _, q in restored], "cancelled", "blocked")
+            frontier = sorted({t for t, _ in restored})
             self._rewait_parents(conn, frontier)
 
     def _rewait_parents(self, conn, restored: list[int]) -> None:
         """A fan-out parent that settled because a child was cancelled waits again
         for the child brought back (its continuation runs once more when it settles)."""
         for chunk in _chunks(restored):
-            self._run(conn, "UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NULL"
-                      " WHERE status = 'failed' AND id IN (SELECT parent_id FROM"
-                      f" tasks WHERE id IN ({_marks(chunk)}) AND parent_id IS NOT NULL)", chunk)
+            queues = [r[0] for r in self._run(
+                conn, "UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NULL"
+                " WHERE status = 'failed' AND id IN (SELECT parent_id FROM"
+                f" tasks WHERE id IN ({_marks(chunk)}) AND parent_id IS NOT NULL)"
+                " RETURNING queue", chunk).fetchall()]
+            self._count_moves(queues, "failed", "waiting")
 
     def _has_dependency_edges(self, ids: list[int]) -> set[int]:
         """Which of ``ids`` depend on a task or have dependents (bulk retry sends those

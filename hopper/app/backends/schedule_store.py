@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from hopper.app.backends.base import NewTask
+from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.defaults import DAEMON_STALE_S, LIVE_WORKER_AGE_S
 
 _CLAIM_SLOT = ("INSERT INTO schedule_runs (name, slot, task_id, created_at) VALUES (?, ?, NULL, ?)"
@@ -23,7 +24,7 @@ SELECT s.name, s.paused, s.since,
 """
 
 
-class ScheduleStore:
+class ScheduleStore(SqlParts):
     """Mixed into the SQL backend (uses its ``_write``, ``_run`` and ``_read``)."""
 
     # -- schedules ---------------------------------------------------------------
@@ -50,6 +51,7 @@ class ScheduleStore:
             task_id, _ = self._insert_one(conn, task, now)
             self._run(conn, "UPDATE schedule_runs SET task_id = ? WHERE name = ? AND slot = ?",
                       (task_id, name, slot))
+            self._wake_listeners(conn)
         return task_id
 
     def set_schedule_paused(self, name: str, paused: bool) -> None:
@@ -87,4 +89,4 @@ class ScheduleStore:
         names = ("id", "host", "pid", "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM daemons WHERE heartbeat_at >= ?"
                           " ORDER BY started_at", (time.time() - LIVE_WORKER_AGE_S,))
-        return [dict(zip(names, r)) for r in rows]
+        return [dict(zip(names, r, strict=True)) for r in rows]

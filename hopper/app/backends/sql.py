@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from abc import abstractmethod
+from collections import Counter
 from functools import lru_cache
 from typing import Any, ContextManager
 
@@ -18,7 +19,6 @@ from hopper.app import defaults
 from hopper.app.backends.base import (
     FINISHED,
     MAX_META_BYTES,
-    TASK_COLUMNS,
     Backend,
     Claimed,
     NewTask,
@@ -26,14 +26,14 @@ from hopper.app.backends.base import (
     WorkerRow,
     task_dict,
 )
+from hopper.app.backends.counter_batch import CounterWrites
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.dependencies import TaskDependencies
 from hopper.app.backends.schedule_store import ScheduleStore
-from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
-from hopper.app.backends.task_queries import TaskQueries
+from hopper.app.backends.states import UNFINISHED_SQL, TaskStates, claimed_from_row
+from hopper.app.backends.task_queries import COLS, TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
-COLS = ", ".join(TASK_COLUMNS)
 # The unpaused queues that have queued tasks, one index seek per queue (a loose
 # index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """
@@ -47,9 +47,10 @@ WITH RECURSIVE q(name) AS (
 SELECT name FROM q WHERE name IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = q.name)
 """
-# What a claim returns: the Claimed fields, then the claim order's keys.
+# What a claim returns: the Claimed fields, then the claim order's keys, then what
+# the counters need for the pickup latency (counter_batch.CounterBatch.claimed).
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-                   " priority, run_after, traceparent")
+                   " priority, run_after, created_at, traceparent")
 
 NEXT_DUE_SCAN = 1000
 _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
@@ -79,13 +80,14 @@ def insert_params(task: NewTask, now: float) -> tuple:
             json.dumps(list(task.depends_on)) if task.depends_on else None, task.traceparent)
 
 
-class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, ScheduleStore,
-                 Backend):
+class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, TaskStates,
+                 ScheduleStore, Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
     counters and listings from CounterReads and TaskQueries, the engine specifics
     from subclasses."""
 
     placeholder = "?"
+    _local: threading.local  # this thread's connections (and the pid that opened them)
     row_lock = ""  # appended to a SELECT that reads a row it is about to update
 
     # -- engine hooks ------------------------------------------------------
@@ -115,12 +117,15 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
         if len(targets) > 1:
             params.append(limit)
         rows = conn.execute(self._claim_sql(len(targets)), params).fetchall()
+        self._counted().claimed(rows, now)
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
-        return [Claimed(*row[:8], traceparent=row[10]) for row in rows]
+        return [claimed_from_row(row) for row in rows]
 
-    def _wake_listeners(self, conn) -> None:
-        """Tell idle workers that tasks became claimable (engines that notify natively)."""
+    @abstractmethod
+    def _wake_listeners(self, conn, n: int = 1) -> None:
+        """Tasks became claimable in this transaction: wake up to ``n`` idle workers
+        once it commits (the engine's notifier)."""
 
     def close(self) -> None:
         """Close this process's connection of the calling thread."""
@@ -165,18 +170,28 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
     # -- producing ---------------------------------------------------------
     def _insert_one(self, conn, task: NewTask, now: float) -> tuple[int, bool]:
         if task.unique_key is None:
-            return self._run(conn, INSERT + " RETURNING id", insert_params(task, now)).fetchone()[0], True
+            (task_id,) = self._run(conn, INSERT + " RETURNING id",
+                                   insert_params(task, now)).fetchone()
+            self._counted().created(task.queue, task.status)
+            return task_id, True
         row = self._run(conn, _INSERT_UNIQUE, insert_params(task, now)).fetchone()
         if row:
+            self._counted().created(task.queue, task.status)
             return row[0], True
         existing = self._run(
             conn, f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {UNFINISHED_SQL}",
             (task.unique_key,)).fetchone()
         return existing[0], False
 
+    def _count_deleted(self, rows: list[tuple]) -> None:
+        """Report deleted tasks' ``(queue, status)`` rows to the counters."""
+        for (queue, status), n in Counter(map(tuple, rows)).items():
+            self._counted().deleted(queue, status, n)
+
     def _insert_tags(self, conn, tasks: list[NewTask], results: list[tuple[int, bool]]) -> None:
         """Index the tags of the tasks just created (a unique_key hit adds none)."""
-        rows = [(tag, task_id) for task, (task_id, created) in zip(tasks, results) if created
+        rows = [(tag, task_id)
+                for task, (task_id, created) in zip(tasks, results, strict=True) if created
                 for tag in task.tags]
         if rows:
             self._run_many(conn, _INSERT_TAG, rows)
@@ -214,7 +229,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
         if worker_ids:
             with self._write() as conn:
                 self._run_many(
-                    conn, "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
+                    conn,
+                    "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
                     [(time.time() + lease_s, w) for w in worker_ids])
 
     def expired_leases(self) -> list[tuple[int, str]]:
@@ -280,7 +296,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
             resumed = self._run(conn, "DELETE FROM paused_queues WHERE queue = ?",
                                 (queue,)).rowcount > 0
             if resumed:
-                self._wake_listeners(conn)
+                self._wake_listeners(conn, 64)  # up to every idle worker: they drain the backlog
             return resumed
 
     def paused_queues(self) -> dict[str, float]:
@@ -309,8 +325,10 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
             # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
             chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
-                deleted += self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}",
-                                     (*chunk, *limits)).rowcount
+                gone = self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}"
+                                 " RETURNING queue, status", (*chunk, *limits)).fetchall()
+                self._count_deleted(gone)
+                deleted += len(gone)
                 self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
         self.prune_counters(time.time())
@@ -328,7 +346,8 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
             self._run_many(
                 conn, "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
                 " started_at, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET state = excluded.state, task_id = excluded.task_id,"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+                " task_id = excluded.task_id,"
                 " cpu_percent = excluded.cpu_percent, rss_bytes = excluded.rss_bytes,"
                 " heartbeat_at = excluded.heartbeat_at",
                 [(r.id, r.host, r.pid, r.state, r.task_id, r.cpu_percent, r.rss_bytes,
@@ -343,7 +362,7 @@ class SqlBackend(CounterReads, TaskQueries, TaskDependencies, TaskStates, Schedu
                  "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"
                           " ORDER BY started_at, id", (time.time() - max_age_s,))
-        return [dict(zip(names, row)) for row in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put_state(self, key: str, value: Any) -> None:
         with self._write() as conn:

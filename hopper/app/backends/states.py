@@ -20,6 +20,8 @@ Failed attempts (and rescued ones) leave a row in ``task_attempts``; a success
 writes nothing extra: the task row itself describes the last attempt.
 
 The claim statement itself is engine SQL (``_claim`` in the engine modules).
+Each transition reports the rows it changed to the transaction's counter batch
+(``self._counted()``, counter_batch.py), which the engine writes before COMMIT.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import logging
 import time
 from typing import Any
 
+from hopper.app.backends import retries
 from hopper.app.backends.base import (
     ATTEMPT_ERROR,
     ATTEMPT_LOST,
@@ -38,11 +41,23 @@ from hopper.app.backends.base import (
     QueueFilter,
     TaskConflict,
 )
+from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
 
 UNFINISHED_SQL = "('queued', 'running', 'waiting', 'blocked')"
+
+
+def continuation_key(parent_id: int) -> str:
+    """The unique_key of the continuation a parent's settling enqueues (one per parent)."""
+    return f"continuation:{parent_id}"
+
+
+def claimed_from_row(row) -> Claimed:
+    """A claim's row (``CLAIM_RETURNING``'s columns) as the worker's ``Claimed``."""
+    return Claimed(row[0], row[1], row[2], row[3], row[4], row[5], row[6], queue=row[7],
+                   traceparent=row[11])
 
 # -- statements --------------------------------------------------------------
 # Successes of one batch in one statement; ``{rows}`` repeats _SUCCEED_ROW. The
@@ -55,19 +70,19 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
        result = v.column2, started_at = v.column3, finished_at = v.column4, lease_until = NULL
   FROM (VALUES {rows}) AS v
  WHERE tasks.id = v.column1 AND tasks.status = 'running' AND tasks.worker = ?
-RETURNING id, status, parent_id
+RETURNING id, status, parent_id, queue, started_at, finished_at
 """
-# retry_at NULL means no attempt is left to give: the task fails for good.
+# retry_at (decided by retries.retry_at) NULL means no attempt is left: failed for good.
 _FAIL = """
-UPDATE tasks SET status = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+UPDATE tasks SET status = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
                           THEN 'queued' ELSE 'failed' END,
        run_after = COALESCE(CAST(? AS DOUBLE PRECISION), run_after), error = ?,
        started_at = COALESCE(CAST(? AS DOUBLE PRECISION), started_at),
-       finished_at = CASE WHEN attempts < max_attempts AND CAST(? AS DOUBLE PRECISION) IS NOT NULL
+       finished_at = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
                      THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
        lease_until = NULL
  WHERE id = ? AND status = 'running' AND worker = ?
-RETURNING status, parent_id
+RETURNING id, status, parent_id, queue, started_at, finished_at
 """
 _RECORD_ATTEMPT = """
 INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, error, kind)
@@ -76,15 +91,16 @@ SELECT id, attempts, worker, started_at, ?, error, ? FROM tasks WHERE id = ?
 # Given back unstarted (prefetched, or held by a worker that stopped): not an attempt.
 _RELEASE = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
             " lease_until = NULL, started_at = NULL"
-            " WHERE id = ? AND status = 'running' AND worker = ?")
+            " WHERE id IN ({marks}) AND status = 'running' AND worker = ? RETURNING queue")
 _RELEASE_WORKER = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
                    " lease_until = NULL, started_at = NULL"
-                   " WHERE status = 'running' AND worker = ?")
+                   " WHERE status = 'running' AND worker = ? RETURNING queue")
 _CLAIM_ID = """
 UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,
        attempts = attempts + 1
  WHERE id = ? AND status = 'queued'
-RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue, traceparent
+RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue, priority,
+          run_after, created_at, traceparent
 """
 _CHILD_FAILED = ("EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id"
                  " AND c.status IN ('failed', 'cancelled'))")
@@ -96,7 +112,7 @@ UPDATE tasks SET status = CASE WHEN {_CHILD_FAILED} THEN 'failed' ELSE 'succeede
  WHERE id = ? AND status = 'waiting'
    AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
                    AND c.status IN {UNFINISHED_SQL})
-RETURNING status, parent_id, continuation, queue, traceparent
+RETURNING status, parent_id, continuation, queue, started_at, traceparent
 """
 # Every ancestor of the given tasks, locked in ascending id order (PostgreSQL).
 _LOCK_ANCESTORS = """
@@ -109,15 +125,15 @@ SELECT id FROM tasks WHERE id IN (SELECT id FROM up) OR id = ANY(CAST(? AS BIGIN
 """
 _REQUEUE = ("UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0, error = NULL,"
             " result = NULL, worker = NULL, started_at = NULL, finished_at = NULL,"
-            " lease_until = NULL WHERE id = ?")
+            " lease_until = NULL WHERE id = ? RETURNING queue")
 _REWAIT = ("UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NULL,"
-           " lease_until = NULL WHERE id = ?")
+           " lease_until = NULL WHERE id = ? RETURNING queue")
 _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" WHERE t.unique_key = me.unique_key AND t.id <> me.id"
               f" AND t.status IN {UNFINISHED_SQL}")
 
 
-class TaskStates:
+class TaskStates(SqlParts):
     """The transitions of a task row; mixed into the SQL backend.
 
     Engines provide ``_write``, ``_run``, ``_run_many``, ``_claim`` (given the
@@ -165,7 +181,13 @@ class TaskStates:
     def _release_and_claim(self, conn, worker_id, release, limit, lease_s,
                            queues: QueueFilter | None) -> list[Claimed]:
         if release:
-            self._run_many(conn, _RELEASE, [(task_id, worker_id) for task_id in release])
+            marks = ",".join("?" * len(release))
+            released = self._run(conn, _RELEASE.format(marks=marks),
+                                 [*release, worker_id]).fetchall()
+            for (queue,) in released:
+                self._counted().moved(queue, "running", "queued")
+            if released:
+                self._wake_listeners(conn, len(released))  # given back unstarted: for an idle peer
         if limit <= 0:
             return []
         # Only queues that may be claimed are read: a paused or excluded queue,
@@ -173,14 +195,23 @@ class TaskStates:
         targets = self._claim_targets(conn, limit, queues)
         return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
 
+    def queued_continuations(self, parent_ids: list[int]) -> list[int]:
+        """Ids of the queued continuations that settling these parents created."""
+        if not parent_ids:
+            return []
+        keys = [continuation_key(p) for p in parent_ids]
+        marks = ",".join("?" * len(keys))
+        return [r[0] for r in self._read(
+            f"SELECT id FROM tasks WHERE status = 'queued' AND unique_key IN ({marks})", keys)]
+
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
-        """Claim these queued tasks whatever their run_after (eager mode)."""
+        """Claim these queued tasks whatever their run_after (the inline engine)."""
         now = time.time()
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
-        return [Claimed(*row[:7], queue=row[7], traceparent=row[8])
-                for row in rows if row is not None]
+            self._counted().claimed([row for row in rows if row is not None], now)
+        return [claimed_from_row(row) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
@@ -189,6 +220,7 @@ class TaskStates:
         succeeded = [(o.task_id, o.result, o.started_at, o.finished_at)
                      for o in outcomes if o.ok]
         finished: list[tuple] = self._succeed_many(conn, worker_id, succeeded) if succeeded else []
+        self._counted().ended(finished)
         for outcome in outcomes:
             if not outcome.ok:
                 row = self._fail(conn, outcome.task_id, worker_id, outcome.error,
@@ -196,13 +228,14 @@ class TaskStates:
                                  outcome.started_at, outcome.finished_at)
                 if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
                     finished.append((outcome.task_id, *row))
-        for task_id, status, parent_id in finished:
+        for task_id, status, parent_id, *_ in finished:
             self._after_finish(conn, task_id, status, parent_id)
-        self._dependencies_done(conn, [(task_id, status) for task_id, status, _ in finished])
+        self._dependencies_done(conn, [(task_id, status) for task_id, status, *_ in finished])
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
         """Record successes ``(id, result, started_at, finished_at)`` in one statement;
-        ``(id, status, parent_id)`` of each task it finished. Engines may override."""
+        ``(id, status, parent_id, queue, started_at, finished_at)`` of each task it
+        finished. Engines may override."""
         params = [value for row in rows for value in row]
         statement = _SUCCEED_MANY.format(rows=",".join([_SUCCEED_ROW] * len(rows)))
         return self._run(conn, statement, [*params, worker_id]).fetchall()
@@ -230,9 +263,13 @@ class TaskStates:
         finished_at = finished_at or time.time()
         row = self._run(conn, _FAIL, (retry_at, retry_at, storable_error(error), started_at,
                                       retry_at, finished_at, task_id, worker_id)).fetchone()
-        if row is not None:
-            self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
-        return row
+        if row is None:
+            return None
+        self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
+        self._counted().ended([row])
+        if row[1] == "queued":
+            self._wake_listeners(conn)  # another attempt, due at retry_at
+        return row[1:3]
 
     def _after_finish(self, conn, task_id: int, status: str, parent_id: int | None) -> None:
         """A parent waits for its children; a finished child may finish its parent."""
@@ -246,17 +283,21 @@ class TaskStates:
         """Finish a waiting parent whose children are all done, then its parent, and so
         on up the tree. Callers hold the ancestors' locks (``_lock_ancestors``)."""
         while parent_id is not None:
-            row = self._run(conn, _SETTLE_PARENT, (time.time(), parent_id)).fetchone()
+            now = time.time()
+            row = self._run(conn, _SETTLE_PARENT, (now, parent_id)).fetchone()
             if row is None:
                 return
-            status, grandparent, continuation, queue, traceparent = row
+            status, grandparent, continuation, queue, started_at, traceparent = row
+            self._counted().ended([(parent_id, status, grandparent, queue, started_at, now)],
+                                  old="waiting")
             self._dependencies_done(conn, [(parent_id, status)])
             if continuation:
                 self._insert_one(conn, NewTask(
                     name=continuation, queue=queue,
                     args={"parent_id": parent_id, "parent_status": status},
-                    unique_key=f"continuation:{parent_id}", traceparent=traceparent),
+                    unique_key=continuation_key(parent_id), traceparent=traceparent),
                     time.time())
+                self._wake_listeners(conn)
             parent_id = grandparent
 
     # -- rescue ----------------------------------------------------------------
@@ -277,17 +318,28 @@ class TaskStates:
     def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
                        retry_at: float | None, count_all: bool = False) -> int:
         """A worker is gone: its current task (or, with ``count_all``, every task it
-        held) fails an attempt; the rest, claimed but never started, go back unchanged."""
+        held) fails an attempt, queued again at ``retry_at`` while it has attempts left
+        (``retries.retry_at``); the rest, claimed but never started, go back unchanged."""
         with self._write() as conn:
-            counted = [current_task] if current_task is not None else []
             if count_all:
-                counted = [r[0] for r in self._run(
-                    conn, "SELECT id FROM tasks WHERE status = 'running' AND worker = ?",
-                    (worker_id,)).fetchall()]
-            self._lock_ancestors(conn, counted)  # all at once: in id order, like everyone
-            touched = sum(self._fail_and_settle(conn, t, worker_id, error, retry_at, ATTEMPT_LOST)
-                          for t in counted)
-            return touched + self._run(conn, _RELEASE_WORKER, (worker_id,)).rowcount
+                counted = self._run(conn, "SELECT id, attempts, max_attempts FROM tasks"
+                                    " WHERE status = 'running' AND worker = ?",
+                                    (worker_id,)).fetchall()
+            else:
+                counted = self._run(conn, "SELECT id, attempts, max_attempts FROM tasks"
+                                    " WHERE id = ? AND status = 'running' AND worker = ?",
+                                    (current_task, worker_id)).fetchall()
+            self._lock_ancestors(conn, [r[0] for r in counted])  # in id order, like everyone
+            touched = sum(self._fail_and_settle(
+                conn, task_id, worker_id, error,
+                retries.retry_at(attempts, max_attempts, ATTEMPT_LOST, now=retry_at),
+                ATTEMPT_LOST) for task_id, attempts, max_attempts in counted)
+            released = self._run(conn, _RELEASE_WORKER, (worker_id,)).fetchall()
+            for (queue,) in released:
+                self._counted().moved(queue, "running", "queued")
+            if released:
+                self._wake_listeners(conn, len(released))
+            return touched + len(released)
 
     # -- cancel ----------------------------------------------------------------
     def cancel(self, task_id: int) -> dict:
@@ -297,7 +349,7 @@ class TaskStates:
             self._cancel_tree(conn, task_id)
             row = self._run(conn, "SELECT parent_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
             self._settle(conn, row[0])
-        return self.get(task_id)
+        return self._reread(task_id)
 
     def _cancel_tree(self, conn, task_id: int) -> None:
         row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
@@ -305,8 +357,10 @@ class TaskStates:
             raise KeyError(task_id)
         if row[0] not in UNFINISHED:
             raise TaskConflict(f"task {task_id} is already {row[0]}")
-        self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_until = NULL"
-                  " WHERE id = ?", (time.time(), task_id))
+        (queue,) = self._run(conn, "UPDATE tasks SET status = 'cancelled', finished_at = ?,"
+                             " lease_until = NULL WHERE id = ? RETURNING queue",
+                             (time.time(), task_id)).fetchone()
+        self._counted().moved(queue, row[0], "cancelled")
         self._dependencies_done(conn, [(task_id, "cancelled")])
         children = self._run(
             conn, f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {UNFINISHED_SQL}",
@@ -334,26 +388,38 @@ class TaskStates:
             if duplicate:
                 raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
             self._lock_ancestors(conn, [task_id], include_self=True)
-            if self._retry_tree(conn, task_id, time.time()):
+            if self._retry_tree(conn, task_id, row[0], time.time()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
             self._after_retry(conn, task_id)  # dependencies: wait again, bring dependents back
-        return self.get(task_id)
+            self._wake_listeners(conn)
+            # Read back before the commit wakes a worker: the task as the retry left it.
+            return self._reread(task_id)
 
-    def _retry_tree(self, conn, task_id: int, now: float) -> bool:
-        """Re-queue one failed or cancelled task; True if it went back to ``waiting``."""
+    def _reread(self, task_id: int) -> dict:
+        """A task just changed, read back; KeyError if another process deleted it since."""
+        found = self.get(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
+
+    def _retry_tree(self, conn, task_id: int, status: str, now: float) -> bool:
+        """Re-queue one failed or cancelled task (now in ``status``); True if it went
+        back to ``waiting``."""
         children = self._run(conn, "SELECT id, status FROM tasks WHERE parent_id = ? ORDER BY id",
                              (task_id,)).fetchall()
         if not children:
-            self._run(conn, _REQUEUE, (now, task_id))
+            (queue,) = self._run(conn, _REQUEUE, (now, task_id)).fetchone()
+            self._counted().moved(queue, status, "queued")
             return False
-        for child_id, status in children:
-            if status not in ("failed", "cancelled"):
+        for child_id, child_status in children:
+            if child_status not in ("failed", "cancelled"):
                 continue
             if self._run(conn, _DUPLICATE, (child_id,)).fetchone():
                 continue  # an equal task is already unfinished: that one does the work
-            if self._retry_tree(conn, child_id, now):
+            if self._retry_tree(conn, child_id, child_status, now):
                 self._settle(conn, child_id)
-        self._run(conn, _REWAIT, (task_id,))
+        (queue,) = self._run(conn, _REWAIT, (task_id,)).fetchone()
+        self._counted().moved(queue, status, "waiting")
         return True
 
     # -- history ---------------------------------------------------------------
@@ -361,7 +427,7 @@ class TaskStates:
         """Every attempt of a task, oldest first: failed ones from ``task_attempts``,
         the latest one (running, or ended well) from the task row itself."""
         names = ("attempt", "worker", "started_at", "finished_at", "error", "kind")
-        rows = [dict(zip(names, r)) for r in self._read(
+        rows = [dict(zip(names, r, strict=True)) for r in self._read(
             f"SELECT {', '.join(names)} FROM task_attempts WHERE task_id = ? ORDER BY id",
             (task["id"],))]
         last_start = rows[-1]["started_at"] if rows else None

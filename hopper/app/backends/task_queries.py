@@ -9,8 +9,18 @@ means "nothing in these ids, older ones remain").
 from __future__ import annotations
 
 import time
+from collections import Counter
 
-from hopper.app.backends.base import FINISHED, UNFINISHED, TaskConflict, task_dict
+from hopper.app.backends.base import (
+    FINISHED,
+    TASK_COLUMNS,
+    UNFINISHED,
+    TaskConflict,
+    task_dict,
+)
+from hopper.app.backends.sql_parts import SqlParts
+
+COLS = ", ".join(TASK_COLUMNS)  # every column of a task row, in task_dict's order
 
 LIST_SCAN_WINDOW = 20_000
 BULK_LIMIT = 10_000          # a filter touches at most this many tasks per call
@@ -32,7 +42,7 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-class TaskQueries:
+class TaskQueries(SqlParts):
     """Mixed into the SQL backend."""
 
     like = "LIKE"   # case-insensitive for ASCII on SQLite; PostgreSQL uses ILIKE
@@ -60,24 +70,10 @@ class TaskQueries:
 
     def _select(self, clauses: list[str], params: list, limit: int, source: str = "tasks",
                 order: str = "id") -> list[dict]:
-        from hopper.app.backends.sql import COLS
-
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(f"SELECT {COLS} FROM {source} {where} ORDER BY {order} DESC LIMIT ?",
                           (*params, limit))
         return [task_dict(r) for r in rows]
-
-    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None,
-             q=None, tags=None):
-        clauses, params = [], []
-        source, order = self._tag_filter(tags, clauses, params) if tags else ("tasks", "id")
-        more, more_params = self._filters(status, name, queue, parent_id, q)
-        clauses += more
-        params += more_params
-        if cursor is not None:
-            clauses.append(f"{order} < ?")
-            params.append(cursor)
-        return self._select(clauses, params, limit, source, order)
 
     def _tag_filter(self, tags: list[str], clauses: list, params: list) -> tuple[str, str]:
         """Add the conditions of a tag filter; return the listing's source and order.
@@ -110,7 +106,10 @@ class TaskQueries:
         if not scan or filters.get("parent_id") is not None or filters.get("tags"):
             rows = self.list(**filters, limit=limit + 1, cursor=cursor)
             return rows[:limit], (rows[limit - 1]["id"] if len(rows) > limit else None)
-        top = cursor if cursor is not None else (self._read("SELECT MAX(id) FROM tasks")[0][0] or 0) + 1
+        if cursor is not None:
+            top = cursor
+        else:
+            top = (self._read("SELECT MAX(id) FROM tasks")[0][0] or 0) + 1
         low = max(top - LIST_SCAN_WINDOW, 0)
         clauses, params = self._filters(**{k: v for k, v in filters.items() if k != "tags"})
         clauses += ["id < ?", "id >= ?"]
@@ -159,8 +158,11 @@ class TaskQueries:
 
     def _bulk_delete(self, ids: list[int]) -> int:
         with self._write() as conn:
-            deleted = self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
-                                f" AND status IN ('succeeded', 'failed', 'cancelled')", ids).rowcount
+            gone = self._run(conn, f"DELETE FROM tasks WHERE id IN ({_marks(ids)})"
+                             " AND status IN ('succeeded', 'failed', 'cancelled')"
+                             " RETURNING queue, status", ids).fetchall()
+            self._count_deleted(gone)
+            deleted = len(gone)
             # The attempt history goes with its task, as when retention prunes it.
             self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({_marks(ids)})"
                       " AND task_id NOT IN (SELECT id FROM tasks)", ids)
@@ -194,12 +196,18 @@ class TaskQueries:
         changed = 0
         if plain:
             with self._write() as conn:
-                changed = self._run(
-                    # The same change as ``retry`` makes to a task without children.
-                    conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
-                    " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
-                    f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
-                    " AND status IN ('failed', 'cancelled')", (time.time(), *plain)).rowcount
+                for status in ("failed", "cancelled"):  # one each: the counters need the old one
+                    requeued = self._run(
+                        # The same change as ``retry`` makes to a task without children.
+                        conn, "UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0,"
+                        " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
+                        f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
+                        " AND status = ? RETURNING queue", (time.time(), *plain, status)).fetchall()
+                    for (queue,), n in Counter(requeued).items():
+                        self._counted().moved(queue, status, "queued", n)
+                    changed += len(requeued)
+                if changed:
+                    self._wake_listeners(conn, changed)
         for task_id in sorted(special):
             try:
                 self.retry(task_id)
@@ -207,3 +215,17 @@ class TaskQueries:
             except (KeyError, TaskConflict):
                 continue  # gone, moved on, or its unique_key is taken: left as it is
         return changed
+
+    # Last in the class: above it, ``list`` in an annotation would name this method.
+    def list(self, status=None, name=None, queue=None, parent_id=None, limit=50, cursor=None,
+             q=None, tags=None):
+        clauses: list[str] = []
+        params: list = []
+        source, order = self._tag_filter(tags, clauses, params) if tags else ("tasks", "id")
+        more, more_params = self._filters(status, name, queue, parent_id, q)
+        clauses += more
+        params += more_params
+        if cursor is not None:
+            clauses.append(f"{order} < ?")
+            params.append(cursor)
+        return self._select(clauses, params, limit, source, order)

@@ -1,9 +1,10 @@
-"""Identify a file: sha256, size, MIME type from content, capture time, image size, camera.
+"""Identify a file: sha256, size, MIME type from content, capture time, dimensions,
+camera, GPS position, and a video's duration and codec or a PDF's page count.
 
 Everything is read from an already-open file descriptor, so the file that is
 hashed is the file that is later moved (no re-open by path in between).
-Parsers only ever see the first ``HEADER_BYTES`` of the file: a truncated,
-huge or malformed file cannot make them read much or run long.
+The MIME sniffing and EXIF parsers only see the first ``HEADER_BYTES``; the media
+libraries (:mod:`hopper.app.library.media`) read container headers from the file.
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import hashlib
 import io
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 
 import exifread
 import filetype
-from PIL import Image, UnidentifiedImageError
+
+from hopper.app.library.media import camera_name, facts_for, parse_exif_time  # noqa: F401 (API)
 
 log = logging.getLogger("hopper.library")
 
@@ -26,8 +27,10 @@ HEADER_BYTES = 256 * 1024    # EXIF (APP1 <= 64 KiB) and image headers live here
 FUTURE_SLACK = dt.timedelta(days=1)  # EXIF has no time zone: allow a day of skew
 EXIF_TAGS = (("EXIF DateTimeOriginal", "exif:DateTimeOriginal"),
              ("Image DateTime", "exif:DateTime"))
+# Capture-time sources, most trusted first; the file's mtime comes after all of them.
+TIME_SOURCES = ("exif:DateTimeOriginal", "exif:DateTime", "video:creation_time",
+                "pdf:CreationDate")
 EXIF_CAMERA_TAGS = ("Image Make", "Image Model")
-MAX_CAMERA_CHARS = 100       # a camera name longer than this is garbage in the EXIF
 
 # exifread reports every oddity of a malformed file as a warning; we handle
 # its failures ourselves and only want real errors in the daemon's log.
@@ -53,10 +56,15 @@ class Identity:
     mime: str
     kind: str
     taken_at: dt.datetime          # naive local wall-clock time, as cameras record it
-    taken_at_source: str           # exif:DateTimeOriginal | exif:DateTime | mtime | ingest
-    width: int | None = None
+    taken_at_source: str           # one of TIME_SOURCES | mtime | ingest
+    width: int | None = None       # as displayed (EXIF orientation applied)
     height: int | None = None
     camera: str | None = None      # EXIF Make and Model
+    latitude: float | None = None  # GPS position, signed decimal degrees
+    longitude: float | None = None
+    duration: float | None = None  # seconds (videos)
+    pages: int | None = None       # page count (PDFs)
+    codec: str | None = None       # video codec (e.g. h264, hevc)
 
 
 def sha256_fd(fd: int, buffer_size: int = HASH_BUFFER) -> tuple[str, int]:
@@ -120,46 +128,12 @@ def kind_of(mime: str) -> str:
     return "other"
 
 
-def parse_exif_time(value: str) -> dt.datetime | None:
-    """An EXIF ``YYYY:MM:DD HH:MM:SS`` value, or None when it is blank or invalid."""
-    text = value.strip().strip("\x00").strip()
-    for fmt, length in (("%Y:%m:%d %H:%M:%S", 19), ("%Y-%m-%d %H:%M:%S", 19),
-                        ("%Y:%m:%d %H:%M", 16), ("%Y:%m:%d", 10)):
-        try:
-            parsed = dt.datetime.strptime(text[:length], fmt)
-        except ValueError:
-            continue
-        return parsed if parsed.year >= 1900 else None
-    return None
-
-
 @dataclass(frozen=True)
 class ExifInfo:
     """What the EXIF of a file's header tells: capture times by source, and the camera."""
 
     times: dict[str, dt.datetime]
     camera: str | None = None
-
-
-def camera_name(make: object, model: object) -> str | None:
-    """``Make Model`` as one printable name ("Canon" + "Canon EOS 5D" → "Canon EOS 5D")."""
-    parts = []
-    for value in (make, model):
-        text = _exif_text(value)
-        if text:
-            parts.append(text)
-    if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
-        parts = parts[1:]
-    name = " ".join(parts)
-    return name[:MAX_CAMERA_CHARS] or None
-
-
-def _exif_text(value: object) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if not isinstance(value, str):
-        return ""
-    return "".join(ch for ch in value if ch.isprintable()).strip()
 
 
 def exif_info(header: bytes) -> ExifInfo:
@@ -186,66 +160,17 @@ def exif_info(header: bytes) -> ExifInfo:
     return ExifInfo(found, camera)
 
 
-def pillow_exif_info(header: bytes) -> ExifInfo:
-    """Capture times and camera through Pillow's EXIF reader, for containers exifread
-    does not read (e.g. WebP). Only the header bytes are parsed, never the pixel data."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(header)) as img:
-                exif = img.getexif()
-                values = {"exif:DateTimeOriginal": exif.get_ifd(0x8769).get(0x9003),
-                          "exif:DateTime": exif.get(0x0132)}
-                camera = camera_name(exif.get(0x010F), exif.get(0x0110))
-    except Exception as exc:  # Pillow raises many types on hostile metadata; mtime still works
-        log.info("unreadable EXIF via Pillow (%s: %s)", type(exc).__name__, exc)
-        return ExifInfo({})
-    found = {}
-    for source, value in values.items():
-        parsed = parse_exif_time(value) if isinstance(value, str) else None
-        if parsed is not None:
-            found[source] = parsed
-    return ExifInfo(found, camera)
-
-
-def image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
-    """Pixel dimensions read from the image header (no decoding of pixel data)."""
-    with warnings.catch_warnings():
-        # Pillow warns about every corrupt EXIF it meets on the way; that is data, not news.
-        warnings.simplefilter("ignore")
-        return _image_size(fd, header, size)
-
-
-def _image_size(fd: int, header: bytes, size: int) -> tuple[int | None, int | None]:
-    try:
-        with Image.open(io.BytesIO(header)) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
-            Image.DecompressionBombError) as exc:
-        if size <= len(header):
-            log.debug("no image size: %s", exc)
-            return None, None
-    # The header did not hold the size (e.g. a long metadata block first):
-    # let Pillow seek in the real file; it still reads headers only.
-    try:
-        with os.fdopen(os.dup(fd), "rb") as stream, Image.open(stream) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
-            Image.DecompressionBombError) as exc:
-        log.debug("no image size: %s", exc)
-        return None, None
-
-
 def capture_time(exif: dict[str, dt.datetime], mtime: float,
                  now: dt.datetime | None = None) -> tuple[dt.datetime, str]:
-    """The first trustworthy of EXIF DateTimeOriginal, EXIF DateTime, mtime.
+    """The first trustworthy of TIME_SOURCES (EXIF DateTimeOriginal, EXIF DateTime, a
+    video's creation_time, a PDF's CreationDate), then the mtime.
 
     A time in the future is a wrong camera clock or a bad copy, not a capture
     time; if every source is in the future the ingest time is used.
     """
     now = now or dt.datetime.now()
     limit = now + FUTURE_SLACK
-    for _, source in EXIF_TAGS:
+    for source in TIME_SOURCES:
         when = exif.get(source)
         if when is not None and when <= limit:
             return when, source
@@ -261,15 +186,17 @@ def identify_fd(fd: int, mtime: float) -> Identity:
     header = read_header(fd)
     mime = sniff_mime(header)
     kind = kind_of(mime)
-    exif = ExifInfo({})
-    width = height = None
-    if kind == "image":
+    facts = facts_for(fd, mime, kind)
+    times, camera = dict(facts.times), facts.camera
+    if kind == "image" and not times:
+        # Pillow read no capture time: exifread reads some EXIF Pillow rejects. Only then,
+        # as it is slow (pure Python, and it scans a malformed block byte by byte).
         exif = exif_info(header)
-        if not exif.times and exif.camera is None:
-            exif = pillow_exif_info(header)
-        width, height = image_size(fd, header, size)
-    taken_at, source = capture_time(exif.times, mtime)
-    return Identity(sha, size, mime, kind, taken_at, source, width, height, exif.camera)
+        times.update(exif.times)
+        camera = camera or exif.camera
+    taken_at, source = capture_time(times, mtime)
+    return Identity(sha, size, mime, kind, taken_at, source, facts.width, facts.height, camera,
+                    facts.latitude, facts.longitude, facts.duration, facts.pages, facts.codec)
 
 
 def identify_path(path: str | os.PathLike) -> Identity:

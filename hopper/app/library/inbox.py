@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from hopper.app.settings import Settings
 
@@ -99,7 +99,7 @@ def ingest_request(inbox: Path, path: Path, st: os.stat_result,
                    parent_id: int | None = None) -> dict:
     """The enqueue request (for ``enqueue_many``) that ingests one inbox file."""
     rel = relative(inbox, path)
-    request = {"name": "library.ingest", "args": {"path": rel},
+    request: dict[str, Any] = {"name": "library.ingest", "args": {"path": rel},
                "unique_key": unique_key(rel, st)}
     if parent_id is not None:
         request["parent_id"] = parent_id

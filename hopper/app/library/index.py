@@ -1,5 +1,6 @@
 """The library index: ``library_items`` and ``library_duplicates`` (migrations 0002, and
-0006 on SQLite / 0005 on PostgreSQL for the camera, thumbnail state and date indexes).
+0006 on SQLite / 0005 on PostgreSQL for the camera, thumbnail state and date indexes,
+0011 for GPS, duration, pages, codec and the reason an item has no preview).
 
 The web API reads it through :func:`search_items` and :func:`get_item`; the
 pipeline writes it through the other functions. Each write is one short
@@ -15,9 +16,13 @@ from hopper.app.library.identify import Identity
 
 ITEM_COLUMNS = ("id", "path", "name", "sha256", "mime", "kind", "size", "taken_at",
                 "taken_at_source", "width", "height", "camera", "thumbnail", "source_name",
-                "source_path", "source_mtime_ns", "created_at", "updated_at")
-THUMBNAIL_READY = "ready"    # the thumbnail file exists under data/thumbnails
-THUMBNAIL_NONE = "none"      # the file cannot be decoded as an image: no thumbnail, ever
+                "source_path", "source_mtime_ns", "created_at", "updated_at", "latitude",
+                "longitude", "duration", "pages", "codec", "thumbnail_reason")
+THUMBNAIL_PENDING = "pending"  # not made yet (NULL in the table)
+THUMBNAIL_READY = "ready"    # the thumbnail and preview exist under data/thumbnails
+THUMBNAIL_NONE = "none"      # not a visual kind, or cannot be decoded: none, ever (see reason)
+VISUAL_KINDS = ("image", "video")
+VISUAL_MIMES = ("application/pdf",)
 _COLS = ", ".join(ITEM_COLUMNS)
 MAX_LIMIT = 500
 
@@ -31,8 +36,15 @@ class Source:
     mtime_ns: int
 
 
+def has_preview_kind(kind: str, mime: str) -> bool:
+    """True for the contents a preview is made of: images, videos and PDFs."""
+    return kind in VISUAL_KINDS or mime in VISUAL_MIMES
+
+
 def _item(row: Iterable[Any]) -> dict:
-    return dict(zip(ITEM_COLUMNS, row))
+    item = dict(zip(ITEM_COLUMNS, row, strict=True))
+    item["thumbnail"] = item["thumbnail"] or THUMBNAIL_PENDING
+    return item
 
 
 def _duplicates(backend, shas: list[str]) -> dict[str, list[dict]]:
@@ -62,7 +74,8 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     (exclusive) bound ``taken_at`` as ISO text; ``cursor`` is the id of the last
     item of the previous page (CursorGone when that item was removed meanwhile).
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         # lower() on both sides: LIKE is case-insensitive in SQLite, not in PostgreSQL.
@@ -82,7 +95,8 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     if cursor is not None:
         rows = backend.fetch("SELECT taken_at FROM library_items WHERE id = ?", (int(cursor),))
         if not rows:
-            raise CursorGone(f"item {cursor} is no longer in the library; start from the first page")
+            raise CursorGone(f"item {cursor} is no longer in the library;"
+                             " start from the first page")
         # Row values keep the (taken_at, id) index usable on both engines.
         clauses.append("(taken_at, id) < (?, ?)")
         params += [rows[0][0], int(cursor)]
@@ -123,11 +137,12 @@ def iter_items(backend, page: int = 1000) -> Iterator[dict]:
         last = items[-1]["id"]
 
 
-def set_thumbnail(backend, sha256: str, state: str) -> int:
-    """Record the thumbnail state of the item holding this content; rows changed."""
+def set_thumbnail(backend, sha256: str, state: str, reason: str | None = None) -> int:
+    """Record the thumbnail state (and why there is none) of the item holding this
+    content; rows changed."""
     with backend.transaction() as conn:
-        return backend.run(conn, "UPDATE library_items SET thumbnail = ? WHERE sha256 = ?",
-                           (state, sha256)).rowcount
+        return backend.run(conn, "UPDATE library_items SET thumbnail = ?, thumbnail_reason = ?"
+                           " WHERE sha256 = ?", (state, reason, sha256)).rowcount
 
 
 def indexed_shas(backend, shas: list[str]) -> set[str]:
@@ -140,9 +155,8 @@ def indexed_shas(backend, shas: list[str]) -> set[str]:
 
 
 def images_without_thumbnail(backend) -> list[str]:
-    """Contents of images whose thumbnail was never attempted (a partial index)."""
-    rows = backend.fetch("SELECT sha256 FROM library_items WHERE thumbnail IS NULL"
-                         " AND kind = 'image' ORDER BY id")
+    """Contents whose preview was never attempted (a partial index): images, videos, PDFs."""
+    rows = backend.fetch("SELECT sha256 FROM library_items WHERE thumbnail IS NULL ORDER BY id")
     return [sha for (sha,) in rows]
 
 
@@ -162,21 +176,36 @@ def item_by_sha(backend, sha256: str) -> dict | None:
     return _item(rows[0]) if rows else None
 
 
-def _values(path: str, name: str, identity: Identity, source: Source | None, now: float) -> tuple:
+def no_preview_reason(identity: Identity) -> str | None:
+    """Why this content gets no preview at all (not a visual kind), else None."""
+    if has_preview_kind(identity.kind, identity.mime):
+        return None
+    return f"no preview for {identity.mime}"
+
+
+def _values(path: str, name: str, identity: Identity, source: Source | None, now: float,
+            created: float | None = None) -> tuple:
+    reason = no_preview_reason(identity)
     return (path, name, identity.sha256, identity.mime, identity.kind, identity.size,
             identity.taken_at.isoformat(), identity.taken_at_source, identity.width,
-            identity.height, identity.camera, source.name if source else None, source.path if source else None,
-            source.mtime_ns if source else None, now, now)
+            identity.height, identity.camera, source.name if source else None,
+            source.path if source else None, source.mtime_ns if source else None,
+            now if created is None else created, now, identity.latitude, identity.longitude,
+            identity.duration, identity.pages, identity.codec,
+            THUMBNAIL_NONE if reason else None, reason)
 
 
 _UPSERT = (
     "INSERT INTO library_items (path, name, sha256, mime, kind, size, taken_at, taken_at_source,"
-    " width, height, camera, source_name, source_path, source_mtime_ns, created_at, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " width, height, camera, source_name, source_path, source_mtime_ns, created_at, updated_at,"
+    " latitude, longitude, duration, pages, codec, thumbnail, thumbnail_reason)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, name = excluded.name,"
     " mime = excluded.mime, kind = excluded.kind, size = excluded.size,"
     " taken_at = excluded.taken_at, taken_at_source = excluded.taken_at_source,"
     " width = excluded.width, height = excluded.height, camera = excluded.camera,"
+    " latitude = excluded.latitude, longitude = excluded.longitude,"
+    " duration = excluded.duration, pages = excluded.pages, codec = excluded.codec,"
     " source_name = COALESCE(library_items.source_name, excluded.source_name),"
     " source_path = COALESCE(library_items.source_path, excluded.source_path),"
     " source_mtime_ns = COALESCE(library_items.source_mtime_ns, excluded.source_mtime_ns),"
@@ -196,12 +225,29 @@ def upsert_item(backend, path: str, identity: Identity, source: Source | None) -
                            _values(path, name, identity, source, time.time())).fetchone()[0]
 
 
+def replace_content(backend, item_id: int, identity: Identity) -> int:
+    """The file of item ``item_id`` changed in place: record its new content and facts,
+    keeping the id, path and drop origin; its preview is made again. Rows changed."""
+    reason = no_preview_reason(identity)
+    with backend.transaction() as conn:
+        return backend.run(
+            conn, "UPDATE library_items SET sha256 = ?, mime = ?, kind = ?, size = ?,"
+            " taken_at = ?, taken_at_source = ?, width = ?, height = ?, camera = ?,"
+            " latitude = ?, longitude = ?, duration = ?, pages = ?, codec = ?, thumbnail = ?,"
+            " thumbnail_reason = ?, updated_at = ? WHERE id = ?",
+            (identity.sha256, identity.mime, identity.kind, identity.size,
+             identity.taken_at.isoformat(), identity.taken_at_source, identity.width,
+             identity.height, identity.camera, identity.latitude, identity.longitude,
+             identity.duration, identity.pages, identity.codec,
+             THUMBNAIL_NONE if reason else None, reason, time.time(), item_id)).rowcount
+
+
 def add_duplicate(backend, sha256: str, source: Source, size: int) -> None:
     """Record a dropped copy of existing content (idempotent for the same drop)."""
     with backend.transaction() as conn:
         backend.run(
-            conn, "INSERT INTO library_duplicates (sha256, source_name, source_path, source_mtime_ns,"
-            " size, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            conn, "INSERT INTO library_duplicates (sha256, source_name, source_path,"
+            " source_mtime_ns, size, created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (sha256, source.name, source.path, source.mtime_ns, size, time.time()))
 
 
@@ -209,6 +255,11 @@ def indexed_paths(backend) -> dict[str, tuple[int, str, int]]:
     """Every indexed path: {path: (id, sha256, size)}."""
     rows = backend.fetch("SELECT path, id, sha256, size FROM library_items")
     return {path: (item_id, sha, size) for path, item_id, sha, size in rows}
+
+
+def indexed_updates(backend) -> dict[str, float]:
+    """When each indexed path's row was last written: {path: updated_at}."""
+    return dict(backend.fetch("SELECT path, updated_at FROM library_items"))
 
 
 def delete_items(backend, item_ids: list[int]) -> int:
@@ -222,7 +273,8 @@ def delete_items(backend, item_ids: list[int]) -> int:
 
 
 def replace_all(backend, entries: list[tuple[str, Identity, Source | None]]) -> int:
-    """Swap the whole item table for ``entries`` in one transaction (reindex)."""
+    """Swap the whole item table for ``entries`` in one transaction (benchmarks' fixtures;
+    ``library reindex`` keeps ids through :mod:`hopper.app.library.index_rebuild`)."""
     now = time.time()
     with backend.transaction() as conn:
         backend.run(conn, "DELETE FROM library_items")

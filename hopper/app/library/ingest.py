@@ -24,6 +24,7 @@ from hopper.app.library.identify import Identity, identify_fd, sha256_fd
 from hopper.app.library.inbox import printable, relative, resolve_source
 from hopper.app.library.locks import content_lock, try_lock
 from hopper.app.library.paths import locks_dir
+from hopper.app.library.placed import recheck_placed
 from hopper.app.library.quarantine import quarantine
 from hopper.app.settings import Settings
 
@@ -54,7 +55,8 @@ def ingest(settings: Settings, backend, path: str) -> dict:
         try:
             os.scandir(source).close()
         except PermissionError as exc:
-            return _to_quarantine(settings, source, rel, f"a folder that cannot be read: {exc.strerror}")
+            return _to_quarantine(settings, source, rel,
+                                  f"a folder that cannot be read: {exc.strerror}")
         return {"status": "folder", "path": rel}  # the caller scans it: its files are the input
     try:
         _check_entry(st, source.name)
@@ -105,7 +107,8 @@ def _check_entry(st: os.stat_result, name: str) -> None:
     if stat.S_ISLNK(st.st_mode):
         raise Problem("the file is a symlink; only regular files are ingested")
     if not stat.S_ISREG(st.st_mode):
-        raise Problem("not a regular file (a named pipe, socket or device cannot be read as a file)")
+        raise Problem("not a regular file"
+                      " (a named pipe, socket or device cannot be read as a file)")
     try:
         organize.sanitize_name(name)
     except organize.UnsafeName as exc:
@@ -170,7 +173,7 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
                 status = "ingested"  # a previous attempt indexed it; only the unlink was left
             _remove_source(source, st)
             return {"status": status, "path": rel, "item_id": item["id"], "sha256": identity.sha256,
-                    "kind": identity.kind}
+                    "kind": identity.kind, "mime": identity.mime}
         try:
             target = organize.render(settings.layout, identity, source.name)
             folder = organize.ensure_folder(root, target.parent)
@@ -185,8 +188,12 @@ def _ingest_open(settings: Settings, backend, source: Path, rel: str, fd: int,
         item_id = index.upsert_item(backend, library_path, identity, origin)
         _remove_source(source, st)
     log.info("ingested %s as %s", printable(rel), library_path)
-    return {"status": "ingested", "path": rel, "item_id": item_id, "library_path": library_path,
-            "sha256": identity.sha256, "kind": identity.kind}
+    result = {"status": "ingested", "path": rel, "item_id": item_id,
+              "library_path": library_path, "sha256": identity.sha256, "kind": identity.kind,
+              "mime": identity.mime}
+    # After the content lock is released: re-identifying takes the lock of the new content.
+    changed = recheck_placed(settings, backend, library_path, item_id, st, identity, origin)
+    return {**result, **changed} if changed else result
 
 
 def _place(fd: int, source: Path, folder: Path, name: str, sha256: str,

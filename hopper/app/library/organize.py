@@ -80,7 +80,8 @@ def check_relative(rendered: str) -> PurePosixPath:
     """Validate a relative library path: not absolute, no ``..``, no empty part."""
     path = PurePosixPath(rendered)
     if path.is_absolute() or rendered.startswith("/"):
-        raise UnsafeName(f"{rendered!r} is an absolute path; library paths are relative to the root")
+        raise UnsafeName(f"{rendered!r} is an absolute path;"
+                         " library paths are relative to the root")
     if any(part in ("..", "") for part in rendered.split("/")) or not path.parts:
         raise UnsafeName(f"{rendered!r} would leave the library root")
     return path

@@ -1,9 +1,9 @@
 """Where Hopper keeps its own library files: under the data folder, never in the library.
 
 ``library.root`` holds the user's files and nothing else. Locks, thumbnails and
-exported artifacts (``settings.artifacts_dir``) live in the data folder (the SQLite database's folder, or
-``data/`` beside the settings file on PostgreSQL), so a backup or a sync of the
-library folder carries only the user's files.
+exported artifacts (``settings.artifacts_dir``) live in the data folder (the SQLite
+database's folder, or ``data/`` beside the settings file on PostgreSQL), so a backup or a
+sync of the library folder carries only the user's files.
 """
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ def _parse(text: str) -> tuple[dt.datetime, str]:
     parts = [int(p) if p else None for p in match.groups()]
     given = sum(p is not None for p in parts)
     year, month, day, hour, minute, second = (p if p is not None else d
-                                              for p, d in zip(parts, (1, 1, 1, 0, 0, 0)))
+                                              for p, d in zip(parts, (1, 1, 1, 0, 0, 0),
+                                                              strict=True))
     try:
         start = dt.datetime(year, month, day, hour, minute, second)
     except ValueError as exc:

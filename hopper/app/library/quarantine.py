@@ -146,4 +146,5 @@ def _copy_across(source: Path, target: Path, st: os.stat_result) -> None:
         finally:
             os.unlink(temp)
     else:
-        raise OSError(errno.EXDEV, f"cannot move a {_file_type(st)} across filesystems", str(source))
+        raise OSError(errno.EXDEV, f"cannot move a {_file_type(st)} across filesystems",
+                      str(source))

@@ -5,8 +5,8 @@
   attempt that died before its index write), forgets rows whose file is gone,
   removes temp files left by crashed copies, removes the lock folder an earlier
   layout kept in the root, and prunes old empty inbox folders.
-- :func:`reindex` (``python run.py library reindex``) rebuilds the item table
-  from scratch by identifying every file again.
+- :func:`reindex` (``python run.py library reindex``) identifies every file again
+  and rebuilds the item table, keeping each found file's id and added time.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Iterator
 from hopper.app.library import index
 from hopper.app.library.identify import identify_path
 from hopper.app.library.inbox import excluded_folders, prune_empty_folders
+from hopper.app.library.index_rebuild import rebuild
 from hopper.app.library.locks import content_lock
 from hopper.app.library.organize import TEMP_PREFIX, is_temp_name
 from hopper.app.library.paths import LEGACY_LOCK_FOLDER, locks_dir
@@ -90,19 +91,27 @@ def reconcile(settings: Settings, backend) -> dict:
     if not root.is_dir():
         return {"indexed": 0, "forgotten": 0, "pruned_folders": 0}
     known = index.indexed_paths(backend)
+    written = index.indexed_updates(backend)
     seen: set[str] = set()
     added = 0
     _remove_legacy_locks(root)
     for rel, path, st in _candidates(settings):
         seen.add(rel)
-        if rel in known and known[rel][2] == st.st_size:
+        # A file written after its row was (a writer that kept the inode) is identified again.
+        if rel in known and known[rel][2] == st.st_size and st.st_mtime <= written[rel]:
             continue
         identity = identify_path(path)
+        if rel in known and known[rel][1] == identity.sha256:
+            continue
         holder = index.item_by_sha(backend, identity.sha256)
         if holder is not None and holder["path"] != rel and (root / holder["path"]).is_file():
             log.warning("%s duplicates the indexed %s; not indexed twice", rel, holder["path"])
             continue
-        index.upsert_item(backend, rel, identity, None)
+        if rel in known and holder is None:
+            log.warning("%s changed since it was indexed; identified again", rel)
+            index.replace_content(backend, known[rel][0], identity)  # its id stays
+        else:
+            index.upsert_item(backend, rel, identity, None)
         added += 1
     gone = [item_id for rel, (item_id, _, _) in known.items() if rel not in seen]
     forgotten = index.delete_items(backend, gone)
@@ -114,12 +123,14 @@ def reconcile(settings: Settings, backend) -> dict:
 def reindex(settings: Settings, backend) -> int:
     """Rebuild the index from the files under the root; return how many are indexed.
 
-    Drop origins (source name and path) survive, matched by content; files are
-    identified again, so a changed layout or a better parser takes effect.
+    Ids and added times survive (matched by path, then by content), and so do drop
+    origins; files are identified again, so a better parser takes effect. Only
+    rows whose file is gone are removed.
     """
     root = settings.library_root
     sources = index.sources_by_sha(backend)
-    entries, by_sha = [], {}
+    entries: list = []
+    by_sha: dict[str, list] = {}
     for rel, path, _ in (_candidates(settings) if root.is_dir() else ()):
         identity = identify_path(path)
         if identity.sha256 in by_sha:
@@ -128,4 +139,7 @@ def reindex(settings: Settings, backend) -> int:
         by_sha[identity.sha256] = rel
         origin = sources.get(identity.sha256)
         entries.append((rel, identity, index.Source(*origin) if origin else None))
-    return index.replace_all(backend, entries)
+    summary = rebuild(backend, entries)
+    log.info("reindex: %(indexed)d file(s), %(kept)d kept their id, %(added)d new,"
+             " %(removed)d gone", summary)
+    return summary["indexed"]

@@ -21,7 +21,13 @@ from hopper.app.library.inbox import (
 )
 from hopper.app.library.paths import thumbnails_dir
 from hopper.app.library.reindex import reconcile
-from hopper.app.library.thumbnails import Undecodable, make_thumbnail, prune_orphans, thumbnail_path
+from hopper.app.library.thumbnails import (
+    Undecodable,
+    make_previews,
+    preview_path,
+    prune_orphans,
+    thumbnail_path,
+)
 from hopper.app.registry import task
 
 log = logging.getLogger("hopper.library")
@@ -76,7 +82,8 @@ def library_ingest(path: str) -> dict:
     row = _current_row()  # attempts and the last error: fixed for this attempt
     poison = _poison_error(row)
     if poison is not None:
-        log.error("library.ingest %s: earlier attempts never returned (%s)", printable(path), poison)
+        log.error("library.ingest %s: earlier attempts never returned (%s)", printable(path),
+                  poison)
         return ingest_mod.quarantine_after_failures(settings, path, poison)
     try:
         result = ingest_mod.ingest(settings, backend, path)
@@ -90,7 +97,8 @@ def library_ingest(path: str) -> dict:
         error = printable("".join(traceback.format_exception_only(exc)).strip())
         log.error("library.ingest %s failed its last attempt: %s", printable(path), error)
         return ingest_mod.quarantine_after_failures(settings, path, error)
-    if result["status"] == "ingested" and result.get("kind") == "image":
+    if result["status"] == "ingested" and index.has_preview_kind(result.get("kind", ""),
+                                                                 result.get("mime", "")):
         enqueue_thumbnails([result["sha256"]])
     if result["status"] == "folder":
         result["scan_task"] = queue.enqueue("library.scan", {"folder": result["path"]},
@@ -144,11 +152,13 @@ def enqueue_thumbnails(shas: list[str]) -> int:
 @task(name="library.thumbnail", queue="library", max_attempts=3, backoff=2.0,
       timeout=THUMBNAIL_TIMEOUT_S)
 def library_thumbnail(sha256: str) -> dict:
-    """Make the thumbnail of the image item holding this content.
+    """Make the thumbnail and large preview of the item holding this content (an image,
+    a video's frame from a tenth of the way in, a PDF's first page).
 
-    A file Pillow cannot decode gets none: the item is marked ``thumbnail: none``
-    and stays in the library. So does a file whose every attempt failed or whose
-    earlier attempts hung or killed their worker, so nothing is retried forever.
+    The task succeeds either way; ``result.thumbnail`` says ``ready`` or ``none`` with
+    the ``reason``. A file that cannot be decoded gets none: the item is marked so and
+    stays in the library. So does a file whose every attempt failed or whose earlier
+    attempts hung or killed their worker, so nothing is retried forever.
     """
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
         raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
@@ -156,17 +166,21 @@ def library_thumbnail(sha256: str) -> dict:
     item = index.item_by_sha(backend, sha256)
     if item is None:
         return {"status": "missing", "sha256": sha256}
-    target = thumbnail_path(thumbnails_dir(settings), sha256)
-    if target.is_file():  # made before, e.g. for this content before a reindex
+    if not index.has_preview_kind(item["kind"], item["mime"]):
+        return _no_preview(backend, item, f"no preview for {item['mime']}")
+    folder = thumbnails_dir(settings)
+    thumb, preview = thumbnail_path(folder, sha256), preview_path(folder, sha256)
+    if thumb.is_file() and preview.is_file():  # made before, e.g. before a reindex
         index.set_thumbnail(backend, sha256, index.THUMBNAIL_READY)
-        return {"status": "ready", "item_id": item["id"], "reused": True}
+        return {"status": "ready", "thumbnail": "ready", "item_id": item["id"], "reused": True}
     row = _current_row()
     reason = _poison_error(row)
     if reason is None:
         try:
-            width, height = make_thumbnail(settings.library_root / item["path"], target)
+            width, height = make_previews(settings.library_root / item["path"], item["mime"],
+                                          item["kind"], thumb, preview)
         except Undecodable as exc:
-            reason = str(exc)
+            reason = f"cannot be decoded: {exc}"
         except FileNotFoundError:
             return {"status": "missing", "sha256": sha256, "item_id": item["id"]}
         except Exception as exc:  # retried; the last attempt records that there is none
@@ -175,10 +189,15 @@ def library_thumbnail(sha256: str) -> dict:
             reason = printable("".join(traceback.format_exception_only(exc)).strip())
         else:
             index.set_thumbnail(backend, sha256, index.THUMBNAIL_READY)
-            return {"status": "ready", "item_id": item["id"], "width": width, "height": height}
+            return {"status": "ready", "thumbnail": "ready", "item_id": item["id"],
+                    "width": width, "height": height}
     log.warning("no thumbnail for %s: %s", printable(item["path"]), reason)
-    index.set_thumbnail(backend, sha256, index.THUMBNAIL_NONE)
-    return {"status": "none", "item_id": item["id"], "reason": reason}
+    return _no_preview(backend, item, printable(reason))
+
+
+def _no_preview(backend, item: dict, reason: str) -> dict:
+    index.set_thumbnail(backend, item["sha256"], index.THUMBNAIL_NONE, reason)
+    return {"status": "none", "thumbnail": "none", "reason": reason, "item_id": item["id"]}
 
 
 @task(name="library.export", queue="library", max_attempts=3, backoff=2.0,

@@ -1,11 +1,12 @@
-"""Thumbnails of library images, written under ``data/thumbnails/`` (never the library).
+"""Thumbnails and large previews of library items (images, videos, PDFs), written
+under ``data/thumbnails/`` (never the library).
 
-A thumbnail is named by the content's sha256, so it follows its item through a
-reindex or a rename and is made once per content. It is written under a
-temporary name and renamed into place, so a reader sees a complete file or none.
-A file Pillow cannot decode gets no thumbnail: :func:`make_thumbnail` says so
-with :class:`Undecodable`, and the caller records that on the item instead of
-trying again.
+Both are named by the content's sha256, so they follow their item through a
+reindex or a rename and are made once per content, from one decode. Each is
+written under a temporary name and renamed into place, so a reader sees a
+complete file or none. A file that cannot be decoded gets none:
+:func:`make_previews` says so with :class:`Undecodable`, and the caller records
+that (with the reason) on the item instead of trying again.
 """
 from __future__ import annotations
 
@@ -13,25 +14,25 @@ import os
 import re
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, features
 
-from hopper.app.defaults import THUMBNAIL_ORPHAN_AGE_S, THUMBNAIL_QUALITY, THUMBNAIL_SIZE
+from hopper.app.defaults import (
+    PREVIEW_SIZE,
+    THUMBNAIL_ORPHAN_AGE_S,
+    THUMBNAIL_QUALITY,
+    THUMBNAIL_SIZE,
+)
+from hopper.app.library.decoders import Undecodable, decode  # noqa: F401 (raised to callers)
 
 # WebP is about a third smaller than JPEG at the same quality; JPEG when Pillow lacks it.
 FORMAT, SUFFIX, MIME = (("WEBP", ".webp", "image/webp") if features.check("webp")
                         else ("JPEG", ".jpg", "image/jpeg"))
+PREVIEW_TAG = "-large"
 PRUNE_BATCH = 500
-_NAME = re.compile(r"([0-9a-f]{64})" + re.escape(SUFFIX))
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-                  Image.DecompressionBombError)
-
-
-class Undecodable(Exception):
-    """Pillow cannot decode this file as an image (the message says why)."""
+_NAME = re.compile(r"([0-9a-f]{64})(?:" + re.escape(PREVIEW_TAG) + ")?" + re.escape(SUFFIX))
 
 
 def thumbnail_path(folder: Path, sha256: str) -> Path:
@@ -39,16 +40,32 @@ def thumbnail_path(folder: Path, sha256: str) -> Path:
     return folder / sha256[:2] / f"{sha256}{SUFFIX}"
 
 
-def make_thumbnail(source: Path, target: Path, size: int = THUMBNAIL_SIZE) -> tuple[int, int]:
-    """Write a thumbnail of the image at ``source`` to ``target``; return its size.
+def preview_path(folder: Path, sha256: str) -> Path:
+    """Where the large preview (PREVIEW_SIZE) of this content lives, beside its thumbnail."""
+    return folder / sha256[:2] / f"{sha256}{PREVIEW_TAG}{SUFFIX}"
 
-    EXIF orientation is applied, so a portrait photo shot sideways is upright.
-    Raises Undecodable for a file that is not a decodable image; other OSErrors
-    (the source vanished, a full disk) propagate so the task is retried.
+
+def make_previews(source: Path, mime: str, kind: str, thumb: Path, preview: Path,
+                  size: int = THUMBNAIL_SIZE, large: int = PREVIEW_SIZE) -> tuple[int, int]:
+    """Write the thumbnail and the large preview of the file at ``source`` from one
+    decode; return the preview's size.
+
+    The picture is upright (EXIF orientation, a video's rotation). Transparency is
+    kept (WebP has alpha), so a page can show it on a checkerboard. Raises
+    Undecodable for a file its library cannot decode; other OSErrors (the source
+    vanished, a full disk) propagate so the task is retried.
     """
-    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as stream:
-        image = _decode(stream, size)
+    picture = decode(source, mime, kind, large)
+    picture.thumbnail((large, large), Image.Resampling.LANCZOS)
+    picture = _for_format(picture)
+    small = picture.copy()
+    small.thumbnail((size, size), Image.Resampling.LANCZOS)
+    _write(small, thumb)
+    _write(picture, preview)  # last: its presence says both are complete
+    return picture.size
+
+
+def _write(image: Image.Image, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".thumb-", suffix=SUFFIX)
     try:
@@ -58,26 +75,15 @@ def make_thumbnail(source: Path, target: Path, size: int = THUMBNAIL_SIZE) -> tu
     except BaseException:
         os.unlink(temp)
         raise
-    return image.size
 
 
-def _decode(stream, size: int) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            # A corrupt EXIF block or a big image raises warnings; errors are what count.
-            warnings.simplefilter("ignore")
-            with Image.open(stream) as img:
-                img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
-                upright = ImageOps.exif_transpose(img)
-                upright.thumbnail((size, size), Image.Resampling.LANCZOS)
-                return _flatten(upright)
-    except _DECODE_ERRORS as exc:
-        raise Undecodable(f"{type(exc).__name__}: {exc}") from None
-
-
-def _flatten(img: Image.Image) -> Image.Image:
-    """RGB for the thumbnail format; transparency is laid on white."""
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+def _for_format(img: Image.Image) -> Image.Image:
+    """RGB, or RGBA where the picture has transparency and the format keeps it
+    (WebP); a JPEG fallback gets transparency laid on white."""
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    if has_alpha and FORMAT == "WEBP":
+        return img.convert("RGBA")
+    if has_alpha:
         rgba = img.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))

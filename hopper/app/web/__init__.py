@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import cast
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from hopper.app import bundled, queue, registry
 from hopper.app import settings as settings_mod
@@ -49,7 +51,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     app.session_interface = sessions.CookieSessionInterface()
     app.extensions["hopper"] = client
     app.extensions["hopper_metrics"] = metrics.make_registry(client.backend)
-    app.json.sort_keys = False
+    cast(DefaultJSONProvider, app.json).sort_keys = False  # Flask's default provider
     errors.register(app)
     auth.register(app)
     safety.register(app)  # runs before auth: refused requests never reach a token check

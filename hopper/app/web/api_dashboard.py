@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from hopper.app.backends.base import STATUSES
-from hopper.app.backends.task_queries import BULK_ACTIONS, BULK_CHUNK, BULK_LIMIT
+from hopper.app.backends.task_queries import BULK_ACTIONS, BULK_LIMIT
 from hopper.app.web import inputs
 from hopper.app.web.errors import bad_request
 
@@ -38,12 +38,13 @@ def _bulk_filter(body: dict) -> dict | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise bad_request("invalid filter", f"filter must be an object with {', '.join(FILTER_KEYS)}")
+        raise bad_request("invalid filter",
+                          f"filter must be an object with {', '.join(FILTER_KEYS)}")
     unknown = sorted(set(raw) - set(FILTER_KEYS))
     if unknown:
         raise bad_request("invalid filter", f"unknown filter key(s): {', '.join(unknown)}")
-    chosen = {k: inputs.field_text(raw, k, 500) for k in FILTER_KEYS}
-    chosen = {k: v for k, v in chosen.items() if v is not None}
+    given = {k: inputs.field_text(raw, k, 500) for k in FILTER_KEYS}
+    chosen = {k: v for k, v in given.items() if v is not None}
     if any("\x00" in v for v in chosen.values()):
         raise bad_request("invalid filter", "filter text cannot contain NUL characters")
     if not chosen:
@@ -72,11 +73,7 @@ def bulk():
     ids, filter_ = _bulk_ids(body), _bulk_filter(body)
     if (ids is None) == (filter_ is None):
         raise bad_request("invalid selection", "give either ids or filter, not both")
-    result = _backend().bulk(action, ids=ids, filter=filter_, dry_run=dry_run)
-    if action == "retry" and result["changed"]:
-        doorbell = current_app.extensions["hopper"].doorbell
-        if doorbell is not None:
-            doorbell.ring(min(result["changed"], BULK_CHUNK))
+    result = _backend().bulk(action, ids=ids, filter=filter_, dry_run=dry_run)  # wakes workers
     return jsonify(**result, limit=BULK_LIMIT)
 
 

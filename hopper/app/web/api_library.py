@@ -1,17 +1,19 @@
-"""``/api/library``: search the index, its timeline, one item, its thumbnail and file."""
+"""``/api/library``: search the index, its timeline, one item, its thumbnail, large
+preview and file (with HTTP Range requests, so a video player can seek)."""
 from __future__ import annotations
 
 import os
 import stat
 
-from flask import Blueprint, current_app, jsonify, send_file
+from flask import Blueprint, current_app, jsonify, request, send_file
 
 from hopper.app.defaults import THUMBNAIL_MAX_AGE_S
 from hopper.app.library import index
+from hopper.app.library.labels import kind_label
 from hopper.app.library.paths import thumbnails_dir
 from hopper.app.library.periods import InvalidPeriod, period_end, period_start
 from hopper.app.library.thumbnails import MIME as THUMBNAIL_MIME
-from hopper.app.library.thumbnails import thumbnail_path
+from hopper.app.library.thumbnails import preview_path, thumbnail_path
 from hopper.app.web import inputs
 from hopper.app.web.errors import bad_request, not_found
 
@@ -49,7 +51,7 @@ def search():
     except index.CursorGone as exc:
         raise bad_request("invalid cursor", str(exc)) from None
     # One item beyond the page says whether another page exists.
-    page = items[:limit]
+    page = [_labelled(i) for i in items[:limit]]
     next_cursor = page[-1]["id"] if len(items) > limit else None
     return jsonify(items=page, next_cursor=next_cursor)
 
@@ -69,6 +71,11 @@ def timeline():
     return jsonify(total=total, years=years)
 
 
+def _labelled(item: dict) -> dict:
+    item["label"] = kind_label(item["mime"], item["kind"])  # "PDF", "Word", "MP4"...
+    return item
+
+
 def _item_or_404(raw_id: str) -> dict:
     item_id = inputs.path_id(raw_id, "library item")
     found = index.get_item(_client().backend, item_id)
@@ -80,23 +87,37 @@ def _item_or_404(raw_id: str) -> dict:
 @bp.get("/api/library/<raw_id>")
 def item(raw_id: str):
     """One indexed item with its duplicates."""
-    return jsonify(_item_or_404(raw_id))
+    return jsonify(_labelled(_item_or_404(raw_id)))
+
+
+def _picture(raw_id: str, where, what: str):
+    found = _item_or_404(raw_id)
+    path = where(thumbnails_dir(_client().settings), found["sha256"])
+    if found["thumbnail"] != index.THUMBNAIL_READY or not path.is_file():
+        state = "not made yet"
+        if found["thumbnail"] == index.THUMBNAIL_NONE:
+            state = found["thumbnail_reason"] or "none"
+        raise not_found(f"no {what}", f"item {found['id']}: {state}")
+    return send_file(path, mimetype=THUMBNAIL_MIME, max_age=THUMBNAIL_MAX_AGE_S)
 
 
 @bp.get("/api/library/<raw_id>/thumbnail")
 def thumbnail(raw_id: str):
-    """The item's thumbnail; 404 while it is not made yet or when it has none."""
-    found = _item_or_404(raw_id)
-    path = thumbnail_path(thumbnails_dir(_client().settings), found["sha256"])
-    if found["thumbnail"] != index.THUMBNAIL_READY or not path.is_file():
-        state = "cannot be decoded" if found["thumbnail"] == index.THUMBNAIL_NONE else "not made yet"
-        raise not_found("no thumbnail", f"item {found['id']}: {state}")
-    return send_file(path, mimetype=THUMBNAIL_MIME, max_age=THUMBNAIL_MAX_AGE_S)
+    """The item's 320 px thumbnail; 404 (with the reason) while it is not made yet or
+    when it has none."""
+    return _picture(raw_id, thumbnail_path, "thumbnail")
+
+
+@bp.get("/api/library/<raw_id>/preview")
+def preview(raw_id: str):
+    """The item's large (1,600 px) preview; 404 like the thumbnail."""
+    return _picture(raw_id, preview_path, "preview")
 
 
 @bp.get("/api/library/<raw_id>/file")
 def original(raw_id: str):
-    """The original file, downloaded under its name in the library."""
+    """The original file under its name in the library: a download, or shown in the
+    browser with ``?inline=1``. Answers Range requests (206), so videos seek."""
     found = _item_or_404(raw_id)
     root = _client().settings.library_root
     try:
@@ -110,9 +131,11 @@ def original(raw_id: str):
     if not stat.S_ISREG(st.st_mode):
         stream.close()
         raise not_found("file missing", f"{found['path']} is not a regular file")
-    response = send_file(stream, mimetype=found["mime"], as_attachment=True,
+    inline = request.args.get("inline") in ("1", "true")
+    response = send_file(stream, mimetype=found["mime"], as_attachment=not inline,
                          download_name=found["name"], max_age=0, etag=found["sha256"],
-                         last_modified=st.st_mtime, conditional=True)
-    if response.status_code == 200:  # a file object carries no size: say it for progress bars
-        response.content_length = st.st_size
-    return response
+                         last_modified=st.st_mtime, conditional=False)
+    # A file object carries no size, so Flask cannot answer ranges or conditionals by
+    # itself: give it the size (the body is seekable, so a range reads only its bytes).
+    response.content_length = st.st_size
+    return response.make_conditional(request, accept_ranges=True, complete_length=st.st_size)

@@ -45,9 +45,7 @@ def run_schedule(name: str):
     """Enqueue the entry now (recorded as a slot at this moment); 201 with the task id."""
     entry = _entry_or_404(name)
     client = _client()
-    task_id = scheduler.enqueue_entry(client.backend, entry, time.time())
-    if client.doorbell is not None:
-        client.doorbell.ring()
+    task_id = scheduler.enqueue_entry(client.backend, entry, time.time())  # wakes a worker
     return jsonify(id=task_id, schedule=_described(entry["name"])), 201
 
 

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import yaml
 from flask import Blueprint, current_app, jsonify
 
 from hopper.app import settings as settings_mod
+from hopper.app.backends.urls import redact
+from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.web import inputs, settings_file
 from hopper.app.web.errors import bad_request, conflict
-from hopper.worker.flask_context import ERROR_STATE_KEY
 
 bp = Blueprint("api_system", __name__)
 log = logging.getLogger("hopper.web")
@@ -35,15 +35,11 @@ def workers():
     return jsonify(live_workers())
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
 def public_settings(s: settings_mod.Settings) -> dict:
     """Settings as shown to clients: never the token itself."""
     return {
         "path": str(s.path),
-        "database": _redact_url(s.database),
+        "database": redact(s.database),
         "durability": s.durability,
         "workers": s.workers,
         "max_workers": settings_mod.MAX_WORKERS,
@@ -75,11 +71,11 @@ def settings_in_force() -> tuple[settings_mod.Settings, str | None]:
 
 def _settings_body(current: settings_mod.Settings, load_error: str | None) -> dict:
     backend = _client().backend
-    published = backend.get_state("settings_error")
+    published = backend.get_state(SETTINGS_ERROR_KEY)
     error = published if published else (
         {"error": load_error, "at": None} if load_error else None)
     return {"settings": public_settings(current), "error": error,
-            "flask_app_error": backend.get_state(ERROR_STATE_KEY)}
+            "flask_app_error": backend.get_state(FLASK_APP_ERROR_KEY)}
 
 
 @bp.get("/api/settings")
@@ -94,7 +90,8 @@ def patch_settings():
     the daemon's watcher applies them."""
     body = inputs.json_body()
     if not isinstance(body, dict) or not body:
-        raise bad_request("invalid settings", "the body must be a JSON object such as {\"workers\": 3}")
+        raise bad_request("invalid settings",
+                          "the body must be a JSON object such as {\"workers\": 3}")
     unknown = sorted(set(body) - set(LIVE_KEYS))
     if unknown:
         raise bad_request("not a live setting",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 
@@ -21,7 +22,7 @@ from hopper.app.web.group_commit import GroupCommit
 
 bp = Blueprint("api_tasks", __name__)
 
-MAX_BATCH = 1000
+MAX_ENQUEUE_BATCH = 1000
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
                   "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on", "ref")
 
@@ -39,7 +40,7 @@ def enqueue_request(body) -> dict:
         raise bad_request("unknown field", f"unknown field(s): {', '.join(unknown)}")
     if body.get("name") is None:
         raise bad_request("invalid name", "name is required")
-    request_ = {"name": inputs.field_text(body, "name")}
+    request_: dict[str, Any] = {"name": inputs.field_text(body, "name")}
     try:
         registry.get(request_["name"])
     except registry.UnknownTask as exc:
@@ -62,7 +63,8 @@ def enqueue_request(body) -> dict:
         "queue": lambda: inputs.field_text(body, "queue", 100),
         "unique_key": lambda: inputs.field_text(body, "unique_key", 500),
         "priority": lambda: inputs.field_int(body, "priority", *registry.PRIORITY_RANGE),
-        "max_attempts": lambda: inputs.field_int(body, "max_attempts", 1, registry.MAX_ATTEMPTS_LIMIT),
+        "max_attempts": lambda: inputs.field_int(body, "max_attempts", 1,
+                                                 registry.MAX_ATTEMPTS_LIMIT),
         "parent_id": lambda: inputs.field_int(body, "parent_id", 1, inputs.INT64_MAX),
         "timeout": lambda: inputs.field_number(body, "timeout", 0, 1e7, exclusive_low=True),
         "delay": lambda: inputs.field_number(body, "delay", 0, 1e9),
@@ -88,9 +90,10 @@ def _dependency_fields(body: dict, request_: dict) -> None:
     depends_on = body.get("depends_on")
     if depends_on is None:
         return
-    if not isinstance(depends_on, list) or len(depends_on) > MAX_BATCH:
+    if not isinstance(depends_on, list) or len(depends_on) > MAX_ENQUEUE_BATCH:
         raise bad_request("invalid depends_on",
-                          f"depends_on must be a list of at most {MAX_BATCH} refs or task ids")
+                          f"depends_on must be a list of at most {MAX_ENQUEUE_BATCH}"
+                          " refs or task ids")
     for value in depends_on:
         if isinstance(value, str):
             inputs.check_text(value, "depends_on")
@@ -165,8 +168,8 @@ def create_batch():
     body = inputs.json_body()
     if not isinstance(body, list) or not body:
         raise bad_request("invalid batch", "the body must be a non-empty JSON array of tasks")
-    if len(body) > MAX_BATCH:
-        raise ApiError(413, "batch too large", f"at most {MAX_BATCH} tasks per batch")
+    if len(body) > MAX_ENQUEUE_BATCH:
+        raise ApiError(413, "batch too large", f"at most {MAX_ENQUEUE_BATCH} tasks per batch")
     requests_ = []
     for index, item in enumerate(body):
         try:
@@ -253,13 +256,13 @@ def task_artifact(raw_id: str):
     artifact = result.get("artifact") if isinstance(result, dict) else None
     if not isinstance(artifact, str) or not artifact:
         raise not_found("no artifact", f"task {task['id']} did not produce a file")
-    path = artifact_path(current_app.extensions["hopper"].settings.artifacts_dir, artifact)
+    path = artifact_file(current_app.extensions["hopper"].settings.artifacts_dir, artifact)
     if not path.is_file():
         raise not_found("artifact missing", f"{artifact} no longer exists")
     return send_file(path, as_attachment=True, download_name=path.name)
 
 
-def artifact_path(artifacts_dir: Path, artifact: str) -> Path:
+def artifact_file(artifacts_dir: Path, artifact: str) -> Path:
     """The file ``artifact`` names inside ``artifacts_dir``; 403 for anything else.
 
     A task's result is data anyone who can enqueue controls (``echo`` returns its

@@ -81,7 +81,10 @@ def logged_in() -> bool:
 def log_in() -> None:
     """Mark this session as authenticated (after the token was checked)."""
     session.clear()
-    session["auth"] = _fingerprint(_token())
+    token = _token()
+    if token is None:
+        raise RuntimeError("log_in() needs auth.token set")  # callers check the token first
+    session["auth"] = _fingerprint(token)
     session["csrf"] = secrets.token_urlsafe(32)
 
 
@@ -95,8 +98,9 @@ def csrf_token() -> str:
 def csrf_ok(candidate: str | None) -> bool:
     """Whether ``candidate`` is this session's CSRF token."""
     expected = session.get("csrf")
-    return bool(expected and candidate) and hmac.compare_digest(
-        candidate.encode("utf-8", "surrogatepass"), expected.encode())
+    if not expected or not candidate:
+        return False
+    return hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def require_csrf_form() -> None:

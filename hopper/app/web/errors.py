@@ -68,10 +68,11 @@ def register(app: Flask) -> None:
             return exc
         messages = {413: "request body too large", 405: "method not allowed",
                     404: "not found"}
-        response = error_response(exc.code or 500, messages.get(exc.code, exc.name),
+        response = error_response(exc.code or 500, messages.get(exc.code or 500, exc.name),
                                   exc.description)
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            response[0].headers["Allow"] = ", ".join(exc.valid_methods)
+        allowed = getattr(exc, "valid_methods", None)  # only MethodNotAllowed has them
+        if exc.code == 405 and allowed:
+            response[0].headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.errorhandler(Exception)

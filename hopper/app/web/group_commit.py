@@ -31,6 +31,8 @@ class _Slot:
     def outcome(self) -> tuple[int, bool]:
         if self.error is not None:
             raise self.error
+        if self.result is None:
+            raise RuntimeError("the group commit ended without an outcome for this request")
         return self.result
 
 
@@ -76,7 +78,7 @@ class GroupCommit:
     def _run(self, group: list[_Slot]) -> None:
         try:
             ids, created = self._commit([s.request for s in group])
-            for slot, task_id, new in zip(group, ids, created):
+            for slot, task_id, new in zip(group, ids, created, strict=True):
                 slot.result = (task_id, new)
         except Exception as exc:  # handed to the request threads, which report it
             if len(group) == 1:

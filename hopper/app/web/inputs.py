@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, overload
 
 from flask import request
 
@@ -77,6 +77,11 @@ def path_id(raw: str, what: str = "task") -> int:
     return value
 
 
+@overload
+def query_int(name: str, default: int, low: int = 1, high: int = INT64_MAX) -> int: ...
+@overload
+def query_int(name: str, default: None = None, low: int = 1,
+              high: int = INT64_MAX) -> int | None: ...
 def query_int(name: str, default: int | None = None, low: int = 1,
               high: int = INT64_MAX) -> int | None:
     """An integer query parameter within ``low..high``; 400 otherwise."""

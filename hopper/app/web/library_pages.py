@@ -14,6 +14,7 @@ from flask import abort, current_app, render_template, request
 
 from hopper.app.defaults import LIBRARY_PAGE_SIZE as PAGE_SIZE
 from hopper.app.library import index
+from hopper.app.library.labels import kind_label, shows_in_browser
 from hopper.app.library.periods import InvalidPeriod, period_end, period_start
 from hopper.app.web import inputs
 from hopper.app.web.errors import ApiError
@@ -37,8 +38,27 @@ def taken(taken_at: str | None) -> str:
     return taken_at.replace("T", " ")[:16] if taken_at else "—"
 
 
+def duration(seconds: float | None) -> str:
+    """``75.4`` → ``1:15``; ``3725`` → ``1:02:05``."""
+    if seconds is None:
+        return "—"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def position(latitude: float, longitude: float) -> str:
+    """``48.8584, 2.2945`` → ``48.85840° N, 2.29450° E``."""
+    return (f"{abs(latitude):.5f}° {'N' if latitude >= 0 else 'S'},"
+            f" {abs(longitude):.5f}° {'E' if longitude >= 0 else 'W'}")
+
+
 TAKEN_SOURCES = {"exif:DateTimeOriginal": "the camera's capture time (EXIF)",
-                 "exif:DateTime": "the EXIF date", "mtime": "the file's modification time",
+                 "exif:DateTime": "the EXIF date",
+                 "video:creation_time": "the video's creation time",
+                 "pdf:CreationDate": "the PDF's creation date",
+                 "mtime": "the file's modification time",
                  "ingest": "the time it was ingested (its own dates were in the future)"}
 
 
@@ -65,10 +85,10 @@ def _timeline(backend, filters: dict) -> list[dict]:
                                                                              entry["to"])
         years[-1]["months"].append(entry)
         years[-1]["count"] += count
-    for year in years:
-        year["current"] = (filters["taken_from"], filters["taken_to"]) == (year["from"],
-                                                                           year["to"])
-        year["open"] = year["current"] or any(m["current"] for m in year["months"])
+    for shown in years:
+        shown["current"] = (filters["taken_from"], filters["taken_to"]) == (shown["from"],
+                                                                            shown["to"])
+        shown["open"] = shown["current"] or any(m["current"] for m in shown["months"])
     if years and not any(y["open"] for y in years):
         years[0]["open"] = True
     return years
@@ -82,8 +102,9 @@ def library_page():
     try:
         limit = inputs.query_int("limit", PAGE_SIZE, 1, inputs.MAX_LIMIT)
         cursor = inputs.query_int("cursor")
-        bounds = {"taken_from": period_start(filters["taken_from"]) if filters["taken_from"] else None,
-                  "taken_before": period_end(filters["taken_to"]) if filters["taken_to"] else None}
+        start, end = filters["taken_from"], filters["taken_to"]
+        bounds = {"taken_from": period_start(start) if start else None,
+                  "taken_before": period_end(end) if end else None}
         rows = index.search_items(backend, q=filters["q"] or None, kind=filters["kind"] or None,
                                   limit=limit + 1, cursor=cursor, **bounds)
         items = rows[:limit]
@@ -98,11 +119,11 @@ def library_page():
     return render_template("library.html", items=items, next_cursor=next_cursor, total=total,
                            filters=filters, active=active, kinds=KINDS, timeline=timeline,
                            error=error, page_size=limit, human_size=human_size,
-                           taken=taken), status
+                           taken=taken, kind_label=kind_label, duration=duration), status
 
 
 def item_page(item_id: int):
-    """One item: preview, metadata, duplicates, download."""
+    """One item: large preview (a player for videos), metadata, duplicates, download."""
     found = None
     if item_id <= inputs.INT64_MAX:
         found = index.get_item(current_app.extensions["hopper"].backend, item_id)
@@ -111,4 +132,6 @@ def item_page(item_id: int):
     added = dt.datetime.fromtimestamp(found["created_at"]).isoformat(sep=" ", timespec="minutes")
     return render_template("library_item.html", item=found, added=added, human_size=human_size,
                            taken=taken, taken_source=TAKEN_SOURCES.get(found["taken_at_source"],
-                                                                       "unknown"))
+                                                                       "unknown"),
+                           kind_label=kind_label, duration=duration, position=position,
+                           full_size=shows_in_browser(found["mime"]))

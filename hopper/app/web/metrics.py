@@ -20,12 +20,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from hopper.app.backends.base import FINISHED, Backend
+from hopper.app.backends.counter_batch import DURATION_BUCKETS, PICKUP_BUCKETS
 
 bp = Blueprint("metrics", __name__)
-
-# The bucket bounds the counting triggers use (migrations sqlite/0008, postgres/0007).
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
-PICKUP_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 
 
 class HopperCollector:

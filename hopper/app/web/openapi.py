@@ -11,7 +11,7 @@ from hopper.app.backends.base import MAX_TAG_LENGTH, MAX_TAGS, STATUSES
 from hopper.app.defaults import QUEUE_NAME_MAX
 from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 from hopper.app.settings import MAX_WORKERS
-from hopper.app.web.api_tasks import MAX_BATCH
+from hopper.app.web.api_tasks import MAX_ENQUEUE_BATCH
 from hopper.app.web.inputs import INT64_MAX, MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
@@ -222,7 +222,13 @@ SCHEMAS = {
         "size": _null(INT), "taken_at": _null({"anyOf": [NUM, STR]}), "kind": _null(STR),
         "source_name": _null(STR), "width": _null(INT), "height": _null(INT),
         "camera": _null(STR),
-        "thumbnail": _null({"type": "string", "enum": ["ready", "none"]}),
+        "thumbnail": {"type": "string", "enum": ["pending", "ready", "none"]},
+        "thumbnail_reason": _null({**STR, "description": "Why thumbnail is none"}),
+        "label": {**STR, "description": "Short type name (PDF, Word, MP4...)"},
+        "latitude": _null(NUM), "longitude": _null(NUM),
+        "duration": _null({**NUM, "description": "Seconds (videos)"}),
+        "pages": _null({**INT, "description": "Page count (PDFs)"}),
+        "codec": _null({**STR, "description": "Video codec"}),
         "duplicates": {"type": "array", "items": {"type": "object"}},
     }, ["id"], description="An indexed file (further fields may be present)"),
     "LibraryTimeline": _obj({
@@ -266,7 +272,7 @@ PATHS = {
     "/api/tasks/batch": {"post": {
         "summary": "Enqueue several tasks in one transaction", "operationId": "enqueueBatch",
         "requestBody": {"required": True, "content": {JSON: {"schema": {
-            "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+            "type": "array", "minItems": 1, "maxItems": MAX_ENQUEUE_BATCH,
             "items": _ref("EnqueueRequest")}}}},
         "responses": {"201": _json(_ref("BatchResult"), "Created"), **_errors(400, 413)}}},
     "/api/tasks/bulk": {"post": _op(
@@ -360,11 +366,24 @@ PATHS = {
             for m in ("image/webp", "image/jpeg")}}, **_errors(400, 404)},
         [{**TASK_ID_PARAM, "description": "Library item id"}],
         operation_id="getLibraryThumbnail")},
+    "/api/library/{id}/preview": {"get": _op(
+        "The item's large preview (1,600 px; images, video frames, PDF first pages)",
+        {"200": {"description": "The preview", "content": {
+            m: {"schema": {"type": "string", "format": "binary"}}
+            for m in ("image/webp", "image/jpeg")}}, **_errors(400, 404)},
+        [{**TASK_ID_PARAM, "description": "Library item id"}],
+        operation_id="getLibraryPreview")},
     "/api/library/{id}/file": {"get": _op(
-        "Download the original file under its name",
+        "The original file under its name; answers Range requests",
         {"200": {"description": "The file", "content": {"application/octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 404)},
-        [{**TASK_ID_PARAM, "description": "Library item id"}], operation_id="getLibraryFile")},
+            "schema": {"type": "string", "format": "binary"}}}},
+         "206": {"description": "The requested byte range", "content": {
+             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+         "416": {"description": "The range lies beyond the end of the file"},
+         **_errors(400, 404)},
+        [{**TASK_ID_PARAM, "description": "Library item id"},
+         {**_query("inline", STR), "description": "1: shown in the browser, not downloaded"}],
+        operation_id="getLibraryFile")},
     "/api/openapi.json": {"get": _op("This document", {
         "200": _json({"type": "object"}, "OpenAPI 3 document"), **_errors()},
         operation_id="getOpenapi")},

@@ -44,6 +44,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+_SECURITY_ITEMS = tuple(SECURITY_HEADERS.items())
+_SECURITY_NAMES = frozenset(name.lower() for name in SECURITY_HEADERS)
 
 
 def host_name(host_header: str) -> str:
@@ -68,6 +70,8 @@ def host_allowed(host_header: str, settings) -> bool:
     if "*" in settings.allowed_hosts:
         return True
     name = host_name(host_header)
+    if name in LOOPBACK_NAMES:  # always allowed: no need to build the whole set
+        return True
     return name in allowed_hosts(settings) or _is_loopback_ip(name)
 
 
@@ -137,8 +141,15 @@ def check_request():
 
 def add_headers(response):
     """The security headers, on every response (pages, API, errors, static files)."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    # One pass over the response's headers, then one extend: six setdefault calls
+    # scanned the headers six times (a tenth of a single enqueue's time in the
+    # web process).
+    headers = response.headers
+    present = {name.lower() for name in headers.keys()}
+    if present.isdisjoint(_SECURITY_NAMES):
+        headers.extend(_SECURITY_ITEMS)
+    else:
+        headers.extend([(n, v) for n, v in _SECURITY_ITEMS if n.lower() not in present])
     return response
 
 

@@ -23,6 +23,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -81,13 +82,16 @@ def write_live(path: Path, workers: int | None = None,
         new_text, preserved = text, True
         if workers is not None:
             new_text, preserved = with_workers(new_text, workers)
+        edited: str | None = new_text
         if queue_limits and preserved:
-            new_text = with_queue_limits(new_text, queue_limits)
-        if not preserved or new_text is None or _mapping(new_text) != expected:
+            edited = with_queue_limits(new_text, queue_limits)
+        if not preserved or edited is None or _mapping(edited) != expected:
             new_text, preserved = yaml.safe_dump(expected, sort_keys=False), False
+        else:
+            new_text = edited
         new_settings = settings_mod.validate(_mapping(new_text), path)
         _replace(path, new_text)
-    changes = {k: v for k, v in (("workers", workers), ) if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in (("workers", workers), ) if v is not None}
     if queue_limits:
         changes["queues"] = {name: {"concurrency": n} for name, n in queue_limits.items()}
     return Written(path, changes, preserved, new_settings)

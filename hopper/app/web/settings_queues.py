@@ -89,8 +89,8 @@ def _block_end(lines: list[str], start: int) -> int:
 
 def _set_one(lines: list[str], start: int, name: str, n: int) -> bool:
     end = _block_end(lines, start)
-    entries = [(i, _ENTRY.match(lines[i].rstrip("\n"))) for i in range(start + 1, end)]
-    entries = [(i, m) for i, m in entries if m]
+    entries = [(i, m) for i in range(start + 1, end)
+               if (m := _ENTRY.match(lines[i].rstrip("\n")))]
     indent = min((len(m.group("indent")) for _, m in entries), default=2)
     for i, m in entries:
         if len(m.group("indent")) != indent or _key_of(m.group("key")) != name:

@@ -22,11 +22,12 @@ from flask import (
 
 from hopper.app import queue, scheduler, task_fields, workflow
 from hopper.app.backends.base import STATUSES, TaskConflict
+from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.web import auth, inputs, task_view, workflow_graph
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
 from hopper.app.web.library_pages import item_page, library_page
-from hopper.worker.flask_context import ERROR_STATE_KEY
+from hopper.app.web.settings_words import library_rows
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -89,7 +90,8 @@ def task(task_id: int):
     found = backend.get(task_id) if task_id <= inputs.INT64_MAX else None
     if found is None:
         abort(404, f"no task {task_id}")
-    children = backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1) if found["children"] else []
+    children = (backend.list(parent_id=task_id, limit=CHILDREN_SHOWN + 1)
+                if found["children"] else [])
     done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
     percent = min(100, round(100 * done / total)) if total else 0
     attempts = task_view.attempts(found)
@@ -165,10 +167,11 @@ def schedule_action(name: str, action: str):
 def settings_page():
     """Settings in force, the last reload error, and the worker slider."""
     current, load_error = settings_in_force()
-    published = _backend().get_state("settings_error")
+    published = _backend().get_state(SETTINGS_ERROR_KEY)
     error = (published or {}).get("error") or load_error
     return render_template("settings.html", settings=public_settings(current), error=error,
-                           flask_app_error=_backend().get_state(ERROR_STATE_KEY))
+                           flask_app_error=_backend().get_state(FLASK_APP_ERROR_KEY),
+                           library_rows=library_rows(current))
 
 
 @bp.get("/library")

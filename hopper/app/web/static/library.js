@@ -20,25 +20,41 @@
     return takenAt ? takenAt.replace("T", " ").slice(0, 16) : "—";
   }
 
+  function durationText(seconds) {
+    var total = Math.round(seconds), h = Math.floor(total / 3600);
+    var m = Math.floor((total % 3600) / 60), s = total % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+  }
+
   // The same markup as library_card.html, built without innerHTML.
   function card(item) {
     var li = el("li", "lib-card");
     var link = el("a");
+    var tile = el("span", "lib-tile");
+    var label = item.label || item.kind;
     link.href = "/library/" + item.id;
     if (item.thumbnail === "ready") {
-      var img = el("img", "lib-thumb");
+      var img = el("img", item.mime === "application/pdf" ? "lib-thumb lib-page" : "lib-thumb");
       img.src = "/api/library/" + item.id + "/thumbnail";
       img.loading = "lazy";
       img.alt = "";
-      link.appendChild(img);
+      tile.appendChild(img);
+      if (item.kind !== "image" || item.duration) {
+        var badge = (item.kind === "video" ? "\u25b6 " : "") + label +
+          (item.duration ? " \u00b7 " + durationText(item.duration) : "");
+        tile.appendChild(el("span", "lib-badge", badge));
+      }
     } else {
       var box = el("span", "lib-thumb lib-placeholder");
-      box.appendChild(el("span", "lib-kind", item.kind));
-      var state = item.kind !== "image" ? item.mime
-        : item.thumbnail === "none" ? "no preview: cannot be decoded" : "preview pending";
+      box.appendChild(el("span", "lib-kind", label));
+      var undecodable = item.thumbnail_reason && item.thumbnail_reason.indexOf("cannot") === 0;
+      var state = item.thumbnail === "pending" ? "preview pending"
+        : undecodable ? "no preview: cannot be decoded" : item.kind;
       box.appendChild(el("span", "lib-state", state));
-      link.appendChild(box);
+      tile.appendChild(box);
     }
+    link.appendChild(tile);
     link.appendChild(el("span", "lib-name", item.name));
     link.appendChild(el("span", "lib-date", takenText(item.taken_at)));
     li.appendChild(link);

@@ -1,7 +1,9 @@
-"""Running Gunicorn (gthread) as a child process of the supervisor.
+"""Running the web layer (Gunicorn, gthread) as a child process of the supervisor.
 
 Gunicorn's arbiter reaps every child with ``waitpid(-1)``, so it gets a process
 of its own and the worker pool is never forked from inside it.
+It lives beside the daemon, not in ``web/``: it imports neither Flask nor the
+web modules, it only starts the process that serves them.
 """
 from __future__ import annotations
 
@@ -57,14 +59,15 @@ class WebServer:
     def stop(self, deadline: float | None = None) -> None:
         """SIGTERM (Gunicorn finishes the requests in flight), SIGKILL at ``deadline``
         (``time.monotonic()``; default: the settings' shutdown_grace from now)."""
-        if not self.alive():
+        process = self.process
+        if process is None or not self.alive():
             return
         if deadline is None:
             deadline = time.monotonic() + self.settings.shutdown_grace
-        self.process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(max(0.1, deadline - time.monotonic()))
+            process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.warning("gunicorn did not stop in time; killing it")
-            self.process.kill()
-            self.process.wait(KILL_WAIT_S)
+            process.kill()
+            process.wait(KILL_WAIT_S)
