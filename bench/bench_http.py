@@ -133,7 +133,7 @@ def start_bare(folder: Path, config: Path) -> tuple[subprocess.Popen, int]:
     """Gunicorn serving bench/bare_flask.py with Hopper's own Gunicorn command line."""
     sys.path.insert(0, str(REPO))
     from hopper.app.settings import load as load_settings
-    from hopper.app.web.server import WebServer
+    from hopper.app.web_process import WebServer
 
     port = free_port()
     settings = load_settings(config)

@@ -102,3 +102,13 @@ def test_a_task_module_that_fails_to_import_is_named_in_one_line(tmp_path):
     assert served.returncode == EXIT_USAGE
     assert "cannot start: tasks.modules: cannot import 'no_such_tasks_mod'" in served.stderr
     assert "Traceback" not in served.stderr
+
+
+def test_worker_queues_naming_a_queue_given_concurrency_zero_is_refused_at_start(tmp_path):
+    config = write_settings(tmp_path, queues={"q2": {"concurrency": 0}})
+    out = subprocess.run([sys.executable, str(REPO / "run.py"), "--config", str(config),
+                          "worker", "--queues", "q1,q2"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "--queues names q2" in out.stderr and "concurrency: 0" in out.stderr
+    assert not (tmp_path / "data" / "hopper.db").exists()  # refused before touching anything

@@ -17,9 +17,12 @@ from pathlib import Path
 
 from hopper.app import bundled, logs, queue, reaper, registry
 from hopper.app import settings as settings_mod
-from hopper.app.backends import database_errors
+from hopper.app.backends import connection_lost, database_errors, transient
 from hopper.app.bind import BindError, check_bind
 from hopper.app.defaults import (
+    DAEMON_STALE_S,
+    FENCE_CHECK_S,
+    FENCE_MARGIN_S,
     HEARTBEAT_S,
     PRUNE_EVERY_S,
     SUPERVISE_TICK_S,
@@ -30,7 +33,9 @@ from hopper.app.defaults import (
     WEB_STABLE_S,
 )
 from hopper.app.identity import host_name, new_daemon_id
+from hopper.app.outage import Outage, best_effort
 from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
+from hopper.app.queue_names import InvalidQueueName, check_claimable
 from hopper.app.scheduler import Scheduler, schedules_for
 from hopper.app.settings_watcher import SettingsWatcher
 from hopper.app.web_process import WebServer
@@ -46,6 +51,7 @@ class Daemon:
 
     def __init__(self, settings: settings_mod.Settings, web: bool = True,
                  queues: frozenset[str] | None = None):
+        check_claimable(queues, settings.queue_limits, settings.path)
         self.settings = settings
         self.web_enabled = web
         self.stopping = threading.Event()
@@ -70,6 +76,10 @@ class Daemon:
                                              daemon=True)
         self._scheduler_thread = threading.Thread(target=self._scheduling, name="scheduler",
                                                   daemon=True)
+        # Self-fencing: when the leases were last renewed (time.monotonic()), watched by a
+        # thread that never waits on the database itself.
+        self._renewed_at = time.monotonic()
+        self._fencer = threading.Thread(target=self._fencing, name="fencing", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
@@ -86,8 +96,10 @@ class Daemon:
         self.pool.start(self.settings.workers)
         self.pool.heartbeat()
         self.watcher.start()
+        self._renewed_at = time.monotonic()
         self._housekeeper.start()
         self._scheduler_thread.start()
+        self._fencer.start()
         if self.web_enabled:
             self.web = WebServer(self.settings)
             self._start_web()
@@ -175,7 +187,8 @@ class Daemon:
         self.pool.stop(max(0.0, deadline - time.monotonic()))
         self._housekeeper.join(HEARTBEAT_S * 2)
         self._scheduler_thread.join(HEARTBEAT_S * 2)
-        self.backend.remove_daemon(self.daemon_id)
+        best_effort(lambda: self.backend.remove_daemon(self.daemon_id),
+                    "removing this daemon's row", log)
         log.info("hopper stopped")
         return self.exit_code
 
@@ -201,14 +214,17 @@ class Daemon:
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
         if schedules_for(new) != schedules_for(old):
             self.scheduler.update(schedules_for(new))
-        self.backend.put_state(SETTINGS_ERROR_KEY, None)
+        best_effort(lambda: self.backend.put_state(SETTINGS_ERROR_KEY, None),
+                    "clearing the settings error", log)
         restart_only = [k for k in ("database", "bind", "threads", "token") if
                         getattr(new, k) != getattr(old, k)]
         if restart_only:
             log.warning("changed %s take(s) effect at the next start", ", ".join(restart_only))
 
     def reject_settings(self, message: str) -> None:
-        self.backend.put_state(SETTINGS_ERROR_KEY, {"error": message, "at": time.time()})
+        best_effort(lambda: self.backend.put_state(SETTINGS_ERROR_KEY,
+                                                   {"error": message, "at": time.time()}),
+                    "publishing the settings error", log)
 
     # -- housekeeping ------------------------------------------------------
     def _beat(self) -> None:
@@ -216,28 +232,70 @@ class Daemon:
 
     def _housekeeping(self) -> None:
         last_prune = 0.0
-        while not self.stopping.wait(HEARTBEAT_S):
+        outage = Outage("housekeeping", log)
+        wait = HEARTBEAT_S
+        while not self.stopping.wait(wait):
+            wait = HEARTBEAT_S
             try:
                 self._beat()
                 self.pool.heartbeat()
+                self._renewed_at = time.monotonic()
+                outage.succeeded()
                 reaper.rescue_orphans(self.backend, self.pool.worker_ids(), self.daemon_id)
                 if time.monotonic() - last_prune > PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     reaper.prune(self.backend, self.settings.retention_succeeded,
                                  self.settings.retention_failed)
-            except Exception:  # keep supervising through a transient DB error
-                log.exception("housekeeping error")
+            except Exception as exc:  # keep supervising through a DB error
+                if connection_lost(exc):
+                    wait = outage.failed(exc)  # one warning per outage; growing delays
+                elif transient(exc):  # a deadlock victim: the next beat runs it again
+                    log.warning("housekeeping: the database aborted a heartbeat (%s)",
+                                type(exc).__name__)
+                else:
+                    log.exception("housekeeping error")
+
+    def _fencing(self) -> None:
+        """Stop the running tasks while the leases have gone unrenewed for nearly as
+        long as other daemons wait before rescuing them (the lease, or the daemon
+        liveness window if shorter): they may be run elsewhere from then on."""
+        fenced = False
+        while not self.stopping.wait(FENCE_CHECK_S):
+            limit = fence_after(self.settings.lease)
+            silent = time.monotonic() - self._renewed_at
+            if silent <= limit:
+                if fenced:
+                    fenced = False
+                    log.warning("leases renewed again: this daemon claims tasks as before")
+                continue
+            stopped = self.pool.fence()
+            if not fenced or stopped:
+                log.warning("no lease renewed for %.1fs (limit %.1fs): stopped %d running"
+                            " task(s); other daemons rescue them", silent, limit, stopped)
+            fenced = True
 
     def _scheduling(self) -> None:
         """Wake at each slot (at least every second) and enqueue what is due."""
+        outage = Outage("scheduler", log)
         while not self.stopping.is_set():
             try:
                 self.scheduler.tick()
                 wait = self.scheduler.wait_s()
-            except Exception:  # keep scheduling through a transient DB error
-                log.exception("scheduler error")
-                wait = HEARTBEAT_S
+                outage.succeeded()
+            except Exception as exc:  # keep scheduling through a DB error
+                if connection_lost(exc):
+                    wait = outage.failed(exc)
+                else:
+                    log.exception("scheduler error")
+                    wait = HEARTBEAT_S
             self.stopping.wait(wait + 0.001)
+
+
+def fence_after(lease_s: float) -> float:
+    """Seconds without a renewed lease after which a daemon stops its running tasks:
+    a heartbeat before other daemons may rescue them (lease expiry, or the daemon's
+    row going stale), so its copies stop before the rescued ones start."""
+    return max(1.5 * HEARTBEAT_S, min(lease_s, DAEMON_STALE_S) - FENCE_MARGIN_S)
 
 
 def describe_routing(routing: Routing) -> str:
@@ -264,7 +322,8 @@ def serve(config: str | Path | None, web: bool = True,
         if web:
             check_bind(settings.bind)
         daemon = Daemon(settings, web=web, queues=queues)
-    except (settings_mod.SettingsError, registry.TaskModuleError, BindError) as exc:
+    except (settings_mod.SettingsError, registry.TaskModuleError, BindError,
+            InvalidQueueName) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except database_errors() as exc:

@@ -14,6 +14,23 @@ DAEMON_STALE_S = 10.0       # a daemon silent this long is dead and its tasks ar
                             # longer than a slow heartbeat, and than small clock differences
                             # between machines (heartbeats carry each daemon's own clock)
 STALE_WORKER_ROW_S = 3600   # rows of killed daemons' workers are deleted after this
+FENCE_CHECK_S = 0.2         # how often a daemon checks it still renews its leases (self-fencing)
+FENCE_MARGIN_S = 0.5        # it stops its tasks this long before others may rescue them
+
+# -- when the database goes away ------------------------------------------------
+RECONNECT_FIRST_S = 0.1     # the first retry after the database is lost ...
+RECONNECT_MAX_S = 5.0       # ... doubling up to this: a restart is seen at once, an outage costs
+                            # one attempt per 5 s per component
+# PostgreSQL connections (libpq parameters; the database URL may override each): a server
+# or network that died is noticed in seconds, not after the kernel's ~15 min of retransmits.
+PG_CONNECTION = {
+    "connect_timeout": 5,         # seconds for a new connection
+    "keepalives": 1,              # probe idle connections ...
+    "keepalives_idle": 5,         # ... after 5 s of silence,
+    "keepalives_interval": 2,     # every 2 s,
+    "keepalives_count": 3,        # dead after 3 unanswered probes (~11 s idle)
+    "tcp_user_timeout": 5000,     # ms a sent statement may stay unacknowledged
+}
 
 # -- the worker loop ----------------------------------------------------------
 IDLE_POLL_S = 0.25          # fallback poll: delayed tasks coming due, other machines

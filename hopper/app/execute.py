@@ -61,11 +61,11 @@ def _execute(task: Claimed, span) -> Outcome:
         args = json.loads(task.args)
         result = json.dumps(_run(spec, args))
         return Outcome(task.id, True, started, time.time(), result=result,
-                       parent_id=task.parent_id)
+                       parent_id=task.parent_id, attempt=task.attempts)
     except registry.UnknownTask as exc:
         tracing.record_failure(span, exc)
         return Outcome(task.id, False, started, time.time(), error=str(exc),
-                       parent_id=task.parent_id, kind=ATTEMPT_ERROR)
+                       parent_id=task.parent_id, kind=ATTEMPT_ERROR, attempt=task.attempts)
     except Exception as exc:  # a task's own failure is data, recorded for retry
         tracing.record_failure(span, exc)
         # A message may carry undecodable file names (surrogate escapes) the
@@ -73,7 +73,7 @@ def _execute(task: Claimed, span) -> Outcome:
         error = traceback.format_exc().encode("utf-8", "backslashreplace").decode("utf-8")
         return Outcome(task.id, False, started, time.time(), error=error,
                        retry_at=retry_at_for(task.name, task.attempts, task.max_attempts),
-                       parent_id=task.parent_id, kind=ATTEMPT_ERROR)
+                       parent_id=task.parent_id, kind=ATTEMPT_ERROR, attempt=task.attempts)
     finally:
         current_task_id.reset(token)
 

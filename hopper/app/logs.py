@@ -36,6 +36,7 @@ EVENT_LEVELS = {
     "retried": logging.WARNING,
     "rescued": logging.WARNING,
     "failed": logging.ERROR,
+    "fenced": logging.WARNING,   # stopped: its daemon lost the database for longer than the lease
 }
 
 tasks_log = logging.getLogger("hopper.tasks")

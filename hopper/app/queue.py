@@ -320,7 +320,9 @@ def wait(task_id: int, timeout: float = 30) -> dict:
 
 def cancel(task_id: int) -> dict:
     """Cancel a queued, waiting or running task (a running one is stopped)."""
-    found = client().backend.cancel(task_id)
+    c = client()
+    with reaching(c.settings.database):
+        found = c.backend.cancel(task_id)
     logs.task_event("cancelled", task_id, found["name"], found["queue"], found["worker"],
                     found["attempts"])
     return found
@@ -329,7 +331,8 @@ def cancel(task_id: int) -> dict:
 def retry(task_id: int) -> dict:
     """Re-queue a failed or cancelled task."""
     c = client()
-    found = c.backend.retry(task_id)
+    with reaching(c.settings.database):
+        found = c.backend.retry(task_id)
     logs.task_event("retried", task_id, found["name"], found["queue"], None, found["attempts"],
                     reason="retry requested")
     return found
@@ -338,12 +341,16 @@ def retry(task_id: int) -> dict:
 def pause_queue(name: str) -> bool:
     """Pause a queue for every daemon on this database (its tasks stay queued);
     False if it was paused already. InvalidQueueName (a ValueError) for a bad name."""
-    return client().backend.pause_queue(check_queue_name(name))
+    c = client()
+    with reaching(c.settings.database):
+        return c.backend.pause_queue(check_queue_name(name))
 
 
 def resume_queue(name: str) -> bool:
     """Resume a paused queue and wake idle workers; False if it was not paused."""
-    return client().backend.resume_queue(check_queue_name(name))
+    c = client()
+    with reaching(c.settings.database):
+        return c.backend.resume_queue(check_queue_name(name))
 
 
 def current_task_id() -> int | None:
@@ -356,7 +363,9 @@ def set_progress(done: int, total: int) -> None:
     task_id = current_task_id()
     if task_id is None:
         raise RuntimeError("set_progress() is only available inside a running task")
-    client().backend.set_progress(task_id, done, total)
+    c = client()
+    with reaching(c.settings.database):
+        c.backend.set_progress(task_id, done, total)
 
 
 def set_meta(values: dict) -> dict:
@@ -366,4 +375,6 @@ def set_meta(values: dict) -> dict:
     if task_id is None:
         raise RuntimeError("set_meta() is only available inside a running task")
     check_meta(values)  # the same checks as at enqueue
-    return client().backend.set_meta(task_id, values)
+    c = client()
+    with reaching(c.settings.database):
+        return c.backend.set_meta(task_id, values)

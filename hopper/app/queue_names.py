@@ -6,7 +6,7 @@ cannot hold a comma or a slash: a task in queue ``a,b`` could never be paused.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from hopper.app.defaults import QUEUE_NAME_MAX
 
@@ -35,3 +35,16 @@ def parse_queue_list(text: str) -> frozenset[str]:
         raise InvalidQueueName(
             f"--queues expects queue names separated by commas, got {text!r}")
     return frozenset(check_queue_name(name, "--queues") for name in names)
+
+
+def check_claimable(queues: frozenset[str] | None, limits: Mapping[str, int],
+                    settings_path: object) -> None:
+    """Refuse ``--queues`` naming a queue the settings give ``concurrency: 0``: such a
+    daemon would never claim it, and its tasks would wait with nothing said.
+    InvalidQueueName names the queues and both ways out."""
+    refused = sorted(q for q in (queues or ()) if limits.get(q) == 0)
+    if refused:
+        raise InvalidQueueName(
+            f"--queues names {', '.join(refused)}, which {settings_path} gives"
+            " concurrency: 0 (this daemon would never claim it); leave it out of --queues"
+            " or give it a concurrency above 0")

@@ -93,6 +93,9 @@ class DoorbellListener:
     def close(self) -> None:
         os.close(self._fd)
 
+    def reset(self) -> None:
+        """Nothing to drop: the pipe is a local file, not a database connection."""
+
 
 class DoorbellNotifier:
     """SQLite's notifier: the doorbell beside the database file, for this machine's

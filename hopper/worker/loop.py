@@ -19,6 +19,7 @@ from multiprocessing.sharedctypes import RawArray
 from typing import Any, Callable, ContextManager
 
 from hopper.app import logs
+from hopper.app.backends import connection_lost, transient
 from hopper.app.backends.base import Backend, Claimed, Outcome
 from hopper.app.backends.protocols import Listener
 from hopper.app.defaults import (
@@ -31,6 +32,7 @@ from hopper.app.defaults import (
 )
 from hopper.app.execute import execute, log_outcome
 from hopper.app.identity import worker_id_for
+from hopper.app.outage import Outage
 from hopper.worker.limits import QueueGate, QueueLimits, Routing
 
 log = logging.getLogger("hopper.worker")
@@ -98,6 +100,7 @@ class WorkerLoop:
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
         self._idle_s = IDLE_POLL_S
+        self.outage = Outage(f"worker {worker_id}", log)
 
     def stop(self) -> None:
         self._stop = True
@@ -130,13 +133,25 @@ class WorkerLoop:
         counted), not lost."""
         while True:
             try:
-                return self._exchange(pending, release, limit)
-            except Exception:  # the database is down or refused the write: try again
-                log.exception("worker %s could not record %d outcome(s); retrying",
-                              self.worker_id, len(pending))
+                claimed = self._exchange(pending, release, limit)
+                self.outage.succeeded()
+                return claimed
+            except Exception as exc:  # the database is down or refused the write: try again
+                if connection_lost(exc):
+                    if not self.outage.lost and self.listener is not None:
+                        self.listener.reset()  # the wake-up connection died with this one
+                    wait = self.outage.failed(exc)  # one warning per outage, not per try
+                elif transient(exc):
+                    log.warning("worker %s: the database aborted a report (%s); sending it"
+                                " again", self.worker_id, type(exc).__name__)
+                    wait = 0.0
+                else:
+                    log.exception("worker %s could not record %d outcome(s); retrying",
+                                  self.worker_id, len(pending))
+                    wait = IDLE_POLL_S
                 if self.slot.stop_requested and not pending and not release:
                     return []
-                time.sleep(IDLE_POLL_S)
+                time.sleep(wait)
 
     def _exchange(self, pending: list[Outcome], release: list[int], limit: int) -> list[Claimed]:
         if self.gate is None:
@@ -157,14 +172,18 @@ class WorkerLoop:
         delayed task that comes due sooner shortens the wait to its due time.
         """
         wait = self._idle_s
-        due = self.backend.next_due()
-        if due is not None:
-            wait = min(wait, max(0.001, due - time.time()))
-        if self.listener is not None:
-            woken = self.listener.wait(wait)
-        else:
-            time.sleep(wait)
-            woken = False
+        try:
+            due = self.backend.next_due()
+            if due is not None:
+                wait = min(wait, max(0.001, due - time.time()))
+            if self.listener is not None:
+                woken = self.listener.wait(wait)
+            else:
+                time.sleep(wait)
+                woken = False
+        except Exception as exc:  # connection_lost decides; anything else re-raises
+            time.sleep(self.outage.failed(exc))
+            return
         self._idle_s = IDLE_POLL_S if woken else min(self._idle_s * 2, IDLE_POLL_MAX_S)
 
     def _run_batch(self, claimed: list[Claimed], pending: list[Outcome]) -> list[int]:

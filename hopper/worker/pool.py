@@ -13,12 +13,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import wait as wait_sentinels
 from typing import cast
 
 import psutil
 
 from hopper.app import logs
+from hopper.app.backends import connection_lost
 from hopper.app.backends.base import ATTEMPT_TIMEOUT, Backend, WorkerRow
 from hopper.app.defaults import (
     APP_FAILED_FIRST_DELAY_S,
@@ -30,6 +32,7 @@ from hopper.app.defaults import (
 )
 from hopper.app.execute import retry_at_for
 from hopper.app.identity import host_name, new_daemon_id, worker_id_for
+from hopper.app.outage import Outage, best_effort
 from hopper.app.settings import MAX_WORKERS, Settings
 from hopper.worker.context import context
 from hopper.worker.flask_context import ERROR_STATE_KEY, EXIT_APP_FAILED  # (Flask not imported)
@@ -78,6 +81,8 @@ class WorkerPool:
         self._respawn_delay = 0.0
         self._respawn_at = 0.0
         self._reported_app_error: str | None = None
+        self._outage = Outage("pool monitor", log)
+        self._retry_db_at = 0.0
 
     # -- sizing ------------------------------------------------------------
     def start(self, n: int) -> None:
@@ -143,12 +148,21 @@ class WorkerPool:
                 for sentinel in ready:
                     self._on_exit(sentinels[cast(int, sentinel)])  # sentinels are fds
                 self._fill()
+            except Exception:  # the monitor must outlive any one failure; it goes on next tick
+                log.exception("pool monitor error")
+            if self._outage.lost and time.monotonic() < self._retry_db_at:
+                continue  # the database is away: timeouts and cancels wait for it
+            try:
                 self._enforce_timeouts()
                 if time.monotonic() - self._last_cancel_check > CANCEL_CHECK_S:
                     self._last_cancel_check = time.monotonic()
                     self._stop_cancelled()
-            except Exception:  # the monitor must outlive a failed DB call; it retries next tick
-                log.exception("pool monitor error")
+                self._outage.succeeded()
+            except Exception as exc:  # the monitor must outlive a failed DB call
+                if not connection_lost(exc):
+                    log.exception("pool monitor error")
+                    continue
+                self._retry_db_at = time.monotonic() + self._outage.failed(exc)
 
     def _on_exit(self, handle: WorkerHandle) -> None:
         handle.process.join(1)
@@ -156,10 +170,16 @@ class WorkerPool:
         task_id, _ = handle.slot.current()
         if task_id == handle.killed_for:
             task_id = None
-        touched = self.backend.requeue_worker(
-            handle.worker_id, task_id, f"worker process died (exit code {code})",
-            retry_at=time.time())
-        self.backend.remove_workers([handle.worker_id])
+        try:
+            touched = self.backend.requeue_worker(
+                handle.worker_id, task_id, f"worker process died (exit code {code})",
+                retry_at=time.time())
+            self.backend.remove_workers([handle.worker_id])
+        except Exception as exc:  # connection_lost decides; anything else re-raises
+            # The database is away: the dead worker's tasks are rescued once it is back
+            # (housekeeping: a worker no longer in this pool) or by its lease elsewhere.
+            self._outage.failed(exc)
+            touched = 0
         if task_id is not None and touched:
             _log_task("rescued", self.backend, task_id, handle.worker_id,
                       reason=f"worker process died (exit code {code})")
@@ -250,6 +270,19 @@ class WorkerPool:
                 log.info("task %s was cancelled; stopped %s", task_id,
                          running[task_id].worker_id)
 
+    def fence(self) -> int:
+        """Stop every running task: this daemon lost the database for longer than the
+        lease, so other daemons may already run them. Their workers are killed and
+        replaced; the replacements claim again once the database answers."""
+        stopped = 0
+        for handle in list(self.workers.values()):
+            task_id, _ = handle.slot.current()
+            if task_id and handle.killed_for != task_id and self._stop_task(handle, task_id):
+                stopped += 1
+                logs.task_event("fenced", task_id, None, None, handle.worker_id, None,
+                                reason="database unreachable for longer than the lease")
+        return stopped
+
     # -- reporting ---------------------------------------------------------
     def stats(self) -> list[dict]:
         """pid, state, current task, CPU % and RSS of every worker."""
@@ -305,10 +338,13 @@ class WorkerPool:
                 handle.process.kill()
                 handle.process.join(5)
             # Nothing here counts as a failed attempt: the task was interrupted, not broken.
-            self.backend.requeue_worker(handle.worker_id, None, "", None)
+            # With the database away they are rescued by the other daemons' lease checks.
+            best_effort(partial(self.backend.requeue_worker, handle.worker_id, None, "", None),
+                        f"giving back the tasks of worker {handle.worker_id}", log)
         if self._monitor is not None:
             self._monitor.join(2)
-        self.backend.remove_workers([h.worker_id for h in handles])
+        best_effort(lambda: self.backend.remove_workers([h.worker_id for h in handles]),
+                    "removing the worker rows", log)
         self.workers.clear()
         self.limits.close()
 

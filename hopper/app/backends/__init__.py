@@ -39,3 +39,38 @@ def database_errors() -> tuple[type[BaseException], ...]:
     from hopper.app.backends.base import QueueUnavailable
 
     return (sqlite3.Error, psycopg.Error, QueueUnavailable)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a transaction the database chose to abort (a deadlock, a
+    serialization failure): the same call simply runs again. Judged by SQLSTATE class 40."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+    return state is not None and state.startswith("40")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached right now, whatever the
+    engine: judged by the exception's type and its error code, never its text."""
+    from hopper.app.backends.base import QueueUnavailable
+
+    if isinstance(exc, QueueUnavailable):
+        return True
+    import sqlite3
+
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        from hopper.app.backends.sqlite import is_unavailable as sqlite_unavailable
+
+        return sqlite_unavailable(exc)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    if isinstance(exc, psycopg.Error):
+        from hopper.app.backends.postgres import is_unavailable as postgres_unavailable
+
+        return postgres_unavailable(exc)
+    return False

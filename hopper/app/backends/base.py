@@ -138,6 +138,9 @@ class Outcome:
     retry_at: float | None = None
     parent_id: int | None = None   # from the claim: only tasks with a parent lock ancestors
     kind: str | None = None        # for a failure: one of the ATTEMPT_* kinds
+    # The claim's attempt number: a report of an older attempt (the task was rescued and
+    # claimed again meanwhile) is ignored, like one from another worker.
+    attempt: int | None = None
 
 
 @dataclass

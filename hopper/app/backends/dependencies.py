@@ -21,7 +21,6 @@ sees the first one's commit, so a dependent is never left blocked.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 from hopper.app.backends.base import InvalidDependency, NewTask
@@ -61,7 +60,7 @@ class TaskDependencies(SqlParts):
         """Insert tasks that depend on existing tasks (``depends_on``) or on earlier
         tasks of this list (``after``) in one transaction; InvalidDependency (and
         nothing stored) when a named task does not exist."""
-        now = time.time()
+        now = self.now()  # the database's clock, as the rest of the transitions
         with self._write() as conn:
             external = sorted({d for t in tasks for d in t.depends_on})
             known = self._dependency_rows(conn, external)
@@ -171,7 +170,7 @@ class TaskDependencies(SqlParts):
         ready = sorted(t for t, deps in needs.items() if not unmet.intersection(deps))
         if not ready:
             return
-        now = time.time()
+        now = self.now()
         queues: list[str] = []
         for chunk in _chunks(ready):
             # run_after is moved up to now: pickup latency counts from when it became ready.
@@ -187,7 +186,7 @@ class TaskDependencies(SqlParts):
     def _cancel_dependents(self, conn, causes: dict[int, tuple[int, str]]) -> None:
         """Cancel blocked dependents, each with its reason and the dependency that
         caused it, then theirs (``dependency 13 was cancelled (dependency 12 failed)``)."""
-        now = time.time()
+        now = self.now()
         roots = {task_id: reason for task_id, (_, reason) in causes.items()}
         while causes:
             ids = sorted(causes)

@@ -12,11 +12,13 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
-from typing import ContextManager, Iterator
+from typing import Any, ContextManager, Iterator
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
+from hopper.app import defaults
 from hopper.app.backends.base import Claimed, NewTask
 from hopper.app.backends.sql import CLAIM_RETURNING, INSERT, SqlBackend, insert_params
 from hopper.app.migrate import apply_postgres_migrations
@@ -77,9 +79,10 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
                           THEN 'waiting' ELSE 'succeeded' END,
        result = v.result, started_at = v.started_at, finished_at = v.finished_at,
        lease_until = NULL
-  FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[])
-       AS v(id, result, started_at, finished_at)
+  FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::bigint[])
+       AS v(id, result, started_at, finished_at, attempt)
  WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
+   AND tasks.attempts = COALESCE(v.attempt, tasks.attempts)
 RETURNING tasks.id, tasks.status, tasks.parent_id, tasks.queue, tasks.started_at,
           tasks.finished_at
 """
@@ -110,12 +113,38 @@ class PostgresBackend(SqlBackend):
             if getattr(local, "pid", None) != os.getpid():
                 local.conn = local.unsynced_conn = None
                 local.pid = os.getpid()
-            conn = psycopg.connect(self.url, autocommit=True)
+            conn = connect(self.url)
+            self._clock_offset = clock_offset(conn)
             if unsynced:
                 # A session setting, not SET LOCAL in each transaction: one round trip less.
                 conn.execute("SET synchronous_commit = off")
             setattr(local, name, conn)
         return conn
+
+    def _read(self, statement: str, params: tuple | list = ()) -> list[tuple]:
+        # A connection that died while idle (a server restart) fails its first
+        # statement; a read is safe to send once more, on a new connection (which
+        # fails at once if the server is still away).
+        try:
+            return super()._read(statement, params)
+        except psycopg.Error as exc:
+            if not is_unavailable(exc):
+                raise
+            self._drop_connections()
+        return super()._read(statement, params)
+
+    def _drop_connections(self) -> None:
+        """Close both of this thread's connections: when one is found dead (a server
+        restart, a failover), the other is too, and is replaced now rather than
+        failing, and being reported, on its own next use."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            return
+        for name in ("conn", "unsynced_conn"):
+            conn = getattr(local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(local, name, None)
 
     def close(self) -> None:
         conn = getattr(self._local, "unsynced_conn", None)
@@ -126,8 +155,8 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN")
         try:
+            conn.execute("BEGIN")
             yield conn
             counters = self._counters_statement()
             if counters is None:
@@ -138,9 +167,11 @@ class PostgresBackend(SqlBackend):
                 with conn.pipeline():
                     conn.execute(*counters)
                     conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self._drop_counters()
-            if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
+            if isinstance(exc, psycopg.Error) and is_unavailable(exc):
+                self._drop_connections()  # nothing to roll back: the session is gone
+            elif conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
                 conn.execute("ROLLBACK")
             raise
 
@@ -160,8 +191,9 @@ class PostgresBackend(SqlBackend):
             self._local.unsynced = False
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        ids, results, started, finished = (list(column) for column in zip(*rows, strict=True))
-        return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished,
+        ids, results, started, finished, attempts = (
+            list(column) for column in zip(*rows, strict=True))
+        return conn.execute(_SUCCEED_ARRAYS, (ids, results, started, finished, attempts,
                                               worker_id)).fetchall()
 
     def migrate(self) -> list[str]:
@@ -170,7 +202,7 @@ class PostgresBackend(SqlBackend):
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
         if any(t.depends_on or t.after for t in tasks):
             return self._enqueue_graph(tasks)  # dependencies.py
-        now = time.time()
+        now = self.now()
         if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None and not t.tags for t in tasks):
             # One statement, its own transaction: one round trip instead of BEGIN,
             # INSERT, NOTIFY and COMMIT. The NOTIFY is delivered at its commit.
@@ -213,9 +245,41 @@ class PostgresBackend(SqlBackend):
                 conn.execute(fold_statement(table))
 
 
+# Server states that end or refuse sessions: admin_shutdown, crash_shutdown,
+# cannot_connect_now (starting up, shutting down, in recovery).
+_GONE_STATES = {"57P01", "57P02", "57P03"}
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server cannot be reached (refused, down, restarting)."""
-    return isinstance(exc, psycopg.OperationalError)
+    """Whether ``exc`` says the server cannot be reached (refused, down, restarting,
+    a connection that died), judged by type and SQLSTATE: errors raised by the
+    client library itself carry none, a lost connection is class 08."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _GONE_STATES
+
+
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection that notices a dead server or network in seconds:
+    a bounded connect, TCP keepalives on idle connections and a bound on unacked
+    data (``tcp_user_timeout``). Parameters given in ``url`` win over these."""
+    given = conninfo_to_dict(url)
+    options: dict[str, Any] = {
+        key: value for key, value in defaults.PG_CONNECTION.items() if key not in given}
+    return psycopg.connect(url, autocommit=True, **options)
+
+
+def clock_offset(conn: psycopg.Connection) -> float:
+    """The database's clock minus this host's, measured over one round trip: leases
+    and liveness are kept on the database's clock, whatever this host's says."""
+    before = time.time()
+    row = conn.execute("SELECT extract(epoch from clock_timestamp())::float8").fetchone()
+    after = time.time()
+    if row is None:  # a SELECT of one value always returns one row
+        raise psycopg.InterfaceError("the server returned no clock reading")
+    (server,) = row
+    return float(server) - (before + after) / 2
 
 
 class PgNotifier:
@@ -241,15 +305,31 @@ class NotifyListener:
     """An idle worker's wait for a NOTIFY (or the timeout)."""
 
     def __init__(self, url: str):
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._url = url
+        self._conn: psycopg.Connection | None = None  # (re)connected at the next wait
 
     def wait(self, timeout: float) -> bool:
-        """True if a notification arrived before ``timeout`` seconds passed."""
-        return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        """True if a notification arrived before ``timeout`` seconds passed. A lost
+        connection is dropped (and the error raised): the next wait connects again."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self._url)
+                self._conn.execute(f"LISTEN {CHANNEL}")
+                return True  # notifications may have been missed while away: look now
+            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def reset(self) -> None:
+        """The server was lost: this connection died with the others; the next wait
+        connects again (rather than finding it dead, and reporting it, on its own)."""
+        self.close()
 
 
 # Counter rows of connections that are gone are added into shard 0 and removed,

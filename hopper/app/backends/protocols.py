@@ -329,6 +329,12 @@ class Listener(Protocol):
         """Stop listening."""
         ...
 
+    def reset(self) -> None:
+        """The database was lost (this process's other connections died with it):
+        drop what the listener holds so its next ``wait`` connects again, rather
+        than finding its connection dead, and reporting it, on its own."""
+        ...
+
 
 class Notifier(Protocol):
     """Wakes idle workers when tasks may be claimable.

@@ -72,7 +72,7 @@ class ScheduleStore(SqlParts):
             self._run(conn, "INSERT INTO daemons (id, host, pid, started_at, heartbeat_at)"
                             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                             " heartbeat_at = excluded.heartbeat_at",
-                      (daemon_id, host, pid, started_at, time.time()))
+                      (daemon_id, host, pid, started_at, self.now()))
 
     def remove_daemon(self, daemon_id: str) -> None:
         """Forget a daemon that stopped cleanly."""
@@ -82,11 +82,11 @@ class ScheduleStore(SqlParts):
     def stale_daemons(self) -> list[str]:
         """Ids of daemons whose heartbeat stopped: their workers are gone."""
         return [r[0] for r in self._read("SELECT id FROM daemons WHERE heartbeat_at < ?",
-                                         (time.time() - DAEMON_STALE_S,))]
+                                         (self.now() - DAEMON_STALE_S,))]
 
     def live_daemons(self) -> list[dict]:
         """Daemons with a fresh heartbeat."""
         names = ("id", "host", "pid", "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM daemons WHERE heartbeat_at >= ?"
-                          " ORDER BY started_at", (time.time() - LIVE_WORKER_AGE_S,))
+                          " ORDER BY started_at", (self.now() - LIVE_WORKER_AGE_S,))
         return [dict(zip(names, r, strict=True)) for r in rows]

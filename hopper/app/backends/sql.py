@@ -89,6 +89,14 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
     placeholder = "?"
     _local: threading.local  # this thread's connections (and the pid that opened them)
     row_lock = ""  # appended to a SELECT that reads a row it is about to update
+    # The database's clock minus this host's: engines on another machine measure it
+    # at each new connection. Leases and liveness use ``now()``, so a host whose
+    # clock is wrong neither rescues others' tasks early nor loses its own.
+    _clock_offset = 0.0
+
+    def now(self) -> float:
+        """The time on the database's clock (this host's clock plus the measured offset)."""
+        return time.time() + self._clock_offset
 
     # -- engine hooks ------------------------------------------------------
     @abstractmethod
@@ -110,7 +118,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
                targets: list[tuple[str, int]]) -> list[Claimed]:
         """Claim up to ``limit`` ready tasks, in claim order, inside a write
         transaction: from each ``(queue, n)`` of ``targets`` at most ``n``."""
-        now = time.time()  # after recording outcomes: a continuation enqueued just now is due
+        now = self.now()  # after recording outcomes: a continuation enqueued just now is due
         params: list = [worker_id, now + lease_s, now]
         for name, n in targets:
             params += (name, now, n)
@@ -135,7 +143,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
         self._local = threading.local()
 
     def ping(self) -> None:
-        self._run(self._conn(), "SELECT 1 FROM tasks LIMIT 1").fetchall()
+        self._read("SELECT 1 FROM tasks LIMIT 1")  # a read: sent again on a fresh connection
 
     # -- for modules with tables of their own (the library index) -----------
     def transaction(self) -> ContextManager[Any]:
@@ -227,16 +235,19 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
 
     def renew_leases(self, worker_ids: list[str], lease_s: float) -> None:
         if worker_ids:
+            # Rows a worker is finishing right now are locked by it: skipped, not waited
+            # for (waiting on them, in another order than the worker's, could deadlock).
+            skip = f"{self.row_lock} SKIP LOCKED" if self.row_lock else ""
             with self._write() as conn:
                 self._run_many(
-                    conn,
-                    "UPDATE tasks SET lease_until = ? WHERE status = 'running' AND worker = ?",
-                    [(time.time() + lease_s, w) for w in worker_ids])
+                    conn, "UPDATE tasks SET lease_until = ? WHERE id IN (SELECT id FROM tasks"
+                    f" WHERE status = 'running' AND worker = ?{skip})",
+                    [(self.now() + lease_s, w) for w in worker_ids])
 
     def expired_leases(self) -> list[tuple[int, str]]:
         return [tuple(r) for r in self._read(
             "SELECT id, worker FROM tasks WHERE status = 'running' AND lease_until < ?",
-            (time.time(),))]
+            (self.now(),))]
 
     def running_workers(self) -> list[str]:
         rows = self._read("SELECT DISTINCT worker FROM tasks WHERE status = 'running'")
@@ -341,7 +352,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
 
     # -- workers and daemon state -----------------------------------------
     def upsert_workers(self, rows: list[WorkerRow]) -> None:
-        now = time.time()
+        now = self.now()
         with self._write() as conn:
             self._run_many(
                 conn, "INSERT INTO workers (id, host, pid, state, task_id, cpu_percent, rss_bytes,"
@@ -361,7 +372,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
         names = ("id", "host", "pid", "state", "task_id", "cpu_percent", "rss_bytes",
                  "started_at", "heartbeat_at")
         rows = self._read(f"SELECT {', '.join(names)} FROM workers WHERE heartbeat_at >= ?"
-                          " ORDER BY started_at, id", (time.time() - max_age_s,))
+                          " ORDER BY started_at, id", (self.now() - max_age_s,))
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def put_state(self, key: str, value: Any) -> None:

@@ -26,6 +26,9 @@ class SqlParts:
         row_locks: bool
         data_errors: tuple[type[BaseException], ...]
         _local: Any  # the engine's threading.local: connections, the counter batch
+        _clock_offset: float
+
+        def now(self) -> float: ...
 
         # -- the engine (sql.py and its subclasses) -------------------------
         def _conn(self) -> Any: ...

@@ -63,13 +63,14 @@ def claimed_from_row(row) -> Claimed:
 # Successes of one batch in one statement; ``{rows}`` repeats _SUCCEED_ROW. The
 # casts give PostgreSQL the column types VALUES cannot infer from parameters.
 _SUCCEED_ROW = ("(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION),"
-                " CAST(? AS DOUBLE PRECISION))")
+                " CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT))")
 _SUCCEED_MANY = """
 UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
                           THEN 'waiting' ELSE 'succeeded' END,
        result = v.column2, started_at = v.column3, finished_at = v.column4, lease_until = NULL
   FROM (VALUES {rows}) AS v
  WHERE tasks.id = v.column1 AND tasks.status = 'running' AND tasks.worker = ?
+   AND tasks.attempts = COALESCE(v.column5, tasks.attempts)
 RETURNING id, status, parent_id, queue, started_at, finished_at
 """
 # retry_at (decided by retries.retry_at) NULL means no attempt is left: failed for good.
@@ -82,6 +83,7 @@ UPDATE tasks SET status = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
                      THEN NULL ELSE CAST(? AS DOUBLE PRECISION) END,
        lease_until = NULL
  WHERE id = ? AND status = 'running' AND worker = ?
+   AND attempts = COALESCE(CAST(? AS BIGINT), attempts)
 RETURNING id, status, parent_id, queue, started_at, finished_at
 """
 _RECORD_ATTEMPT = """
@@ -123,11 +125,14 @@ WITH RECURSIVE up(id) AS (
 SELECT id FROM tasks WHERE id IN (SELECT id FROM up) OR id = ANY(CAST(? AS BIGINT[]))
  ORDER BY id FOR UPDATE
 """
+# Both guarded by the status a retry starts from: the change happens only once.
 _REQUEUE = ("UPDATE tasks SET status = 'queued', run_after = ?, attempts = 0, error = NULL,"
             " result = NULL, worker = NULL, started_at = NULL, finished_at = NULL,"
-            " lease_until = NULL WHERE id = ? RETURNING queue")
+            " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')"
+            " RETURNING queue")
 _REWAIT = ("UPDATE tasks SET status = 'waiting', error = NULL, finished_at = NULL,"
-           " lease_until = NULL WHERE id = ? RETURNING queue")
+           " lease_until = NULL WHERE id = ? AND status IN ('failed', 'cancelled')"
+           " RETURNING queue")
 _DUPLICATE = (f"SELECT t.id FROM tasks t JOIN tasks me ON me.id = ?"
               f" WHERE t.unique_key = me.unique_key AND t.id <> me.id"
               f" AND t.status IN {UNFINISHED_SQL}")
@@ -144,6 +149,7 @@ class TaskStates(SqlParts):
 
     row_locks = False
     data_errors: tuple[type[BaseException], ...] = ()
+    _clock_offset = 0.0  # the database's clock minus this host's (see SqlBackend.now)
 
     # -- locking -------------------------------------------------------------
     def _lock_ancestors(self, conn, task_ids: list[int], include_self: bool = False) -> None:
@@ -206,7 +212,7 @@ class TaskStates(SqlParts):
 
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
         """Claim these queued tasks whatever their run_after (the inline engine)."""
-        now = time.time()
+        now = self.now()
         with self._write() as conn:
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
@@ -217,7 +223,7 @@ class TaskStates(SqlParts):
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
         """All successes in one UPDATE, then failures one by one, then settling."""
         self._lock_ancestors(conn, [o.task_id for o in outcomes if o.parent_id is not None])
-        succeeded = [(o.task_id, o.result, o.started_at, o.finished_at)
+        succeeded = [(o.task_id, o.result, o.started_at, o.finished_at, o.attempt)
                      for o in outcomes if o.ok]
         finished: list[tuple] = self._succeed_many(conn, worker_id, succeeded) if succeeded else []
         self._counted().ended(finished)
@@ -225,7 +231,7 @@ class TaskStates(SqlParts):
             if not outcome.ok:
                 row = self._fail(conn, outcome.task_id, worker_id, outcome.error,
                                  outcome.retry_at, outcome.kind or ATTEMPT_ERROR,
-                                 outcome.started_at, outcome.finished_at)
+                                 outcome.started_at, outcome.finished_at, outcome.attempt)
                 if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
                     finished.append((outcome.task_id, *row))
         for task_id, status, parent_id, *_ in finished:
@@ -233,9 +239,9 @@ class TaskStates(SqlParts):
         self._dependencies_done(conn, [(task_id, status) for task_id, status, *_ in finished])
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
-        """Record successes ``(id, result, started_at, finished_at)`` in one statement;
-        ``(id, status, parent_id, queue, started_at, finished_at)`` of each task it
-        finished. Engines may override."""
+        """Record successes ``(id, result, started_at, finished_at, attempt)`` in one
+        statement; ``(id, status, parent_id, queue, started_at, finished_at)`` of each task
+        it finished. Engines may override."""
         params = [value for row in rows for value in row]
         statement = _SUCCEED_MANY.format(rows=",".join([_SUCCEED_ROW] * len(rows)))
         return self._run(conn, statement, [*params, worker_id]).fetchall()
@@ -255,14 +261,17 @@ class TaskStates(SqlParts):
         with self._write() as conn:
             self._record_batch(conn, worker_id, [Outcome(
                 outcome.task_id, False, outcome.started_at, outcome.finished_at, error=note,
-                parent_id=outcome.parent_id, kind=ATTEMPT_UNSTORABLE)])
+                parent_id=outcome.parent_id, kind=ATTEMPT_UNSTORABLE, attempt=outcome.attempt)])
 
     def _fail(self, conn, task_id, worker_id, error, retry_at, kind, started_at=None,
-              finished_at=None):
+              finished_at=None, attempt=None):
         """End a running attempt as failed and keep it in the task's history."""
         finished_at = finished_at or time.time()
+        if retry_at is not None:  # given on the caller's clock; run_after is on the database's
+            retry_at += self._clock_offset
         row = self._run(conn, _FAIL, (retry_at, retry_at, storable_error(error), started_at,
-                                      retry_at, finished_at, task_id, worker_id)).fetchone()
+                                      retry_at, finished_at, task_id, worker_id,
+                                      attempt)).fetchone()
         if row is None:
             return None
         self._run(conn, _RECORD_ATTEMPT, (finished_at, kind, task_id))
@@ -378,6 +387,9 @@ class TaskStates(SqlParts):
         done it settles once more and its continuation runs once more.
         """
         with self._write() as conn:
+            # The lock first, then the status read under it: of concurrent retries the
+            # first re-queues the task and the others then see it queued (409).
+            self._lock_ancestors(conn, [task_id], include_self=True)
             row = self._run(conn, "SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise KeyError(task_id)
@@ -387,8 +399,7 @@ class TaskStates(SqlParts):
             duplicate = self._run(conn, _DUPLICATE, (task_id,)).fetchone()
             if duplicate:
                 raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
-            self._lock_ancestors(conn, [task_id], include_self=True)
-            if self._retry_tree(conn, task_id, row[0], time.time()):
+            if self._retry_tree(conn, task_id, row[0], self.now()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
             self._after_retry(conn, task_id)  # dependencies: wait again, bring dependents back
             self._wake_listeners(conn)
@@ -408,8 +419,9 @@ class TaskStates(SqlParts):
         children = self._run(conn, "SELECT id, status FROM tasks WHERE parent_id = ? ORDER BY id",
                              (task_id,)).fetchall()
         if not children:
-            (queue,) = self._run(conn, _REQUEUE, (now, task_id)).fetchone()
-            self._counted().moved(queue, status, "queued")
+            requeued = self._run(conn, _REQUEUE, (now, task_id)).fetchone()
+            if requeued is not None:  # None: guarded, it had left failed/cancelled already
+                self._counted().moved(requeued[0], status, "queued")
             return False
         for child_id, child_status in children:
             if child_status not in ("failed", "cancelled"):
@@ -418,8 +430,9 @@ class TaskStates(SqlParts):
                 continue  # an equal task is already unfinished: that one does the work
             if self._retry_tree(conn, child_id, child_status, now):
                 self._settle(conn, child_id)
-        (queue,) = self._run(conn, _REWAIT, (task_id,)).fetchone()
-        self._counted().moved(queue, status, "waiting")
+        rewaited = self._run(conn, _REWAIT, (task_id,)).fetchone()
+        if rewaited is not None:  # None: guarded, as above
+            self._counted().moved(rewaited[0], status, "waiting")
         return True
 
     # -- history ---------------------------------------------------------------

@@ -26,7 +26,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from hopper.app.backends import connection_lost
 from hopper.app.library.inbox import excluded_folders, ignored, ingest_request, walk
+from hopper.app.outage import Outage
 from hopper.app.settings import Settings
 
 log = logging.getLogger("hopper.library.watcher")
@@ -89,6 +91,7 @@ class InboxWatcher:
         self.ignored_events = 0
         self._pending: dict[Path, tuple[int, int, float]] = {}  # path → size, mtime_ns, since
         self._lock = threading.Lock()
+        self._outage = Outage("inbox watcher", log)
         self._stopping = threading.Event()
         self._observer = None
         self._checker: threading.Thread | None = None
@@ -200,8 +203,13 @@ class InboxWatcher:
             try:
                 with _DB_LOCK:
                     self._enqueue([ingest_request(self.inbox, path, st) for path, st in chunk])
-            except Exception:  # database busy or down: the files stay pending and are retried
-                log.exception("could not enqueue %d settled file(s); retrying", len(ready) - start)
+                self._outage.succeeded()
+            except Exception as exc:  # database busy or down: the files stay pending, retried
+                if connection_lost(exc):
+                    self._outage.failed(exc)  # one warning per outage, not per retry
+                else:
+                    log.exception("could not enqueue %d settled file(s); retrying",
+                                  len(ready) - start)
                 with self._lock:
                     for path, st in ready[start:]:
                         self._pending[path] = (st.st_size, st.st_mtime_ns, now + RETRY_ENQUEUE_S)

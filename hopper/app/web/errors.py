@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from hopper.app.backends import connection_lost
 from hopper.app.backends.base import QueueUnavailable
 
 log = logging.getLogger("hopper.web")
@@ -60,6 +61,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(QueueUnavailable)
     def _database_down(exc: QueueUnavailable):
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        if not _wants_json():
+            return render_template("unavailable.html", database_away=True), 503
         return error_response(503, "database unavailable", str(exc))
 
     @app.errorhandler(HTTPException)
@@ -77,5 +80,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if connection_lost(exc):  # a read or change the view did not wrap: still a 503
+            log.warning("database unavailable on %s %s: %s: %s", request.method,
+                        request.path, type(exc).__name__, " ".join(str(exc).split()))
+            if not _wants_json():
+                return render_template("unavailable.html", database_away=True), 503
+            return error_response(503, "database unavailable", type(exc).__name__)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal server error", None)

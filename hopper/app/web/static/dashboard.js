@@ -57,6 +57,13 @@
       pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
+  // The banner saying the database is away: shown by any 503 of that kind, hidden
+  // by the next answer that is not one.
+  function showDatabaseBanner(away) {
+    var banner = document.getElementById("db-banner");
+    if (banner) banner.hidden = !away;
+  }
+
   // fetch JSON; resolves {ok, status, body}; never rejects for HTTP errors.
   function api(method, url, body) {
     var options = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
@@ -69,6 +76,7 @@
       return response.text().then(function (text) {
         var parsed = null;
         try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = null; }
+        showDatabaseBanner(response.status === 503 && parsed && parsed.error === "database unavailable");
         return {ok: response.ok, status: response.status, body: parsed};
       });
     }, function (err) { return {ok: false, status: 0, body: {error: String(err)}}; });
