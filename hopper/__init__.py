@@ -23,7 +23,8 @@ from hopper.app.queue import (
     task,
     wait,
 )
+from hopper.app.watch.quiet import moved, quiet  # noqa: F401
 
 __all__ = ["task", "enqueue", "enqueue_many", "get_task", "wait", "current_task_id",
            "set_progress", "set_meta", "list_tasks", "cancel", "retry", "artifact_path",
-           "QueueUnavailable", "pause_queue", "resume_queue"]
+           "QueueUnavailable", "pause_queue", "resume_queue", "quiet", "moved"]

@@ -1,9 +1,10 @@
-"""Task modules that ship with Hopper but are not part of the queue core.
+"""Plugins that ship with Hopper, loaded without an install (a checkout runs as is).
 
-The daemon, its web app and the command line load them the way they load a
-user's ``tasks.modules``; the queue core (``app/queue.py``, ``app/registry.py``)
-never imports them.
+These are strings, never imports: the core (``app/queue.py``, ``app/registry.py``,
+``app/settings.py``, the scheduler, the daemon and the workers) never imports a
+plugin; :mod:`hopper.app.plugins` loads them by name like any installed plugin.
 """
 from __future__ import annotations
 
-TASK_MODULES: tuple[str, ...] = ("hopper.app.library.tasks",)
+PLUGINS: tuple[str, ...] = ("hopper.app.library.plugin:plugin",)
+

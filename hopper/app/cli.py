@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from hopper.app import bundled, logs, registry
+from hopper.app import logs, plugins, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import database_errors
 from hopper.app.queue_names import parse_queue_list
@@ -58,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     command("serve", "the daemon: workers, web server, watchers (default)")
     worker = command("worker", "workers only, e.g. on other machines against PostgreSQL")
     worker.add_argument("--queues", metavar="A,B",
-                        help="claim only these queues (the library queue runs only where named "
-                             "here or on serve)")
+                        help="claim only these queues (a plugin's serve-only queues run only "
+                             "where named here or on serve)")
     queue_cmd = command("queue", "pause or resume a queue for every daemon")
     queue_cmd.add_argument("action", choices=["pause", "resume"])
     queue_cmd.add_argument("name", help="the queue's name")
@@ -77,14 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", "queue counts, workers, last failures")
     status.add_argument("--json", action="store_true")
     command("migrate", "apply database migrations and exit")
-    library = command(
-        "library", "library maintenance",
-        "Library maintenance. reindex: identify every file under library.root again and"
-        " rebuild the index from them; each file found keeps its id and added time (matched"
-        " by path, then by content), only rows whose file is gone are removed, and previews"
-        " still missing are queued.")
-    library.add_argument("action", choices=["reindex"],
-                         help="reindex: rebuild the index from the files under library.root")
+    for extra in plugins.commands():
+        extra.arguments(command(extra.name, extra.help))
     backup = command("backup", "consistent online copy of the SQLite database")
     backup.add_argument("path")
     return parser
@@ -141,12 +135,13 @@ def main(argv: list[str]) -> int:
                      f"(settings: {settings.path}); check --config, or start the daemon "
                      "or run `migrate` to create it", EXIT_DATABASE)
     handler = {"enqueue": _enqueue, "status": _status, "migrate": _migrate,
-               "library": _library, "backup": _backup, "queue": _queue}[command]
+               "backup": _backup, "queue": _queue,
+               **{c.name: c.run for c in plugins.commands()}}[command]
     from hopper.app import queue
 
     try:
         client = queue.configure(settings, migrate=command != "migrate",
-                                 modules=bundled.TASK_MODULES)
+                                 modules=plugins.task_modules())
         return handler(args, client)
     except registry.TaskModuleError as exc:
         return _fail(exc, EXIT_USAGE)
@@ -228,18 +223,6 @@ def _queue(args, client) -> int:
 def _migrate(args, client) -> int:
     applied = client.backend.migrate()  # the client applied them on connect; this reports
     print("database is up to date" if not applied else "applied: " + ", ".join(applied))
-    return 0
-
-
-def _library(args, client) -> int:
-    from hopper.app.library.index import images_without_thumbnail
-    from hopper.app.library.reindex import reindex
-    from hopper.app.library.tasks import enqueue_thumbnails
-
-    count = reindex(client.settings, client.backend)
-    print(f"indexed {count} file(s) under {client.settings.library_root} (ids kept)")
-    queued = enqueue_thumbnails(images_without_thumbnail(client.backend))
-    print(f"queued {queued} preview task(s)")
     return 0
 
 

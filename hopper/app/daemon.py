@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from hopper.app import bundled, logs, queue, reaper, registry
+from hopper.app import logs, plugins, queue, reaper, registry
 from hopper.app import settings as settings_mod
 from hopper.app.backends import connection_lost, database_errors, transient
 from hopper.app.bind import BindError, check_bind
@@ -57,11 +57,11 @@ class Daemon:
         self.stopping = threading.Event()
         self.daemon_id = new_daemon_id()
         self.started_at = time.time()
-        self.client = queue.configure(settings, modules=bundled.TASK_MODULES)
+        self.client = queue.configure(settings, modules=plugins.task_modules())
         self.backend = self.client.backend
         self.routing = Routing(only=queues, serve=web)
         self.pool = WorkerPool(settings, self.backend, self.routing, self.daemon_id,
-                               bundled.TASK_MODULES)
+                               plugins.task_modules())
         self.scheduler = Scheduler(self.backend, schedules_for(settings))
         self.watcher = SettingsWatcher(settings.path, self.apply_settings, self.reject_settings)
         self.web: WebServer | None = None
@@ -322,8 +322,8 @@ def serve(config: str | Path | None, web: bool = True,
         if web:
             check_bind(settings.bind)
         daemon = Daemon(settings, web=web, queues=queues)
-    except (settings_mod.SettingsError, registry.TaskModuleError, BindError,
-            InvalidQueueName) as exc:
+    except (settings_mod.SettingsError, registry.TaskModuleError, plugins.PluginError,
+            BindError, InvalidQueueName) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except database_errors() as exc:

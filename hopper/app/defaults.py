@@ -86,10 +86,6 @@ EAGER_LEASE_S = 3600.0      # an eager task runs in the caller; nobody else may 
 # the UI, usable as URL path segments and as keys of settings.yaml.
 QUEUE_NAME_MAX = 100
 
-# Queues whose files live where the inbox watcher runs: only daemons started
-# with ``serve`` claim them, unless ``worker --queues`` names them.
-SERVE_ONLY_QUEUES = ("library",)
-
 # How many queues may have a concurrency limit at once. Each limited queue
 # takes one column of the pool's shared-memory table of held tasks.
 MAX_LIMITED_QUEUES = 32
@@ -120,3 +116,12 @@ THUMBNAIL_MAX_AGE_S = 86400  # browsers may cache a thumbnail this long (named b
 THUMBNAIL_ORPHAN_AGE_S = 3600.0  # an unindexed content's thumbnail older than this is removed
 EXPORT_TIMEOUT_S = 3600.0   # library.export of a very large index
 LIBRARY_PAGE_SIZE = 60      # items per page of the /library grid ("load more" adds as many)
+
+# -- folder triggers ------------------------------------------------------------
+# How long after a task's hopper.quiet block (or hopper.moved call) events on its paths
+# are still its own: the watcher acts on a move within a second, on a new file after
+# its settle time (5 s by default), so a minute covers both with room for a busy host.
+WATCH_QUIET_GRACE_S = 60.0
+# Catch-up rescans of watched folders when no plugin setting gives the interval: files
+# dropped while no daemon watched are found within this long at worst (and at each start).
+WATCH_RESCAN_INTERVAL_S = 3600.0

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 
-from hopper.app import defaults, queue
+from hopper.app import defaults, plugins, queue
 from hopper.app.backends.base import Backend
 from hopper.app.settings import Settings, parse_duration
 
@@ -79,11 +79,8 @@ def describe(backend: Backend, entries: tuple[dict, ...], now: float | None = No
 
 
 def schedules_for(settings: Settings) -> tuple[dict, ...]:
-    """The user's schedules plus the library's catch-up scan every rescan_interval (0: off)."""
-    if settings.rescan_interval <= 0 or any(e["name"] == "library.scan"
-                                            for e in settings.schedules):
-        return settings.schedules
-    return (*settings.schedules, {"name": "library.scan", "every": settings.rescan_interval})
+    """The user's schedules plus those plugins add (a user's entry of the same name wins)."""
+    return (*settings.schedules, *plugins.schedules(settings))
 
 
 class Scheduler:

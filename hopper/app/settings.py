@@ -66,12 +66,6 @@ class Settings:
     threads: int = 4
     allowed_hosts: tuple[str, ...] = ()
     token: str | None = None
-    inbox: Path = Path("data/inbox")
-    library_root: Path = Path("data/library")
-    quarantine: Path = Path("data/quarantine")
-    layout: str = "{kind}/{year}/{month}/{name}"
-    rescan_interval: float = 3600.0
-    settle_time: float = 1.0
     retention_succeeded: float = 7 * 86400.0
     retention_failed: float = 30 * 86400.0
     task_modules: tuple[str, ...] = ()
@@ -83,6 +77,18 @@ class Settings:
     shutdown_grace: float = 8.0
     from_file: bool = True          # False: built-in defaults, no settings file exists yet
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    # Each plugin's parsed settings section, by plugin name; their attributes read as
+    # this object's own (``settings.inbox``), so a plugin's code reads its settings
+    # like the core's without the core naming them.
+    extensions: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for section in self.__dict__.get("extensions", {}).values():
+            if hasattr(section, name):
+                return getattr(section, name)
+        raise AttributeError(f"no setting named {name!r}")
 
     @property
     def data_dir(self) -> Path:
@@ -187,6 +193,11 @@ def _int(value: Any, key: str, low: int, high: int) -> int:
     return value
 
 
+def resolve_path(base: Path, value: Any, key: str) -> Path:
+    """A path setting: absolute, relative ones against the settings file's folder."""
+    return _resolve(base, value, key)
+
+
 def _resolve(base: Path, value: Any, key: str) -> Path:
     if not isinstance(value, str) or not value:
         raise SettingsError(f"{key}: expected a path")
@@ -283,13 +294,16 @@ def _queue_limits(raw: Any) -> dict[str, int]:
 def validate(raw: dict, path: Path) -> Settings:
     """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
     base = path.parent
+    from hopper.app import plugins  # plugins import this module: loaded at first use
+
     try:
-        settings_keys.check(raw)
+        settings_keys.check(raw, plugins.settings_keys())
     except settings_keys.UnknownKey as exc:
         raise SettingsError(str(exc)) from None
     server, auth = _section(raw, "server"), _section(raw, "auth")
-    library, retention = _section(raw, "library"), _section(raw, "retention")
-    tasks = _section(raw, "tasks")
+    retention, tasks = _section(raw, "retention"), _section(raw, "tasks")
+    for section in plugins.settings_keys():
+        _section(raw, section)
     durability = raw.get("durability", "full")
     if durability not in ("full", "normal"):
         raise SettingsError(f"durability: must be full or normal, got {durability!r}")
@@ -300,9 +314,6 @@ def validate(raw: dict, path: Path) -> Settings:
     token = os.environ.get("HOPPER_TOKEN") or auth.get("token")
     if token is not None and (not isinstance(token, str) or not token):
         raise SettingsError("auth.token: expected a non-empty string or null")
-    layout = library.get("layout", "{kind}/{year}/{month}/{name}")
-    if not isinstance(layout, str) or "{name}" not in layout:
-        raise SettingsError("library.layout: must be a string containing {name}")
     modules = tasks.get("modules") or []
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise SettingsError("tasks.modules: expected a list of module names")
@@ -320,14 +331,6 @@ def validate(raw: dict, path: Path) -> Settings:
         threads=_int(server.get("threads", 4), "server.threads", 1, 256),
         allowed_hosts=_hosts(server.get("allowed_hosts")),
         token=token,
-        inbox=_resolve(base, library.get("inbox", "data/inbox"), "library.inbox"),
-        library_root=_resolve(base, library.get("root", "data/library"), "library.root"),
-        quarantine=_resolve(base, library.get("quarantine", "data/quarantine"),
-                            "library.quarantine"),
-        layout=layout,
-        rescan_interval=parse_duration(library.get("rescan_interval", "1h"),
-                                       "library.rescan_interval"),
-        settle_time=parse_duration(library.get("settle_time", "1s"), "library.settle_time"),
         retention_succeeded=parse_duration(retention.get("succeeded", "7d"), "retention.succeeded"),
         retention_failed=parse_duration(retention.get("failed", "30d"), "retention.failed"),
         task_modules=tuple(modules),
@@ -339,6 +342,7 @@ def validate(raw: dict, path: Path) -> Settings:
         shutdown_grace=parse_duration(raw.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
                                       "shutdown_grace"),
         raw=raw,
+        extensions=plugins.parse_sections(raw, base),
     )
     if settings.lease < 1:
         raise SettingsError("lease: must be at least 1s")

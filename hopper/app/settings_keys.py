@@ -18,6 +18,9 @@ ANY_NAME = "*"
 
 # The keys the scheduler reads; a new schedule option is added here with its code.
 SCHEDULE_KEYS = frozenset({"name", "cron", "every", "args"})
+# The keys of a ``watch:`` entry (folder triggers).
+WATCH_KEYS = frozenset({"path", "task", "patterns", "ignore", "queue", "settle_time", "polling",
+                        "recursive", "on_moved", "on_deleted"})
 
 KNOWN: dict[str, Any] = {
     "database": None,
@@ -28,12 +31,11 @@ KNOWN: dict[str, Any] = {
     "shutdown_grace": None,
     "server": {"bind": None, "threads": None, "allowed_hosts": None},
     "auth": {"token": None},
-    "library": {"inbox": None, "root": None, "quarantine": None, "layout": None,
-                "rescan_interval": None, "settle_time": None, "polling": None},
     "retention": {"succeeded": None, "failed": None},
     "tasks": {"modules": None, "flask_app": None},
     "queues": {ANY_NAME: {"concurrency": None}},
     "schedules": [SCHEDULE_KEYS],
+    "watch": [WATCH_KEYS],
 }
 
 
@@ -41,9 +43,10 @@ class UnknownKey(ValueError):
     """A settings key Hopper does not know; the message names it and suggests one."""
 
 
-def check(raw: dict) -> None:
-    """Raise UnknownKey for the first key in ``raw`` that is not a known setting."""
-    _check_mapping(raw, KNOWN, "")
+def check(raw: dict, extra: dict | None = None) -> None:
+    """Raise UnknownKey for the first key in ``raw`` that is not a known setting;
+    ``extra`` adds sections (plugins' own)."""
+    _check_mapping(raw, {**KNOWN, **(extra or {})}, "")
 
 
 def _check_mapping(raw: dict, known: dict, prefix: str) -> None:

@@ -2,7 +2,8 @@
 
 ``Routing`` is fixed for a daemon's life: ``worker --queues a,b`` claims only
 those queues, and a daemon started with ``worker`` leaves the serve-only
-queues (``library``) to ``serve`` daemons unless ``--queues`` names them.
+queues (those plugins name, whose files live where the watchers run) to ``serve``
+daemons unless ``--queues`` names them.
 
 ``QueueLimits`` carries ``queues.NAME.concurrency`` live from the supervisor to
 its workers and counts, in shared memory, the tasks of each limited queue the
@@ -30,7 +31,6 @@ from hopper.app.defaults import (
     LIMIT_TABLE_ROWS_PER_WORKER,
     LIMITS_BLOB_BYTES,
     MAX_LIMITED_QUEUES,
-    SERVE_ONLY_QUEUES,
 )
 
 # Columns of the held-task table: twice the limited queues a settings file may
@@ -51,7 +51,9 @@ class Routing:
         """Queues this daemon never claims besides those outside ``only``."""
         if self.serve or self.only is not None:
             return frozenset()
-        return frozenset(SERVE_ONLY_QUEUES)
+        from hopper.app import plugins  # the plugins name their serve-only queues
+
+        return plugins.serve_only_queues()
 
 
 class QueueLimits:

@@ -38,7 +38,7 @@ class LibrarySite:
 def _healthy(base_url: str) -> bool:
     try:
         return requests.get(base_url + "/healthz", timeout=2).status_code == 200
-    except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to answer
+    except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
         return False
 
 

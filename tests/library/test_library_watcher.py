@@ -136,12 +136,12 @@ def before_sha(rows: dict, source_name: str) -> str:
     return next(sha for sha, r in rows.items() if r["source_name"] == source_name)
 
 
-def test_hidden_and_temp_looking_names_in_the_inbox_are_still_input(watched):
+def test_hidden_names_outside_the_built_in_ignores_are_still_input(watched):
     w, recorder, settings = watched()
     drop(settings.inbox, ".hopper-tmp-mine.txt", b"a user's file, whatever its name")
-    drop(settings.inbox, ".DS_Store", b"also dropped")
-    poll_until(lambda: sorted(recorder.paths()) == [".DS_Store", ".hopper-tmp-mine.txt"],
-               timeout=10)
+    drop(settings.inbox, ".DS_Store", b"a built-in ignore: left alone")
+    poll_until(lambda: recorder.paths() == [".hopper-tmp-mine.txt"], timeout=10)
+    assert w.ignored_events >= 1
 
 
 def test_supervisor_schedules_the_recurring_library_scan(tmp_path):

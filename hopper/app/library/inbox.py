@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hopper.app.settings import Settings
+from hopper.app.watch.ignores import IgnoreRules, holds_ignored
 
 
 class OutsideInbox(ValueError):
@@ -60,10 +61,17 @@ def ignored(path: Path, excluded: set[str]) -> bool:
     return any(text == folder or text.startswith(folder + os.sep) for folder in excluded)
 
 
-def walk(folder: Path, excluded: set[str]) -> Iterator[tuple[Path, os.stat_result]]:
+def inbox_rules(settings: Settings) -> IgnoreRules:
+    """The inbox's ignores: the built-in set plus ``library.ignore``."""
+    return IgnoreRules(settings.inbox, settings.library_ignore)
+
+
+def walk(folder: Path, excluded: set[str],
+         rules: IgnoreRules | None = None) -> Iterator[tuple[Path, os.stat_result]]:
     """Every non-folder entry below ``folder`` with its lstat; symlinks are listed,
     never followed. Entries that vanish while walking are skipped (moved away); a
-    sub-folder that cannot be listed is itself listed, so it is quarantined, not skipped."""
+    sub-folder that cannot be listed is itself listed, so it is quarantined, not skipped.
+    Paths ``rules`` ignore are not listed (nor is anything below an ignored folder)."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -84,7 +92,10 @@ def walk(folder: Path, excluded: set[str]) -> Iterator[tuple[Path, os.stat_resul
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if stat.S_ISDIR(st.st_mode):
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if rules is not None and rules.ignores(path, is_dir):
+                continue
+            if is_dir:
                 stack.append(path)
             else:
                 yield path, st
@@ -106,14 +117,19 @@ def ingest_request(inbox: Path, path: Path, st: os.stat_result,
     return request
 
 
-def prune_empty_folders(inbox: Path, excluded: set[str], older_than: float, now: float) -> int:
+def prune_empty_folders(inbox: Path, excluded: set[str], older_than: float, now: float,
+                        rules: IgnoreRules | None = None) -> int:
     """Remove empty sub-folders of the inbox untouched for ``older_than`` seconds
-    (a folder someone is about to copy into is younger than that)."""
+    (a folder someone is about to copy into is younger than that); an ignored
+    folder (a sync tool's marker) is never removed."""
+    rules = rules if rules is not None else IgnoreRules(inbox)
     removed = 0
     for dirpath, dirnames, filenames in os.walk(inbox, topdown=False):
         path = Path(dirpath)
         if path == inbox or ignored(path, excluded) or filenames or dirnames and any(
                 (path / d).exists() for d in dirnames):
+            continue
+        if rules.ignores(path, True):
             continue
         try:
             if now - os.lstat(path).st_mtime >= older_than:
@@ -121,4 +137,22 @@ def prune_empty_folders(inbox: Path, excluded: set[str], older_than: float, now:
                 removed += 1
         except OSError:
             continue  # not empty any more, or already gone: leave it
+    return removed
+
+
+def remove_emptied_parents(inbox: Path, source: Path, rules: IgnoreRules) -> int:
+    """After ``source`` left the inbox, remove the folders above it that are now
+    empty, up to (never including) the inbox; a folder holding anything, an
+    ignored file included, stays. How many were removed."""
+    removed = 0
+    folder = source.parent
+    while folder != inbox and inbox in folder.parents:
+        if rules.ignores(folder, True) or holds_ignored(folder, rules):
+            break
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break  # not empty (or gone): the folders above it are not empty either
+        removed += 1
+        folder = folder.parent
     return removed

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+from hopper.app.backends.protocols import Tables
 from hopper.app.library.identify import Identity
 
 ITEM_COLUMNS = ("id", "path", "name", "sha256", "mime", "kind", "size", "taken_at",
@@ -47,7 +48,7 @@ def _item(row: Iterable[Any]) -> dict:
     return item
 
 
-def _duplicates(backend, shas: list[str]) -> dict[str, list[dict]]:
+def _duplicates(backend: Tables, shas: list[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {sha: [] for sha in shas}
     if not shas:
         return out
@@ -64,7 +65,7 @@ class CursorGone(LookupError):
     """The item a page cursor points at is no longer indexed."""
 
 
-def search_items(backend, q: str | None = None, kind: str | None = None, limit: int = 50,
+def search_items(backend: Tables, q: str | None = None, kind: str | None = None, limit: int = 50,
                  cursor: int | None = None, taken_from: str | None = None,
                  taken_before: str | None = None) -> list[dict]:
     """Indexed items, newest capture first (ties: newest id first).
@@ -111,7 +112,7 @@ def search_items(backend, q: str | None = None, kind: str | None = None, limit: 
     return items
 
 
-def timeline(backend, kind: str | None = None) -> list[tuple[str, int]]:
+def timeline(backend: Tables, kind: str | None = None) -> list[tuple[str, int]]:
     """``[("YYYY-MM", count), ...]`` newest month first, from the per-month counters the
     migration's triggers keep (a few hundred rows, whatever the library's size)."""
     where, params = ("WHERE kind = ?", (kind,)) if kind else ("", ())
@@ -121,7 +122,7 @@ def timeline(backend, kind: str | None = None) -> list[tuple[str, int]]:
     return [(month, int(count)) for month, count in rows]
 
 
-def iter_items(backend, page: int = 1000) -> Iterator[dict]:
+def iter_items(backend: Tables, page: int = 1000) -> Iterator[dict]:
     """Every item in id order, read a page at a time (exports of any size)."""
     last = 0
     while True:
@@ -137,7 +138,7 @@ def iter_items(backend, page: int = 1000) -> Iterator[dict]:
         last = items[-1]["id"]
 
 
-def set_thumbnail(backend, sha256: str, state: str, reason: str | None = None) -> int:
+def set_thumbnail(backend: Tables, sha256: str, state: str, reason: str | None = None) -> int:
     """Record the thumbnail state (and why there is none) of the item holding this
     content; rows changed."""
     with backend.transaction() as conn:
@@ -145,7 +146,7 @@ def set_thumbnail(backend, sha256: str, state: str, reason: str | None = None) -
                            " WHERE sha256 = ?", (state, reason, sha256)).rowcount
 
 
-def indexed_shas(backend, shas: list[str]) -> set[str]:
+def indexed_shas(backend: Tables, shas: list[str]) -> set[str]:
     """Which of these contents have an item."""
     if not shas:
         return set()
@@ -154,13 +155,13 @@ def indexed_shas(backend, shas: list[str]) -> set[str]:
         f"SELECT sha256 FROM library_items WHERE sha256 IN ({marks})", shas)}
 
 
-def images_without_thumbnail(backend) -> list[str]:
+def images_without_thumbnail(backend: Tables) -> list[str]:
     """Contents whose preview was never attempted (a partial index): images, videos, PDFs."""
     rows = backend.fetch("SELECT sha256 FROM library_items WHERE thumbnail IS NULL ORDER BY id")
     return [sha for (sha,) in rows]
 
 
-def get_item(backend, item_id: int) -> dict | None:
+def get_item(backend: Tables, item_id: int) -> dict | None:
     """One indexed item with its duplicate sources, or None."""
     rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE id = ?", (item_id,))
     if not rows:
@@ -170,7 +171,7 @@ def get_item(backend, item_id: int) -> dict | None:
     return item
 
 
-def item_by_sha(backend, sha256: str) -> dict | None:
+def item_by_sha(backend: Tables, sha256: str) -> dict | None:
     """The item holding this content, or None."""
     rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE sha256 = ?", (sha256,))
     return _item(rows[0]) if rows else None
@@ -214,7 +215,7 @@ _UPSERT = (
 )
 
 
-def upsert_item(backend, path: str, identity: Identity, source: Source | None) -> int:
+def upsert_item(backend: Tables, path: str, identity: Identity, source: Source | None) -> int:
     """Record (or move) the item for this content at ``path``; return its id."""
     name = path.rsplit("/", 1)[-1]
     with backend.transaction() as conn:
@@ -225,7 +226,7 @@ def upsert_item(backend, path: str, identity: Identity, source: Source | None) -
                            _values(path, name, identity, source, time.time())).fetchone()[0]
 
 
-def replace_content(backend, item_id: int, identity: Identity) -> int:
+def replace_content(backend: Tables, item_id: int, identity: Identity) -> int:
     """The file of item ``item_id`` changed in place: record its new content and facts,
     keeping the id, path and drop origin; its preview is made again. Rows changed."""
     reason = no_preview_reason(identity)
@@ -242,7 +243,7 @@ def replace_content(backend, item_id: int, identity: Identity) -> int:
              THUMBNAIL_NONE if reason else None, reason, time.time(), item_id)).rowcount
 
 
-def add_duplicate(backend, sha256: str, source: Source, size: int) -> None:
+def add_duplicate(backend: Tables, sha256: str, source: Source, size: int) -> None:
     """Record a dropped copy of existing content (idempotent for the same drop)."""
     with backend.transaction() as conn:
         backend.run(
@@ -251,18 +252,18 @@ def add_duplicate(backend, sha256: str, source: Source, size: int) -> None:
             (sha256, source.name, source.path, source.mtime_ns, size, time.time()))
 
 
-def indexed_paths(backend) -> dict[str, tuple[int, str, int]]:
+def indexed_paths(backend: Tables) -> dict[str, tuple[int, str, int]]:
     """Every indexed path: {path: (id, sha256, size)}."""
     rows = backend.fetch("SELECT path, id, sha256, size FROM library_items")
     return {path: (item_id, sha, size) for path, item_id, sha, size in rows}
 
 
-def indexed_updates(backend) -> dict[str, float]:
+def indexed_updates(backend: Tables) -> dict[str, float]:
     """When each indexed path's row was last written: {path: updated_at}."""
     return dict(backend.fetch("SELECT path, updated_at FROM library_items"))
 
 
-def delete_items(backend, item_ids: list[int]) -> int:
+def delete_items(backend: Tables, item_ids: list[int]) -> int:
     """Forget items whose files are gone; their duplicate records stay (keyed by content)."""
     if not item_ids:
         return 0
@@ -272,7 +273,7 @@ def delete_items(backend, item_ids: list[int]) -> int:
                            list(item_ids)).rowcount
 
 
-def replace_all(backend, entries: list[tuple[str, Identity, Source | None]]) -> int:
+def replace_all(backend: Tables, entries: list[tuple[str, Identity, Source | None]]) -> int:
     """Swap the whole item table for ``entries`` in one transaction (benchmarks' fixtures;
     ``library reindex`` keeps ids through :mod:`hopper.app.library.index_rebuild`)."""
     now = time.time()
@@ -284,7 +285,7 @@ def replace_all(backend, entries: list[tuple[str, Identity, Source | None]]) -> 
     return len(entries)
 
 
-def sources_by_sha(backend) -> dict[str, tuple[str, str, int]]:
+def sources_by_sha(backend: Tables) -> dict[str, tuple[str, str, int]]:
     """Known drop origins per content, kept across a reindex: {sha: (name, path, mtime_ns)}."""
     rows = backend.fetch(
         "SELECT sha256, source_name, source_path, source_mtime_ns FROM library_items"

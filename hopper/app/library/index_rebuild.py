@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from hopper.app.backends.protocols import Tables
 from hopper.app.library.identify import Identity
 from hopper.app.library.index import _UPSERT, THUMBNAIL_NONE, Source, _values
 
@@ -60,7 +61,7 @@ def _update_values(row: dict, entry: Entry, now: float) -> tuple:
     return (*values, row["id"])
 
 
-def rebuild(backend, entries: list[Entry]) -> dict:
+def rebuild(backend: Tables, entries: list[Entry]) -> dict:
     """Make the item table hold exactly ``entries`` (path, identity, drop origin or None),
     keeping the id and added time of every entry matched to a row by path or content.
     Returns ``{"indexed", "kept", "added", "removed"}``."""

@@ -21,12 +21,19 @@ from pathlib import Path
 
 from hopper.app.library import index, organize
 from hopper.app.library.identify import Identity, identify_fd, sha256_fd
-from hopper.app.library.inbox import printable, relative, resolve_source
+from hopper.app.library.inbox import (
+    inbox_rules,
+    printable,
+    relative,
+    remove_emptied_parents,
+    resolve_source,
+)
 from hopper.app.library.locks import content_lock, try_lock
 from hopper.app.library.paths import locks_dir
 from hopper.app.library.placed import recheck_placed
 from hopper.app.library.quarantine import quarantine
 from hopper.app.settings import Settings
+from hopper.app.watch.complete import open_for_writing
 
 log = logging.getLogger("hopper.library")
 
@@ -43,10 +50,14 @@ def ingest(settings: Settings, backend, path: str) -> dict:
     Returns ``{"status": ...}``: ingested, duplicate, quarantined, missing (gone
     already, e.g. ingested by a concurrent task), busy (another task holds it),
     unsettled (still being written; the watcher or next scan enqueues it again)
-    or folder. Raises on transient errors so the task is retried.
+    folder or ignored (junk the built-in ignores or ``library.ignore`` name: never
+    touched). Raises on transient errors so the task is retried.
     """
     source = resolve_source(settings.inbox, path)
     rel = relative(settings.inbox, source)
+    rules = inbox_rules(settings)
+    if rules.ignores(source, os.path.isdir(source)):
+        return {"status": "ignored", "path": rel}
     try:
         st = os.lstat(source)
     except FileNotFoundError:
@@ -71,12 +82,15 @@ def ingest(settings: Settings, backend, path: str) -> dict:
         if not _same_entry(source, os.fstat(fd)):
             return {"status": "missing", "path": rel}
         settled = _wait_settled(fd, settings.settle_time)
-        if settled is None:
+        if settled is None or (not settings.library_polling and open_for_writing(source)):
             return {"status": "unsettled", "path": rel}
         try:
             if settled.st_size == 0:
                 raise Problem("the file is empty (zero bytes)")
-            return _ingest_open(settings, backend, source, rel, fd, settled)
+            result = _ingest_open(settings, backend, source, rel, fd, settled)
+            if not os.path.lexists(source):
+                remove_emptied_parents(settings.inbox, source, rules)
+            return result
         except Problem as exc:
             return _to_quarantine(settings, source, rel, str(exc))
     finally:
@@ -87,6 +101,8 @@ def quarantine_after_failures(settings: Settings, path: str, error: str) -> dict
     """The last attempt failed: quarantine the file unless another task holds it."""
     source = resolve_source(settings.inbox, path)
     rel = relative(settings.inbox, source)
+    if inbox_rules(settings).ignores(source, os.path.isdir(source)):
+        return {"status": "ignored", "path": rel}
     if not os.path.lexists(source):
         return {"status": "missing", "path": rel}
     try:

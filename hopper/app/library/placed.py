@@ -87,6 +87,26 @@ def recheck_placed(settings: Settings, backend, library_path: str, item_id: int,
             "reidentified": True}
 
 
+def correct_placed(settings: Settings, backend, item: dict) -> dict | None:
+    """After the fact (``library.verify``, polling mode): the file of indexed ``item``
+    changed after its placement-time check. It is identified again and recorded the
+    way :func:`recheck_placed` records a change (new facts, preview made again, or a
+    duplicate of content already held). None when the content is the same, the file is
+    gone, or it changed again while it was read (the caller looks again later)."""
+    found = _identify_again(settings.library_root / item["path"])
+    if found is None:
+        return None
+    fresh, _ = found
+    if fresh.sha256 == item["sha256"]:
+        return None
+    log.warning("%s changed after it was indexed (%s -> %s); identified again",
+                printable(item["path"]), item["sha256"][:12], fresh.sha256[:12])
+    origin = index.Source(item["source_name"], item["source_path"], item["source_mtime_ns"])
+    changed = _record(settings, backend, item["path"], item["id"], fresh, origin)
+    return changed or {"sha256": fresh.sha256, "kind": fresh.kind, "mime": fresh.mime,
+                       "reidentified": True}
+
+
 def _record(settings: Settings, backend, library_path: str, item_id: int, fresh: Identity,
             origin: index.Source) -> dict:
     path = settings.library_root / library_path

@@ -14,6 +14,7 @@ from hopper.app.library import ingest as ingest_mod
 from hopper.app.library.inbox import (
     OutsideInbox,
     excluded_folders,
+    inbox_rules,
     ingest_request,
     printable,
     resolve_source,
@@ -100,6 +101,12 @@ def library_ingest(path: str) -> dict:
     if result["status"] == "ingested" and index.has_preview_kind(result.get("kind", ""),
                                                                  result.get("mime", "")):
         enqueue_thumbnails([result["sha256"]])
+    if result["status"] == "ingested" and settings.library_polling and "library_path" in result:
+        # Settle time alone decided the file was complete: look again once it has passed.
+        from hopper.app.library import verify
+
+        result["verify_task"] = verify.schedule(result["item_id"], result["library_path"],
+                                                settings.settle_time)
     if result["status"] == "folder":
         result["scan_task"] = queue.enqueue("library.scan", {"folder": result["path"]},
                                             unique_key=f"library.scan:{result['path']}")
@@ -121,7 +128,7 @@ def library_scan(folder: str | None = None) -> dict:
     start = resolve_source(inbox, folder) if folder else inbox
     parent = queue.current_task_id()
     requests = [ingest_request(inbox, path, st, parent_id=parent)
-                for path, st in walk(start, excluded_folders(settings))]
+                for path, st in walk(start, excluded_folders(settings), inbox_rules(settings))]
     for i in range(0, len(requests), ENQUEUE_CHUNK):
         queue.enqueue_many(requests[i:i + ENQUEUE_CHUNK])
     return {"files": len(requests), "folder": folder or "."}

@@ -27,9 +27,16 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from hopper.app.backends import connection_lost
-from hopper.app.library.inbox import excluded_folders, ignored, ingest_request, walk
+from hopper.app.library.inbox import (
+    excluded_folders,
+    ignored,
+    inbox_rules,
+    ingest_request,
+    walk,
+)
 from hopper.app.outage import Outage
 from hopper.app.settings import Settings
+from hopper.app.watch.complete import open_for_writing
 
 log = logging.getLogger("hopper.library.watcher")
 
@@ -82,10 +89,10 @@ class InboxWatcher:
         self.inbox = settings.inbox
         self.settle = settings.settle_time
         self.excluded = excluded_folders(settings)
+        self.rules = inbox_rules(settings)
         self._enqueue = enqueue or _default_enqueue
-        library = settings.raw.get("library") or {}
-        self.force_polling = bool(library.get("polling") or os.environ.get("HOPPER_WATCH_POLLING")
-                                  ) if polling is None else polling
+        self.force_polling = bool(settings.library_polling or os.environ.get(
+            "HOPPER_WATCH_POLLING")) if polling is None else polling
         self.mode: str | None = None          # "native" or "polling" once started
         self.enqueued = 0
         self.ignored_events = 0
@@ -141,12 +148,12 @@ class InboxWatcher:
     # -- events ------------------------------------------------------------
     def saw(self, path: Path, is_directory: bool = False) -> None:
         """Note activity on ``path``; a folder's files are noted one by one."""
-        if ignored(path, self.excluded):
-            self.ignored_events += 1
+        if ignored(path, self.excluded) or self.rules.ignores(path, is_directory):
+            self.ignored_events += 1  # junk (a sync marker, a download in progress): left alone
             return
         if is_directory:
             # A folder moved in brings files that raise no events of their own.
-            for child, _ in walk(path, self.excluded):
+            for child, _ in walk(path, self.excluded, self.rules):
                 self.saw(child)
             return
         try:
@@ -190,7 +197,10 @@ class InboxWatcher:
             if stat.S_ISDIR(st.st_mode):
                 self._forget(path)
                 continue
-            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) or (
+                    self.mode != "polling" and open_for_writing(path)):
+                # Changed, or a writer still holds it open (a copy paused mid-way): wait
+                # another settle time. On a network share only settle time can tell.
                 with self._lock:
                     self._pending[path] = (st.st_size, st.st_mtime_ns, now)
             else:

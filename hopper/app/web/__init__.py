@@ -8,7 +8,7 @@ from typing import cast
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from hopper.app import bundled, queue, registry
+from hopper.app import plugins, queue, registry
 from hopper.app import settings as settings_mod
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -37,7 +37,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     if settings is None and os.environ.get(settings_mod.SNAPSHOT_ENV):
         settings = settings_mod.inherited()  # the supervisor's last good settings
     client = queue.configure(settings) if settings is not None else queue.client()
-    registry.load_modules(bundled.TASK_MODULES)
+    registry.load_modules(plugins.task_modules())
     app = Flask(__name__)
     app.config.update(
         # Werkzeug answers 413 for bigger bodies before a view reads them.

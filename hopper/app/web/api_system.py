@@ -6,9 +6,11 @@ import logging
 import yaml
 from flask import Blueprint, current_app, jsonify
 
+from hopper.app import plugins
 from hopper.app import settings as settings_mod
 from hopper.app.backends.urls import redact
 from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
+from hopper.app.watch.host import read_status
 from hopper.app.web import inputs, settings_file
 from hopper.app.web.errors import bad_request, conflict
 
@@ -46,9 +48,7 @@ def public_settings(s: settings_mod.Settings) -> dict:
         "server": {"bind": s.bind, "threads": s.threads,
                    "allowed_hosts": list(s.allowed_hosts)},
         "auth": {"token_set": bool(s.token)},
-        "library": {"inbox": str(s.inbox), "root": str(s.library_root),
-                    "quarantine": str(s.quarantine), "layout": s.layout,
-                    "rescan_interval": s.rescan_interval},
+        **plugins.public(s),
         "retention": {"succeeded": s.retention_succeeded, "failed": s.retention_failed},
         "tasks": {"modules": list(s.task_modules), "flask_app": s.flask_app},
         "schedules": [dict(entry) for entry in s.schedules],
@@ -75,7 +75,8 @@ def _settings_body(current: settings_mod.Settings, load_error: str | None) -> di
     error = published if published else (
         {"error": load_error, "at": None} if load_error else None)
     return {"settings": public_settings(current), "error": error,
-            "flask_app_error": backend.get_state(FLASK_APP_ERROR_KEY)}
+            "flask_app_error": backend.get_state(FLASK_APP_ERROR_KEY),
+            "watch": read_status(backend)}
 
 
 @bp.get("/api/settings")

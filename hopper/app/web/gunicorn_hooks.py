@@ -1,17 +1,22 @@
 """Gunicorn server hooks (loaded with ``--config python:hopper.app.web.gunicorn_hooks``).
 
 Besides tying the web server's life to the supervisor, these hooks own the
-inbox watcher: it starts once the arbiter is ready and stops when it exits.
+watchers (the ``watch:`` entries and the plugins' own): they start once the
+arbiter is ready and stop when it exits.
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import signal
+import threading
 
 from gunicorn.glogging import Logger
 
-_watcher = None
+_watchers: list = []
+_watch_host = None
+_watchers_lock = threading.Lock()   # starting (on its thread) and stopping never overlap
+_stopped = False
 
 
 class HopperLogger(Logger):
@@ -45,25 +50,58 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """Start the inbox watcher (and its startup scan) in the arbiter process."""
-    global _watcher
-    from hopper.app import bundled, registry
+    """Start the watchers in the arbiter process: the ``watch:`` entries and every
+    plugin's own (with their startup scans). Started here, before the arbiter forks
+    its web workers: a thread busy starting them (imports, logging, a database
+    connection) while a worker is forked would leave that worker deadlocked on a
+    lock it copied held."""
+    from hopper.app import plugins, registry
     from hopper.app import settings as settings_mod
-    from hopper.app.library.watcher import InboxWatcher
 
-    registry.load_modules(bundled.TASK_MODULES)  # the watcher enqueues library tasks
+    registry.load_modules(plugins.task_modules())  # the watchers enqueue the plugins' tasks
+    _start_watchers(server, settings_mod.inherited())
+
+
+def _start_watchers(server, settings) -> None:
+    global _watchers
+    from hopper.app import plugins
+
+    with _watchers_lock:
+        if _stopped:
+            return
+        _start_watch_host(server, settings)
+        _watchers = plugins.start_watchers(settings)
+
+
+def _start_watch_host(server, settings):
+    """The folder triggers of ``watch:``: a failure is logged, the server keeps serving."""
+    global _watch_host
+    from hopper.app import queue
+    from hopper.app.watch.host import WatchHost
+
     try:
-        watcher = InboxWatcher(settings_mod.inherited())
-        watcher.start()
-    except Exception:  # the API must keep serving; the recurring library.scan still runs
-        server.log.exception("the inbox watcher could not start")
+        client = queue.client()  # loads tasks.modules: entries name the user's tasks
+        host = WatchHost(settings, client.backend)
+        host.start()
+    except Exception:  # the API must keep serving
+        server.log.exception("the folder watcher could not start")
         return
-    _watcher = watcher
+    _watch_host = host
 
 
 def on_exit(server):
-    """Stop the inbox watcher when Gunicorn shuts down."""
-    global _watcher
-    if _watcher is not None:
-        _watcher.stop()
-        _watcher = None
+    """Stop the watchers when Gunicorn shuts down."""
+    global _watchers, _watch_host, _stopped
+    with _watchers_lock:
+        _stopped = True
+        _stop_watchers()
+
+
+def _stop_watchers() -> None:
+    global _watchers, _watch_host
+    if _watch_host is not None:
+        _watch_host.stop()
+        _watch_host = None
+    for watcher in _watchers:
+        watcher.stop()
+    _watchers = []

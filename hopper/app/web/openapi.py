@@ -205,6 +205,12 @@ SCHEMAS = {
         "flask_app_error": _null(_obj(
             {"app": STR, "error": STR, "traceback": STR, "at": NUM}, ["app", "error"],
             description="Why the workers could not build tasks.flask_app (null: they could)")),
+        "watch": {"type": "array", "description": "Watched folders as their hosts publish them",
+                  "items": _obj({"path": STR, "task": STR, "state": {
+                      "type": "string", "enum": ["starting", "watching", "polling", "error"]},
+                      "error": _null(STR), "host": STR,
+                      "last_hour": _obj({"seen": INT, "started": INT, "ignored": INT})},
+                      ["path", "task", "state", "error"])},
     }, ["settings", "error"]),
     "SettingsPatch": _obj({
         "workers": {**INT, "minimum": 1, "maximum": MAX_WORKERS},

@@ -27,8 +27,11 @@ def _switch(value) -> str:
 
 
 def library_rows(s: Settings) -> list[tuple[str, str, str]]:
-    """(setting, value in words, what it does) for every library setting."""
-    ignore = getattr(s, "library_ignore", None) or getattr(s, "ignore", None) or ()
+    """(setting, value in words, what it does) for every library setting.
+
+    The library's fields come from its plugin's parsed ``library:`` section, read
+    through ``Settings`` like the core's (``library_polling``, ``library_ignore``)."""
+    ignore = s.library_ignore
     return [
         ("library.inbox", str(s.inbox), "the folder whose files are ingested"),
         ("library.root", str(s.library_root), "where ingested files are organized"),
@@ -36,7 +39,7 @@ def library_rows(s: Settings) -> list[tuple[str, str, str]]:
         ("library.layout", s.layout, "the path of a file under the root"),
         ("library.settle_time", duration_words(s.settle_time),
          "a file unchanged this long (and closed by its writer) is ingested"),
-        ("library.polling", _switch(getattr(s, "polling", False)),
+        ("library.polling", _switch(s.library_polling),
          "on: look for changes by scanning (network shares); off: the kernel tells"),
         ("library.rescan_interval", duration_words(s.rescan_interval),
          "how often the whole inbox is scanned for files missed meanwhile"),

@@ -23,6 +23,7 @@ from flask import (
 from hopper.app import queue, scheduler, task_fields, workflow
 from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
+from hopper.app.watch.host import read_status
 from hopper.app.web import auth, inputs, task_view, workflow_graph
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
@@ -40,7 +41,7 @@ def _backend():
 @bp.get("/")
 def overview():
     """Queue cards, charts, workers and failures; dashboard.js fills and refreshes them."""
-    return render_template("overview.html")
+    return render_template("overview.html", watch=read_status(_backend()))
 
 
 def _known_count(filters: dict) -> int | None:
@@ -171,7 +172,8 @@ def settings_page():
     error = (published or {}).get("error") or load_error
     return render_template("settings.html", settings=public_settings(current), error=error,
                            flask_app_error=_backend().get_state(FLASK_APP_ERROR_KEY),
-                           library_rows=library_rows(current))
+                           library_rows=library_rows(current),
+                           watch=read_status(_backend()))
 
 
 @bp.get("/library")

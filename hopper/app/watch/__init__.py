@@ -1,0 +1,1 @@
+"""Folder triggers: ``watch:`` entries whose settled files start tasks."""
