@@ -92,6 +92,7 @@ class Daemon:
         if rescued:
             log.warning("re-queued %d task(s) left running by a previous run", rescued)
         self.backend.put_state(SETTINGS_ERROR_KEY, None)
+        self.backend.sync_rate_limits(self.settings.rate_limits)
         self.backend.put_state(FLASK_APP_ERROR_KEY, None)  # this run's workers report afresh
         self.pool.start(self.settings.workers)
         self.pool.heartbeat()
@@ -214,6 +215,10 @@ class Daemon:
             self.pool.heartbeat()  # publish the new pool now, not at the next beat
         if schedules_for(new) != schedules_for(old):
             self.scheduler.update(schedules_for(new))
+        if new.rate_limits != old.rate_limits:
+            best_effort(lambda: self.backend.sync_rate_limits(new.rate_limits),
+                        "syncing the rate limits", log)
+            log.info("rate limits now %s", {k: str(r) for k, r in new.rate_limits.items()})
         best_effort(lambda: self.backend.put_state(SETTINGS_ERROR_KEY, None),
                     "clearing the settings error", log)
         restart_only = [k for k in ("database", "bind", "threads", "token") if

@@ -125,3 +125,14 @@ WATCH_QUIET_GRACE_S = 60.0
 # Catch-up rescans of watched folders when no plugin setting gives the interval: files
 # dropped while no daemon watched are found within this long at worst (and at each start).
 WATCH_RESCAN_INTERVAL_S = 3600.0
+
+# -- flow control (backends/flow_sql.py, flow_rates.py) ---------------------
+RATE_CLAIM_LOG_S = 60.0     # claims under a rate key are kept at least this long (and at least
+                            # two periods): the Limits page and audits read when each was made
+FLOW_CANDIDATE_SCAN = 2     # rate-limited groups a claim looks at per task it may take
+FLOW_CANDIDATE_EXTRA = 16   # other keyed groups looked at beyond the tasks a claim may take
+                            # (peers hold some, some have only delayed tasks); each costs a
+                            # lookup, and a row lock on PostgreSQL
+FLOW_GROUP_TAKE = 8         # most tasks of one key one claim takes (a worker's batch of fast
+                            # tasks; more would hold slots while the batch runs one by one)
+FLOW_KEYS_SHOWN = 1000      # concurrency keys GET /api/limits lists (the busiest ones first)

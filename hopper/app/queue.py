@@ -22,6 +22,7 @@ from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
 from hopper.app.backends.urls import redact
 from hopper.app.engines import InlineEngine, QueueEngine
+from hopper.app.flow import flow_fields
 from hopper.app.queue_names import check_queue_name
 from hopper.app.registry import task  # noqa: F401  (re-exported: ``from hopper import task``)
 from hopper.app.task_fields import check_meta, check_tags
@@ -49,7 +50,8 @@ def _args_encoder():
 _encode_args = _args_encoder()
 
 _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
-                 "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on"}
+                 "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on",
+                 "concurrency_key", "concurrency", "rate_key"}
 _REQUEST_KEYS = _ENQUEUE_KEYS | {"name", "ref"}
 
 
@@ -155,7 +157,9 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
                unique_key: str | None = None, max_attempts: int | None = None,
                timeout: float | None = None, parent_id: int | None = None,
                tags: list[str] | None = None, meta: dict | None = None,
-               depends_on: list[int] | None = None) -> NewTask:
+               depends_on: list[int] | None = None,
+               concurrency_key: str | None = None, concurrency: int | None = None,
+               rate_key: str | None = None) -> NewTask:
     """Validate an enqueue request against the registry; ValueError says what is wrong."""
     if not isinstance(name, str):
         raise ValueError(f"name must be a string, got {name!r}")
@@ -185,12 +189,16 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
             raise ValueError(f"delay must be a non-negative number of seconds, got {delay!r}")
         when = time.time() + delay
-    return NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
-                   max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
-                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json,
-                   tags=check_tags(tags), meta_json=check_meta(meta),
-                   depends_on=tuple(graph_plan.check_ids(depends_on)),
-                   traceparent=tracing.current_traceparent())
+    new = NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
+                  max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
+                  parent_id=parent_id, continuation=spec.continuation, args_json=args_json,
+                  tags=check_tags(tags), meta_json=check_meta(meta),
+                  depends_on=tuple(graph_plan.check_ids(depends_on)),
+                  traceparent=tracing.current_traceparent())
+    if (concurrency_key is not None or rate_key is not None or concurrency is not None
+            or spec.concurrency_key or spec.rate_key):
+        flow_fields(new, spec, concurrency_key, concurrency, rate_key)
+    return new
 
 
 def enqueue(name: str, args: dict | None = None, **options) -> int:

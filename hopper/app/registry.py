@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hopper.app import defaults
+from hopper.app import defaults, flow
 
 BUILTIN_MODULES = ("hopper.app.builtin_tasks",)
 
@@ -40,6 +40,9 @@ class TaskSpec:
     priority: int = 0
     backoff: float = defaults.BACKOFF_BASE_S
     continuation: str | None = None
+    concurrency_key: str | None = None   # a format string over the args (flow.py)
+    concurrency: int | None = None       # tasks under one key that may run at once
+    rate_key: str | None = None          # a format string too; its rate is in rate_limits
 
     @functools.cached_property
     def is_async(self) -> bool:
@@ -54,17 +57,21 @@ _REGISTRY: dict[str, TaskSpec] = {}
 def task(fn: Callable | None = None, *, name: str | None = None, queue: str = "default",
          max_attempts: int = defaults.MAX_ATTEMPTS, timeout: float | None = None,
          priority: int = 0, backoff: float = defaults.BACKOFF_BASE_S,
-         continuation: str | None = None):
+         continuation: str | None = None, concurrency_key: str | None = None,
+         concurrency: int | None = None, rate_key: str | None = None):
     """Register a function as a task; usable as ``@task`` or ``@task(...)``.
 
     ``backoff`` is the first retry delay in seconds (it doubles per attempt);
     ``continuation`` names a task enqueued once when this task's children
-    have all finished.
+    have all finished. ``concurrency_key`` (``"user:{user_id}"``, filled from
+    the args) lets at most ``concurrency`` (default 1) tasks with the same key
+    run at once; ``rate_key`` puts the task's claims under that key's rate limit.
     """
     def register(func: Callable) -> Callable:
         spec = TaskSpec(name or func.__name__, func, queue, max_attempts, timeout, priority,
-                        backoff, continuation)
+                        backoff, continuation, concurrency_key, concurrency, rate_key)
         validate_options(priority=priority, timeout=timeout, max_attempts=max_attempts)
+        validate_flow(concurrency_key, concurrency, rate_key)
         _REGISTRY[spec.name] = spec
         return func
 
@@ -87,6 +94,18 @@ def validate_options(priority: Any = 0, timeout: Any = None, max_attempts: Any =
             or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT):
         raise ValueError(f"max_attempts must be an integer from 1 to {MAX_ATTEMPTS_LIMIT},"
                          f" got {max_attempts!r}")
+
+
+def validate_flow(concurrency_key: Any, concurrency: Any, rate_key: Any) -> None:
+    """Raise ValueError for flow-control options a task cannot be registered with."""
+    if concurrency_key is not None:
+        flow.check_template(concurrency_key)
+    if concurrency is not None:
+        flow.check_concurrency(concurrency)
+        if concurrency_key is None:
+            raise ValueError("concurrency needs a concurrency_key to count tasks under")
+    if rate_key is not None:
+        flow.check_template(rate_key)
 
 
 def get(name: str) -> TaskSpec:

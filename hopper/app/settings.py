@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from hopper.app import queue_names, settings_keys
+from hopper.app import flow, queue_names, settings_keys
 from hopper.app.backends.urls import sqlite_path
 from hopper.app.defaults import MAX_LIMITED_QUEUES, MAX_QUEUE_SETTINGS
 
@@ -75,6 +75,7 @@ class Settings:
     eager: bool = False
     lease: float = 30.0
     shutdown_grace: float = 8.0
+    rate_limits: dict = field(default_factory=dict)  # key -> flow.Rate, shared via the database
     from_file: bool = True          # False: built-in defaults, no settings file exists yet
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     # Each plugin's parsed settings section, by plugin name; their attributes read as
@@ -291,6 +292,13 @@ def _queue_limits(raw: Any) -> dict[str, int]:
     return limits
 
 
+def _rate_limits(raw: Any) -> dict:
+    try:
+        return flow.parse_rate_limits(raw)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def validate(raw: dict, path: Path) -> Settings:
     """Turn a parsed settings mapping into :class:`Settings` or raise SettingsError."""
     base = path.parent
@@ -341,6 +349,7 @@ def validate(raw: dict, path: Path) -> Settings:
         lease=parse_duration(raw.get("lease", "30s"), "lease"),
         shutdown_grace=parse_duration(raw.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
                                       "shutdown_grace"),
+        rate_limits=_rate_limits(raw.get("rate_limits")),
         raw=raw,
         extensions=plugins.parse_sections(raw, base),
     )

@@ -36,6 +36,7 @@ KNOWN: dict[str, Any] = {
     "queues": {ANY_NAME: {"concurrency": None}},
     "schedules": [SCHEDULE_KEYS],
     "watch": [WATCH_KEYS],
+    "rate_limits": {ANY_NAME: None},
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from hopper.app.backends.protocols import (
     Claims,
+    FlowControl,
     Notifier,
     Processes,
     Queues,
@@ -40,6 +41,7 @@ TASK_COLUMNS = (
     "max_attempts", "timeout", "unique_key", "parent_id", "continuation",
     "progress_done", "progress_total", "result", "error", "worker", "lease_until",
     "created_at", "started_at", "finished_at", "tags", "meta", "depends_on",
+    "concurrency_key", "concurrency_limit", "rate_key",
 )
 
 # Tags are for finding tasks again (``user:42``); meta is what a task reports about itself.
@@ -90,6 +92,10 @@ class NewTask:
     after: tuple[int, ...] = ()  # positions of earlier tasks of the same enqueue it waits for
     traceparent: str | None = None  # W3C trace context of the enqueuing span
     status: str = "queued"  # set by the backend: blocked while it has dependencies
+    # Flow control (flow.py): a keyed task has both keys, '' for the one it does not use.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
 
 
 @dataclass
@@ -167,12 +173,15 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
               "unique_key": task.unique_key, "parent_id": task.parent_id,
               "continuation": task.continuation, "created_at": task.created_at,
               "tags": list(task.tags), "depends_on": list(task.depends_on),
-              "meta": json.loads(task.meta_json) if task.meta_json is not None else {}}
+              "meta": json.loads(task.meta_json) if task.meta_json is not None else {},
+              "concurrency_key": task.concurrency_key or None,
+              "concurrency_limit": task.concurrency_limit, "rate_key": task.rate_key or None}
     out = {column: values.get(column) for column in TASK_COLUMNS if column not in
            ("progress_done", "progress_total", "lease_until")}
     out["progress"] = {"done": None, "total": None}
     out["history"] = []  # no attempt has ended yet
     out["children"] = {}
+    out["waiting_for"] = None  # flow control is only looked at when the task is read
     return out
 
 
@@ -186,11 +195,13 @@ def task_dict(row: Iterable[Any]) -> dict:
     task["meta"] = json.loads(task["meta"]) if task["meta"] is not None else {}
     task["depends_on"] = json.loads(task["depends_on"]) if task["depends_on"] is not None else []
     task.pop("lease_until")
+    task["concurrency_key"] = task["concurrency_key"] or None  # '' marks "no key" in the row
+    task["rate_key"] = task["rate_key"] or None
     return task
 
 
 class Backend(Tasks, Claims, Queues, Statistics, Processes, Schedules, State, Tables, Workflows,
-              ABC):
+              FlowControl, ABC):
     """One database engine's implementation of the queue's storage: every protocol
     of ``protocols.py``, plus the connection's life and the engine's notifier."""
 

@@ -28,7 +28,8 @@ CHANNEL = "hopper_tasks"
 # One queue's ready tasks in claim order (the partial index tasks_queue_ready
 # after its leading ``queue = %s``), locked so concurrent claims skip them.
 _PICK = ("SELECT id, priority, run_after FROM tasks"
-         " WHERE status = 'queued' AND queue = %s AND run_after <= %s"
+         " WHERE status = 'queued' AND concurrency_key IS NULL AND queue = %s"
+         " AND run_after <= %s"
          " ORDER BY priority DESC, run_after, id LIMIT %s FOR UPDATE SKIP LOCKED")
 
 

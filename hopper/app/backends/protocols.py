@@ -17,6 +17,7 @@ the statements and connections that differ.
 ``State``       a small key-value store of facts processes publish
 ``Tables``      SQL on tables of a plugin's own (the media library's index)
 ``Workflows``   tasks that wait for others (``depends_on``): what a finish released
+``FlowControl`` concurrency keys and rate limits: what they hold, why a task waits
 ``Notifier``    waking idle workers when a task becomes claimable
 ==============  ==============================================================
 
@@ -34,6 +35,7 @@ from hopper.app.defaults import LIVE_WORKER_AGE_S
 
 if TYPE_CHECKING:  # names for the signatures only: base.py imports this module
     from hopper.app.backends.base import Claimed, NewTask, Outcome, QueueFilter, WorkerRow
+    from hopper.app.flow import Rate
 
 
 class Tasks(Protocol):
@@ -316,6 +318,56 @@ class Workflows(Protocol):
     def queued_dependents(self, task_id: int) -> list[int]:
         """Ids of the queued tasks that depend on ``task_id`` (released when it
         succeeded, if their other dependencies had too), in id order."""
+
+
+class FlowControl(Protocol):
+    """Concurrency keys and rate limits, kept in the database for every daemon.
+
+    The rules are applied inside the claim (``finish_and_claim`` takes a keyed task
+    only while its key has a free slot and its rate allows one more claim); these
+    verbs are what the Limits page, the API, the settings and a task's page read
+    and set, and the upkeep of the flow tables.
+
+    - ``limits``: each busy concurrency key's counts, and every rate limit.
+    - ``set_rate_limit``, ``sync_rate_limits``: a rate set by an operator; the ones
+      from settings made exactly those of the file.
+    - ``rate_claims``: when the claims under a rate key were made.
+    - ``flow_wait``: why a queued task is not running yet (its key or its rate).
+    - ``flow_next_due``: when the next keyed task may be claimed (an idle worker's sleep).
+    - ``prune_flow``: drop the rows of keys and groups with nothing left.
+    """
+
+    @abstractmethod
+    def limits(self) -> dict:
+        """``{"concurrency": [{key, limit, running, queued}], "rates": [{key, rate,
+        amount, period_s, used, period_start, next_at, queued, source}]}``."""
+
+    @abstractmethod
+    def set_rate_limit(self, key: str, rate: Rate | None, source: str = "api") -> bool:
+        """Set (or with None remove) a rate limit for every daemon; True if it changed."""
+
+    @abstractmethod
+    def sync_rate_limits(self, rates: dict[str, Rate]) -> None:
+        """Make the rate limits that came from settings exactly ``rates`` (those set
+        through the API or the Limits page stay)."""
+
+    @abstractmethod
+    def rate_claims(self, key: str, since: float = 0.0) -> list[float]:
+        """When the claims under a rate key were made, oldest first (a few periods)."""
+
+    @abstractmethod
+    def flow_wait(self, task: dict) -> dict | None:
+        """Why a queued keyed task (a public task dict) is not running yet:
+        ``{"reason": "concurrency" | "rate", "key", ...}``; None when it is not waiting."""
+
+    @abstractmethod
+    def flow_next_due(self, now: float) -> float | None:
+        """The earliest time a keyed task waits for (a rate key's next slot, a delayed
+        keyed task); None when there is none or it is not known cheaply."""
+
+    @abstractmethod
+    def prune_flow(self) -> None:
+        """Drop the rows of keys and groups with nothing queued or running."""
 
 
 class Listener(Protocol):

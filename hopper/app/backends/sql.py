@@ -29,6 +29,9 @@ from hopper.app.backends.base import (
 from hopper.app.backends.counter_batch import CounterWrites
 from hopper.app.backends.counters import CounterReads
 from hopper.app.backends.dependencies import TaskDependencies
+from hopper.app.backends.flow_admin import FlowAdmin
+from hopper.app.backends.flow_rates import RatedClaims
+from hopper.app.backends.flow_sql import FlowClaims
 from hopper.app.backends.schedule_store import ScheduleStore
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates, claimed_from_row
 from hopper.app.backends.task_queries import COLS, TaskQueries
@@ -38,10 +41,11 @@ from hopper.app.defaults import LIVE_WORKER_AGE_S
 # index scan of tasks_queue_ready): however many tasks a queue holds, it costs one step.
 QUEUED_QUEUES = """
 WITH RECURSIVE q(name) AS (
-    SELECT (SELECT queue FROM tasks WHERE status = 'queued' ORDER BY queue LIMIT 1)
-    UNION ALL
-    SELECT (SELECT queue FROM tasks WHERE status = 'queued' AND queue > q.name
+    SELECT (SELECT queue FROM tasks WHERE status = 'queued' AND concurrency_key IS NULL
              ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT queue FROM tasks WHERE status = 'queued' AND concurrency_key IS NULL
+               AND queue > q.name ORDER BY queue LIMIT 1)
       FROM q WHERE q.name IS NOT NULL
 )
 SELECT name FROM q WHERE name IS NOT NULL
@@ -54,13 +58,14 @@ CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, p
 
 NEXT_DUE_SCAN = 1000
 _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
-             " WHERE status = 'queued' AND run_after > ? LIMIT ?) AS delayed")
+             " WHERE status = 'queued' AND concurrency_key IS NULL AND run_after > ? LIMIT ?)"
+             " AS delayed")
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
     " unique_key, parent_id, continuation, created_at, tags, meta, status, depends_on,"
-    " traceparent)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " traceparent, concurrency_key, concurrency_limit, rate_key)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_TAG = "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)"
 _INSERT_UNIQUE = INSERT + (
@@ -77,11 +82,12 @@ def insert_params(task: NewTask, now: float) -> tuple:
     return (task.queue, task.name, args, task.priority, task.run_after, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now,
             json.dumps(list(task.tags)) if task.tags else None, task.meta_json, task.status,
-            json.dumps(list(task.depends_on)) if task.depends_on else None, task.traceparent)
+            json.dumps(list(task.depends_on)) if task.depends_on else None, task.traceparent,
+            task.concurrency_key, task.concurrency_limit, task.rate_key)
 
 
 class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, TaskStates,
-                 ScheduleStore, Backend):
+                 FlowClaims, RatedClaims, FlowAdmin, ScheduleStore, Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
     counters and listings from CounterReads and TaskQueries, the engine specifics
     from subclasses."""
@@ -208,8 +214,11 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
     def next_due(self) -> float | None:
         # At most NEXT_DUE_SCAN delayed tasks are looked at: with more, the
         # earliest may be among the others, so there is no answer.
-        earliest, seen = self._read(_NEXT_DUE, (time.time(), NEXT_DUE_SCAN + 1))[0]
-        return None if seen > NEXT_DUE_SCAN else earliest
+        now = time.time()
+        earliest, seen = self._read(_NEXT_DUE, (now, NEXT_DUE_SCAN + 1))[0]
+        keyed = self.flow_next_due(now)  # a rate key's next slot, a delayed keyed task
+        times = [t for t in (None if seen > NEXT_DUE_SCAN else earliest, keyed) if t is not None]
+        return min(times) if times else None
 
     def _claim_targets(self, conn, limit: int, queues: QueueFilter | None) -> list[tuple[str, int]]:
         """``(queue, most tasks to take)`` for each queue a claim may read now.
@@ -289,6 +298,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
             "SELECT status, count(*) FROM tasks WHERE parent_id = ? GROUP BY status", (task_id,)))
         task = task_dict(rows[0])
         task["history"] = self.history(task)
+        task["waiting_for"] = self.flow_wait(task)
         task["children"] = children
         if children:
             done = sum(n for s, n in children.items() if s in FINISHED)
@@ -343,6 +353,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
                 self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
         self.prune_counters(time.time())
+        self.prune_flow()
         with self._write() as conn:
             # Rows of workers whose daemon was killed: long past any liveness check.
             for table in ("workers", "daemons"):

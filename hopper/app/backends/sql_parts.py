@@ -4,10 +4,12 @@
 transitions (``states.TaskStates``), listings and bulk actions
 (``task_queries.TaskQueries``), dependencies between tasks
 (``dependencies.TaskDependencies``), counters (``counters.CounterReads`` and
-``counter_batch.CounterWrites``) and schedules (``schedule_store.ScheduleStore``),
-over the engine's connection helpers (``sql.SqlBackend``, ``sqlite``,
-``postgres``). Each part inherits ``SqlParts``, which declares for the type
-checker what the others provide; at run time it adds nothing.
+``counter_batch.CounterWrites``), schedules (``schedule_store.ScheduleStore``)
+and flow control (the keyed claim ``flow_sql.FlowClaims`` and
+``flow_rates.RatedClaims``, the rest ``flow_admin.FlowAdmin``), over the
+engine's connection helpers (``sql.SqlBackend``, ``sqlite``, ``postgres``).
+Each part inherits ``SqlParts``, which declares for the type checker what the
+others provide; at run time it adds nothing.
 """
 from __future__ import annotations
 
@@ -60,6 +62,19 @@ class SqlParts:
         def _dependencies_done(self, conn: Any, finals: list[tuple[int, str]]) -> None: ...
         def _after_retry(self, conn: Any, task_id: int) -> None: ...
         def _has_dependency_edges(self, ids: list[int]) -> set[int]: ...
+
+        # -- flow control (flow_sql.py, flow_rates.py) -----------------------
+        flow_index: str
+
+        def _claim_all(self, conn: Any, worker_id: str, limit: int, lease_s: float,
+                       queues: QueueFilter | None) -> list[Claimed]: ...
+        def _count_claimed_ids(self, conn: Any, task_ids: list[int]) -> None: ...
+        def _count_claims(self, conn: Any, rows: list, now: float) -> None: ...
+        def _flow_candidates(self, conn: Any, queues: QueueFilter | None, now: float, n: int,
+                             rated_only: bool = False) -> list: ...
+        def _claim_rated(self, conn: Any, worker_id: str, limit: int, lease_s: float,
+                         queues: QueueFilter | None, caps: dict,
+                         already: list[Claimed]) -> list[Claimed]: ...
 
         # -- reading tasks (sql.py) -----------------------------------------
         def get(self, task_id: int) -> dict | None: ...

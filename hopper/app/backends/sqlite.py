@@ -29,10 +29,12 @@ _FAST_BUSY_S = 0.2        # how long _begin_immediate polls the write lock itsel
 # never reads another queue's rows. INDEXED BY because the planner otherwise may
 # sort every queued row of the queue on each claim.
 _PICK = ("SELECT id, priority, run_after FROM tasks INDEXED BY tasks_queue_ready"
-         " WHERE status = 'queued' AND queue = ? AND run_after <= ?"
+         " WHERE status = 'queued' AND concurrency_key IS NULL AND queue = ?"
+         " AND run_after <= ?"
          " ORDER BY priority DESC, run_after, id LIMIT ?")
 _READY = ("SELECT 1 FROM tasks INDEXED BY tasks_queue_ready"
-          " WHERE status = 'queued' AND queue = ? AND run_after <= ? LIMIT 1")
+          " WHERE status = 'queued' AND concurrency_key IS NULL AND queue = ?"
+          " AND run_after <= ? LIMIT 1")
 
 
 @lru_cache(maxsize=64)
@@ -218,7 +220,8 @@ class SqliteBackend(SqlBackend):
         # a worker that lost the race for a wake-up costs one read, no write.
         conn, now = self._conn(), time.time()
         targets = self._claim_targets(conn, limit, queues)
-        if not any(conn.execute(_READY, (name, now)).fetchone() for name, _ in targets):
+        if not any(conn.execute(_READY, (name, now)).fetchone() for name, _ in targets) and (
+                not self._flow_ready(conn, queues)):
             return []
         if self.synchronous == "FULL":
             return self._claim_unsynced(worker_id, limit, lease_s, queues)
@@ -253,10 +256,10 @@ class SqliteBackend(SqlBackend):
         """A claim with nothing recorded, committed without waiting for fsync
         (see ``_unsynced``): it takes an fsync off the path from enqueue to task start."""
         with self._unsynced(), self._write() as conn:
-            targets = self._claim_targets(conn, limit, queues)
-            return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
+            return self._claim_all(conn, worker_id, limit, lease_s, queues)
 
     _claim_sql = staticmethod(_claim_sql)
+    flow_index = " INDEXED BY tasks_flow_ready"
 
 
 # Result codes that mean the database file cannot be used right now (as opposed

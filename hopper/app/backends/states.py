@@ -197,9 +197,8 @@ class TaskStates(SqlParts):
         if limit <= 0:
             return []
         # Only queues that may be claimed are read: a paused or excluded queue,
-        # however deep, costs the claim nothing.
-        targets = self._claim_targets(conn, limit, queues)
-        return self._claim(conn, worker_id, limit, lease_s, targets) if targets else []
+        # however deep, costs the claim nothing. Keyed tasks first (flow_sql.py).
+        return self._claim_all(conn, worker_id, limit, lease_s, queues)
 
     def queued_continuations(self, parent_ids: list[int]) -> list[int]:
         """Ids of the queued continuations that settling these parents created."""
@@ -217,6 +216,7 @@ class TaskStates(SqlParts):
             rows = [self._run(conn, _CLAIM_ID, (worker_id, now + lease_s, now, t)).fetchone()
                     for t in task_ids]
             self._counted().claimed([row for row in rows if row is not None], now)
+            self._count_claimed_ids(conn, [row[0] for row in rows if row is not None])
         return [claimed_from_row(row) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------

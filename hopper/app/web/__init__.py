@@ -20,6 +20,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     from hopper.app.web import (
         api_dashboard,
         api_library,
+        api_limits,
         api_queues,
         api_schedules,
         api_system,
@@ -56,7 +57,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     auth.register(app)
     safety.register(app)  # runs before auth: refused requests never reach a token check
     for module in (api_dashboard, api_tasks, api_system, api_queues, api_schedules, api_library,
-                   api_workflow, openapi, metrics, ui):
+                   api_workflow, openapi, metrics, ui, api_limits):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, csrf_field=auth.CSRF_FIELD)
     app.jinja_env.filters["when"] = _when

@@ -16,6 +16,7 @@ from hopper.app.backends.base import (
     TaskConflict,
     new_task_dict,
 )
+from hopper.app.flow import MAX_CONCURRENCY, MAX_KEY_LENGTH
 from hopper.app.web import inputs
 from hopper.app.web.errors import ApiError, bad_request, conflict, not_found
 from hopper.app.web.group_commit import GroupCommit
@@ -24,7 +25,8 @@ bp = Blueprint("api_tasks", __name__)
 
 MAX_ENQUEUE_BATCH = 1000
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
-                  "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on", "ref")
+                  "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on", "ref",
+                  "concurrency_key", "concurrency", "rate_key")
 
 
 def _backend():
@@ -68,6 +70,9 @@ def enqueue_request(body) -> dict:
         "parent_id": lambda: inputs.field_int(body, "parent_id", 1, inputs.INT64_MAX),
         "timeout": lambda: inputs.field_number(body, "timeout", 0, 1e7, exclusive_low=True),
         "delay": lambda: inputs.field_number(body, "delay", 0, 1e9),
+        "concurrency_key": lambda: inputs.field_text(body, "concurrency_key", MAX_KEY_LENGTH),
+        "concurrency": lambda: inputs.field_int(body, "concurrency", 1, MAX_CONCURRENCY),
+        "rate_key": lambda: inputs.field_text(body, "rate_key", MAX_KEY_LENGTH),
     }
     for key, check in checks.items():
         value = check()

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify
 
 from hopper.app.backends.base import MAX_TAG_LENGTH, MAX_TAGS, STATUSES
 from hopper.app.defaults import QUEUE_NAME_MAX
+from hopper.app.flow import MAX_CONCURRENCY, MAX_KEY_LENGTH
 from hopper.app.registry import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
 from hopper.app.settings import MAX_WORKERS
 from hopper.app.web.api_tasks import MAX_ENQUEUE_BATCH
@@ -92,6 +93,11 @@ SCHEMAS = {
                      "description": "Counts of child tasks by status (single task only)"},
         "history": {"type": "array", "items": _ref("Attempt"),
                     "description": "Every attempt, oldest first (single task only)"},
+        "concurrency_key": _null(STR), "concurrency_limit": _null(INT), "rate_key": _null(STR),
+        "waiting_for": _null(_obj({
+            "reason": {"type": "string", "enum": ["concurrency", "rate"]}, "key": STR,
+            "limit": INT, "running": INT, "rate": STR, "next_at": NUM}, ["reason", "key"],
+            description="Why a queued task is not running yet (single task only)")),
     }, ["id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
         "max_attempts", "progress", "created_at"]),
     "Attempt": _obj({
@@ -132,6 +138,13 @@ SCHEMAS = {
                                             " until then"}),
         "ref": _null({**STR, "minLength": 1, "maxLength": 200,
                       "description": "Batch only: a name other items' depends_on use"}),
+        "concurrency_key": _null({**STR, "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                                  "description": "At most `concurrency` tasks with this key"
+                                                 " run at once, across every daemon"}),
+        "concurrency": _null({**INT, "minimum": 1, "maximum": MAX_CONCURRENCY,
+                              "description": "The key's limit (default 1)"}),
+        "rate_key": _null({**STR, "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                           "description": "Claims obey this key's rate limit"}),
     }, ["name"], additionalProperties=False),
     "Workflow": _obj({
         "nodes": {"type": "array", "items": _obj({"id": ID, "name": STR, "status": {
@@ -141,6 +154,22 @@ SCHEMAS = {
             ["from", "to", "kind"])},
         "truncated": {"type": "boolean", "description": "More than 10,000 tasks: not all shown"},
     }, ["nodes", "edges", "truncated"]),
+    "Limits": _obj({
+        "concurrency": {"type": "array", "items": _obj({
+            "key": STR, "limit": _null(INT), "running": INT, "queued": INT},
+            ["key", "limit", "running", "queued"])},
+        "rates": {"type": "array", "items": _obj({
+            "key": STR, "rate": STR, "amount": INT, "period_s": NUM,
+            "used": {**INT, "description": "Claims in the current period"},
+            "period_start": NUM, "next_at": NUM, "queued": INT,
+            "source": {"type": "string", "enum": ["settings", "api"]}},
+            ["key", "rate", "used"])},
+    }, ["concurrency", "rates"]),
+    "RateLimitPut": _obj({"rate": _null({**STR, "pattern": "^[0-9]+/[smh]$",
+                                          "description": "N/s, N/m or N/h; null removes"})},
+                         ["rate"], additionalProperties=False),
+    "RateLimitState": _obj({"key": STR, "rate": _null(STR), "changed": {"type": "boolean"}},
+                           ["key", "rate", "changed"]),
     "TaskList": _obj({"tasks": {"type": "array", "items": _ref("Task")},
                       "next_cursor": _null(ID)}, ["tasks", "next_cursor"]),
     "BatchResult": _obj({"ids": {"type": "array", "items": ID},
@@ -337,6 +366,15 @@ PATHS = {
          {"name": "action", "in": "path", "required": True,
           "schema": {"type": "string", "enum": ["pause", "resume"]}}],
         operation_id="pauseOrResumeQueue")},
+    "/api/limits": {"get": _op(
+        "Concurrency keys with tasks queued or running, and every rate limit",
+        {"200": _json(_ref("Limits"), "Limits"), **_errors()}, operation_id="getLimits")},
+    "/api/rate-limits/{key}": {"put": _op(
+        "Set (or with null remove) a rate limit for every daemon on this database",
+        {"200": _json(_ref("RateLimitState"), "The key's rate"), **_errors(400, 413)},
+        [{"name": "key", "in": "path", "required": True,
+          "schema": {**STR, "minLength": 1, "maxLength": MAX_KEY_LENGTH}}],
+        body="RateLimitPut", operation_id="putRateLimit")},
     "/api/workers": {"get": _op("Live worker processes", {
         "200": _json({"type": "array", "items": _ref("Worker")}, "Workers"), **_errors()},
         operation_id="getWorkers")},

@@ -28,6 +28,7 @@ from hopper.app.web import auth, inputs, task_view, workflow_graph
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
 from hopper.app.web.library_pages import item_page, library_page
+from hopper.app.web.limits_page import limits_page, rate_form
 from hopper.app.web.settings_words import library_rows
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
@@ -162,6 +163,18 @@ def schedule_action(name: str, action: str):
         _backend().set_schedule_paused(name, action == "pause")
         flash(f"{name}: {action}d")
     return redirect(url_for("ui.schedules"))
+
+
+@bp.get("/limits")
+def limits():
+    """Concurrency keys and rate limits shared by every daemon."""
+    return limits_page()
+
+
+@bp.post("/limits/rate")
+def limits_rate():
+    """Set or remove a rate limit from the Limits page (form post with CSRF token)."""
+    return rate_form()
 
 
 @bp.get("/settings")

@@ -1,0 +1,183 @@
+"""Flow control in the claim itself, on both engines: keys over their limit stay
+queued, keys take turns, paused queues hold no slot, and bad options are refused."""
+from __future__ import annotations
+
+import pytest
+
+from hopper.app import flow, queue, registry
+from hopper.app import settings as settings_mod
+from hopper.app.backends.base import Outcome
+
+
+def _claim(client, worker: str = "w1", limit: int = 1, outcomes=()):
+    return client.backend.finish_and_claim(worker, list(outcomes), [], limit, 30)
+
+
+def _keys(client) -> dict:
+    return {k["key"]: k for k in client.backend.limits()["concurrency"]}
+
+
+def test_tasks_over_their_keys_limit_stay_queued(engine_client):
+    ids = [queue.enqueue("echo", {"i": i}, concurrency_key="user:1") for i in range(3)]
+    claimed = _claim(engine_client, limit=10)
+    assert [t.id for t in claimed] == ids[:1]
+    assert _keys(engine_client)["user:1"] == {"key": "user:1", "limit": 1, "running": 1,
+                                             "queued": 2}
+    assert queue.get_task(ids[1])["waiting_for"] == {
+        "reason": "concurrency", "key": "user:1", "limit": 1, "running": 1}
+
+
+def test_finishing_a_keyed_task_frees_its_slot_for_the_next(engine_client):
+    ids = [queue.enqueue("echo", {"i": i}, concurrency_key="user:1") for i in range(2)]
+    first = _claim(engine_client)[0]
+    assert _claim(engine_client, "w2") == []
+    done = Outcome(first.id, True, 1.0, 2.0, result="null")
+    assert [t.id for t in _claim(engine_client, outcomes=[done])] == [ids[1]]
+
+
+def test_keys_of_one_queue_take_turns_rather_than_arrival_order(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": "big", "concurrency": 10}
+                        for _ in range(5)])
+    queue.enqueue("echo", concurrency_key="small:1", concurrency=10)
+    queue.enqueue("echo", concurrency_key="small:2", concurrency=10)
+    keys = []
+    for worker in range(3):
+        task = _claim(engine_client, f"w{worker}")[0]
+        keys.append(queue.get_task(task.id)["concurrency_key"])
+    assert sorted(keys) == ["big", "small:1", "small:2"]
+
+
+def test_a_paused_queue_holds_no_slot_of_a_key(engine_client):
+    queue.enqueue("echo", queue="paused-q", concurrency_key="acct:1")
+    other = queue.enqueue("echo", queue="open-q", concurrency_key="acct:1")
+    queue.pause_queue("paused-q")
+    assert [t.id for t in _claim(engine_client, limit=5)] == [other]
+
+
+def test_ordinary_tasks_are_claimed_beside_keyed_ones(engine_client):
+    keyed = queue.enqueue_many([{"name": "echo", "concurrency_key": "k"} for _ in range(3)])
+    plain = queue.enqueue("echo")
+    claimed = {t.id for t in _claim(engine_client, limit=10)}
+    assert claimed == {keyed[0], plain}
+
+
+def test_keyed_claims_are_counted_on_the_dashboard_like_any_claim(engine_client):
+    engine_client.backend.set_rate_limit("smtp", flow.parse_rate("5/m"))
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(3)]
+                       + [{"name": "echo", "rate_key": "smtp"}, {"name": "echo"}])
+    assert len(_claim(engine_client, limit=10)) == 5  # three keys, one under a rate, one plain
+    counts = engine_client.backend.counts()["default"]
+    assert (counts.get("queued", 0), counts["running"]) == (0, 5)
+    picked = sum(m["picked"] for m in engine_client.backend.minutes(0) if m["queue"] == "default")
+    assert picked == 5
+
+
+def _drained(listener):
+    """The listener, once the wake-ups already sent (the enqueue's own) are taken."""
+    while listener.wait(0.2):
+        pass
+    return listener
+
+
+def test_a_claim_that_leaves_keyed_tasks_ready_wakes_an_idle_worker(engine_client):
+    listener = engine_client.backend.notifier().listen()
+    try:
+        queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(2)])
+        _drained(listener)
+        assert len(_claim(engine_client, limit=1)) == 1
+        assert listener.wait(5), "the other key's task is ready: an idle worker should wake"
+    finally:
+        listener.close()
+
+
+def test_a_claim_that_takes_every_ready_keyed_task_wakes_nobody(engine_client):
+    listener = engine_client.backend.notifier().listen()
+    try:
+        queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(2)])
+        _drained(listener)
+        assert len(_claim(engine_client, limit=2)) == 2
+        assert not listener.wait(0.5)
+    finally:
+        listener.close()
+
+
+def test_a_rate_key_without_a_limit_is_not_held_back(engine_client):
+    ids = queue.enqueue_many([{"name": "echo", "rate_key": "nobody-set-this"}
+                              for _ in range(3)])
+    claimed = [t.id for w in ("a", "b") for t in _claim(engine_client, w)]
+    assert claimed == ids[:2]
+
+
+def test_a_rate_limit_allows_its_amount_per_period_then_waits(engine_client):
+    engine_client.backend.set_rate_limit("smtp", flow.parse_rate("2/m"))
+    ids = queue.enqueue_many([{"name": "echo", "rate_key": "smtp"} for _ in range(3)])
+    claimed = [t.id for w in ("a", "b", "c") for t in _claim(engine_client, w)]
+    assert claimed == ids[:2]
+    waiting = queue.get_task(ids[2])["waiting_for"]
+    assert waiting["reason"] == "rate" and waiting["rate"] == "2/m"
+    rates = engine_client.backend.limits()["rates"]
+    assert [(r["key"], r["rate"], r["used"], r["queued"]) for r in rates] == [("smtp", "2/m", 2, 1)]
+    assert engine_client.backend.next_due() == pytest.approx(waiting["next_at"])
+
+
+def test_registered_concurrency_key_is_filled_from_the_args(engine_client):
+    @registry.task(name="flow_export", concurrency_key="user:{user_id}", concurrency=2)
+    def flow_export(user_id: int):
+        return user_id
+
+    task = queue.get_task(queue.enqueue("flow_export", {"user_id": 42}))
+    assert (task["concurrency_key"], task["concurrency_limit"], task["rate_key"]) == (
+        "user:42", 2, None)
+    with pytest.raises(ValueError, match="cannot be filled"):
+        queue.enqueue("flow_export", {"account": 1})
+
+
+@pytest.mark.parametrize("options", [
+    {"concurrency_key": "k", "concurrency": 0},
+    {"concurrency_key": "k", "concurrency": -1},
+    {"concurrency": 2},
+    {"concurrency_key": ""},
+    {"rate_key": 5},
+])
+def test_bad_flow_options_are_refused_at_enqueue(engine_client, options):
+    with pytest.raises(ValueError):
+        queue.enqueue("echo", **options)
+    assert queue.list_tasks() == []
+
+
+@pytest.mark.parametrize("text", ["10", "10/d", "-1/s", "0/s", "ten/s", "1.5/s", None, 10])
+def test_malformed_rates_are_refused(text):
+    with pytest.raises(ValueError, match="rate"):
+        flow.parse_rate(text)
+
+
+def test_rate_strings_read_per_second_minute_and_hour():
+    assert [str(flow.parse_rate(t)) for t in ("10/s", " 300 / m", "5000/h")] == [
+        "10/s", "300/m", "5000/h"]
+
+
+def test_settings_refuse_a_malformed_rate_limit(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("rate_limits:\n  api:github: 5000/day\n")
+    with pytest.raises(settings_mod.SettingsError, match="rate_limits.api:github"):
+        settings_mod.load(path)
+
+
+def test_settings_rate_limits_are_synced_and_removed(engine_client):
+    backend = engine_client.backend
+    backend.set_rate_limit("manual", flow.parse_rate("1/s"))
+    backend.sync_rate_limits({"a": flow.parse_rate("10/s"), "b": flow.parse_rate("5/m")})
+    backend.sync_rate_limits({"a": flow.parse_rate("20/s")})
+    rates = {r["key"]: (r["rate"], r["source"]) for r in backend.limits()["rates"]}
+    assert rates == {"a": ("20/s", "settings"), "manual": ("1/s", "api")}
+
+
+def test_a_lower_rate_counts_the_claims_already_made_under_the_old_one(engine_client):
+    backend = engine_client.backend
+    backend.set_rate_limit("feed", flow.parse_rate("5/m"))
+    ids = queue.enqueue_many([{"name": "echo", "rate_key": "feed"} for _ in range(4)])
+    claimed = [t.id for w in ("a", "b", "c") for t in _claim(engine_client, w)]
+    assert claimed == ids[:3]
+    backend.set_rate_limit("feed", flow.parse_rate("2/m"))  # three claims this minute already
+    assert _claim(engine_client, "d") == []
+    assert queue.get_task(ids[3])["waiting_for"]["reason"] == "rate"
