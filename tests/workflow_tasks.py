@@ -29,6 +29,15 @@ def wf_step(log: str, label: str, fail_while: str | None = None, seconds: float 
     return {"label": label, "started": started, "finished": finished}
 
 
+@task(name="wf_slow_step", max_attempts=1)
+def wf_slow_step(log: str, label: str, seconds: float):
+    """A node that runs for ``seconds``. A name of its own: a worker that has seen
+    ``wf_step`` run fast may claim several of those in one batch, and would run any
+    released beside this one only after it; an unseen name never joins a batch's
+    inline run (the worker gives the rest of the batch back before it)."""
+    return wf_step(log, label, seconds=seconds)
+
+
 def runs(log) -> dict[str, list[tuple[float, float | None]]]:
     """``{label: [(start, end or None), ...]}`` read back from a log file."""
     found: dict[str, list] = {}
@@ -61,5 +70,6 @@ def wf_waiting_parent(log: str, seconds: float):
     """A parent that stays ``waiting`` while its one slow child runs."""
     from hopper.app.queue import current_task_id, enqueue
 
-    return {"child": enqueue("wf_step", {"log": log, "label": "slow-child", "seconds": seconds},
+    return {"child": enqueue("wf_slow_step",
+                             {"log": log, "label": "slow-child", "seconds": seconds},
                              parent_id=current_task_id())}

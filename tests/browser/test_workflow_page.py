@@ -33,13 +33,14 @@ def every_status(ui_daemon, tmp_path):
     base, log, flag = daemon.base_url, str(tmp_path / "steps.log"), tmp_path / "fail"
     flag.touch()
 
-    def step(ref, after=(), **args):
-        return {"name": "wf_step", "ref": ref, "depends_on": list(after),
+    def step(ref, after=(), name="wf_step", **args):
+        return {"name": name, "ref": ref, "depends_on": list(after),
                 "args": {"log": log, "label": ref, **args}}
 
     response = requests.post(f"{base}/api/tasks/batch", timeout=10, json=[
         step("extract"), step("validate", ["extract"], fail_while=str(flag)),
-        step("publish", ["validate"]), step("resize", ["extract"], seconds=120),
+        step("publish", ["validate"]),
+        step("resize", ["extract"], name="wf_slow_step", seconds=120),
         step("archive", ["resize"]),
         {**step("report", ["extract"]), "run_after": FAR},
         {"name": "wf_waiting_parent", "ref": "thumbnails", "depends_on": ["extract"],
