@@ -8,9 +8,11 @@ import signal
 import time
 
 import psutil
+import workflow_tasks  # noqa: F401  (registers wf_step in this process too)
 from helpers import poll_until
 
 from hopper.app import queue, reaper
+from hopper.app.engines import InlineEngine
 
 QUEUES = ("default", "media")
 SLEEPERS = 400   # per queue, 20 ms each: a drain of 8 s or more on 2 workers
@@ -105,3 +107,44 @@ def test_counters_equal_count_after_kills_retries_cancels_and_prunes(
     assert sum(m["succeeded"] for m in minutes) == entered["succeeded"]
     assert sum(m["failed"] for m in minutes) == entered["failed"]
     assert sum(m["picked"] for m in minutes) == entered["running"]
+
+
+def _step(log, label: str, after=(), **args) -> dict:
+    return {"name": "wf_step", "ref": label, "depends_on": list(after),
+            "args": {"log": str(log), "label": label, **args}}
+
+
+def test_counters_equal_count_through_workflow_transitions(
+        engine_client, monkeypatch, tmp_path):
+    """Enqueued blocked, released to queued, cancelled down the graph by a failure,
+    back to blocked on retry, cancelled blocked (one and bulk), pruned: after each
+    step the counters equal COUNT(*) (run eagerly, so every step is settled)."""
+    backend = engine_client.backend
+    log, flag = tmp_path / "wf.log", tmp_path / "fail-b"
+    flag.touch()
+    workers = engine_client.engine
+    monkeypatch.setattr(engine_client, "engine", InlineEngine(backend))
+    ids = dict(zip("abcde", queue.enqueue_many([
+        _step(log, "a"), _step(log, "b", ["a"], fail_while=str(flag)),
+        _step(log, "c", ["b"]), _step(log, "d", ["c"]), _step(log, "e", ["a"])]), strict=True))
+    status = {k: queue.get_task(i)["status"] for k, i in ids.items()}
+    assert status == {"a": "succeeded", "b": "failed", "c": "cancelled", "d": "cancelled",
+                      "e": "succeeded"}  # released to queued and run; cancelled downstream
+    assert backend.counts() == _rows(backend)
+    monkeypatch.setattr(engine_client, "engine", workers)
+    queue.retry(ids["b"])                             # c and d: cancelled -> blocked
+    assert queue.get_task(ids["d"])["status"] == "blocked"
+    assert backend.counts() == _rows(backend)
+    queue.cancel(ids["c"])                            # blocked -> cancelled, and d with it
+    assert queue.get_task(ids["d"])["status"] == "cancelled"
+    assert backend.counts() == _rows(backend)
+    held = queue.enqueue("echo", run_after=4_000_000_000)
+    waiting = queue.enqueue_many([{"name": "echo", "depends_on": [held], "queue": "media"}
+                                  for _ in range(3)])  # enqueued blocked
+    assert backend.counts() == _rows(backend)
+    backend.bulk("cancel", ids=waiting[:2])
+    queue.cancel(held)                                # the last one cancelled by its dependency
+    assert backend.counts() == _rows(backend)
+    future = 4_000_000_000
+    assert backend.prune(succeeded_before=future, failed_before=future) > 0
+    assert backend.counts() == _rows(backend)

@@ -181,3 +181,29 @@ def test_a_lower_rate_counts_the_claims_already_made_under_the_old_one(engine_cl
     backend.set_rate_limit("feed", flow.parse_rate("2/m"))  # three claims this minute already
     assert _claim(engine_client, "d") == []
     assert queue.get_task(ids[3])["waiting_for"]["reason"] == "rate"
+
+
+def test_a_keyed_blocked_task_is_claimed_only_once_its_dependency_succeeded(engine_client):
+    first = queue.enqueue("echo")
+    keyed = queue.enqueue("echo", concurrency_key="user:9", rate_key="api", depends_on=[first])
+    assert queue.get_task(keyed)["status"] == "blocked"
+    (claimed,) = _claim(engine_client, limit=10)
+    assert claimed.id == first
+    done = Outcome(first, True, 1.0, 2.0, result="null")
+    assert [t.id for t in _claim(engine_client, outcomes=[done])] == [keyed]
+    assert _keys(engine_client)["user:9"]["running"] == 1
+
+
+def test_a_keyed_claim_carries_the_enqueuing_spans_trace_context(engine_client):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    engine_client.backend.set_rate_limit("api", flow.parse_rate("5/m"))  # the rated claim
+    with TracerProvider().get_tracer("test").start_as_current_span("enqueue"):
+        keyed = queue.enqueue("echo", concurrency_key="user:1")
+        rated = queue.enqueue("echo", rate_key="api")
+    stored = {task_id: engine_client.backend.fetch(
+        "SELECT traceparent FROM tasks WHERE id = ?", (task_id,))[0][0] for task_id in
+        (keyed, rated)}
+    assert all(stored.values())
+    claimed = {t.id: t.traceparent for t in _claim(engine_client, limit=10)}
+    assert claimed == stored

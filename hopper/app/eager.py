@@ -41,5 +41,6 @@ def run_eagerly(backend: Backend, task_ids: list[int]) -> None:
             backend.finish_and_claim(worker_id, [outcome], [], 0, EAGER_LEASE_S)
             ran.append(task_id)
             pending.extend(backend.queued_continuations(ran))
+            pending.extend(backend.queued_dependents(task_id))
     finally:
         _state.pending = None

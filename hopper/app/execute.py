@@ -9,7 +9,7 @@ import json
 import time
 import traceback
 
-from hopper.app import defaults, logs, registry
+from hopper.app import defaults, logs, registry, tracing
 from hopper.app.backends import retries
 from hopper.app.backends.base import ATTEMPT_ERROR, Claimed, Outcome
 
@@ -46,7 +46,14 @@ def _run(spec: registry.TaskSpec, args: dict):
 
 
 def execute(task: Claimed) -> Outcome:
-    """Run a claimed task; never raises for errors inside the task."""
+    """Run a claimed task; never raises for errors inside the task. With the
+    ``otel`` extra the attempt runs in its own span (see ``tracing``)."""
+    with tracing.attempt_span(task.id, task.name, task.queue, task.attempts,
+                              task.traceparent) as span:
+        return _execute(task, span)
+
+
+def _execute(task: Claimed, span) -> Outcome:
     started = time.time()
     token = current_task_id.set(task.id)
     try:
@@ -56,9 +63,11 @@ def execute(task: Claimed) -> Outcome:
         return Outcome(task.id, True, started, time.time(), result=result,
                        parent_id=task.parent_id, attempt=task.attempts)
     except registry.UnknownTask as exc:
+        tracing.record_failure(span, exc)
         return Outcome(task.id, False, started, time.time(), error=str(exc),
                        parent_id=task.parent_id, kind=ATTEMPT_ERROR, attempt=task.attempts)
-    except Exception:  # a task's own failure is data, recorded for retry
+    except Exception as exc:  # a task's own failure is data, recorded for retry
+        tracing.record_failure(span, exc)
         # A message may carry undecodable file names (surrogate escapes) the
         # database cannot store as text: keep them visible as \udcXX escapes.
         error = traceback.format_exc().encode("utf-8", "backslashreplace").decode("utf-8")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from hopper.app import execute, logs, registry
+from hopper.app import execute, graph_plan, logs, registry, tracing
 from hopper.app import settings as settings_mod
 from hopper.app.backends import is_unavailable, open_backend
 from hopper.app.backends.base import FINISHED, STATUSES, Backend, NewTask, QueueUnavailable
@@ -50,9 +50,9 @@ def _args_encoder():
 _encode_args = _args_encoder()
 
 _ENQUEUE_KEYS = {"args", "queue", "priority", "run_after", "delay", "unique_key",
-                 "max_attempts", "timeout", "parent_id", "tags", "meta",
+                 "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on",
                  "concurrency_key", "concurrency", "rate_key"}
-_REQUEST_KEYS = _ENQUEUE_KEYS | {"name"}
+_REQUEST_KEYS = _ENQUEUE_KEYS | {"name", "ref"}
 
 
 class Client:
@@ -157,6 +157,7 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
                unique_key: str | None = None, max_attempts: int | None = None,
                timeout: float | None = None, parent_id: int | None = None,
                tags: list[str] | None = None, meta: dict | None = None,
+               depends_on: list[int] | None = None,
                concurrency_key: str | None = None, concurrency: int | None = None,
                rate_key: str | None = None) -> NewTask:
     """Validate an enqueue request against the registry; ValueError says what is wrong."""
@@ -191,7 +192,9 @@ def build_task(name: str, args: dict | None = None, *, queue: str | None = None,
     new = NewTask(name=name, args=args, queue=queue, priority=priority, run_after=when,
                   max_attempts=max_attempts, timeout=timeout, unique_key=unique_key,
                   parent_id=parent_id, continuation=spec.continuation, args_json=args_json,
-                  tags=check_tags(tags), meta_json=check_meta(meta))
+                  tags=check_tags(tags), meta_json=check_meta(meta),
+                  depends_on=tuple(graph_plan.check_ids(depends_on)),
+                  traceparent=tracing.current_traceparent())
     if (concurrency_key is not None or rate_key is not None or concurrency is not None
             or spec.concurrency_key or spec.rate_key):
         flow_fields(new, spec, concurrency_key, concurrency, rate_key)
@@ -217,10 +220,31 @@ def enqueue_many(requests: list[dict]) -> list[int]:
 
 
 def enqueue_requests(requests: list[dict]) -> tuple[list[int], list[bool]]:
-    """Like enqueue_many, also saying which tasks were created (False: unique_key hit)."""
+    """Like enqueue_many, also saying which tasks were created (False: unique_key hit).
+
+    Items may carry ``ref`` and ``depends_on`` (refs of other items, or task ids):
+    the graph is checked first (InvalidDependency, a ValueError, for a cycle or an
+    unknown ref or id) and inserted dependencies first, all in one transaction."""
     client()  # loads the task modules before the names are looked up
-    results = submit([task_from_request(request) for request in requests])
-    return [task_id for task_id, _ in results], [created for _, created in results]
+    if not any(isinstance(r, dict) and ("ref" in r or "depends_on" in r) for r in requests):
+        results = submit([task_from_request(request) for request in requests])
+        return [task_id for task_id, _ in results], [created for _, created in results]
+    for request in requests:
+        if not isinstance(request, dict):
+            raise ValueError("each task must be an object with a name")
+    plan = graph_plan.plan(requests)
+    position: dict[int, int] = {}
+    tasks: list[NewTask] = []
+    for index in plan.order:
+        request = {k: v for k, v in requests[index].items() if k not in ("ref", "depends_on")}
+        new = task_from_request(request)
+        new.depends_on = tuple(plan.external[index])
+        new.after = tuple(position[dep] for dep in plan.internal[index])
+        position[index] = len(tasks)
+        tasks.append(new)
+    results = submit(tasks)
+    ordered = [results[position[index]] for index in range(len(requests))]
+    return [task_id for task_id, _ in ordered], [created for _, created in ordered]
 
 
 def task_from_request(request: dict) -> NewTask:
@@ -229,6 +253,8 @@ def task_from_request(request: dict) -> NewTask:
         raise ValueError("each task needs a name")
     if not request.keys() <= _REQUEST_KEYS:
         _refuse_unknown(request.keys() - {"name"})
+    if "ref" in request:  # only the graph of enqueue_many reads it
+        request = {k: v for k, v in request.items() if k != "ref"}
     return build_task(**request)
 
 

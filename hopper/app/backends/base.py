@@ -22,9 +22,10 @@ from hopper.app.backends.protocols import (
     Statistics,
     Tables,
     Tasks,
+    Workflows,
 )
 
-UNFINISHED = ("queued", "running", "waiting")
+UNFINISHED = ("queued", "running", "waiting", "blocked")
 FINISHED = ("succeeded", "failed", "cancelled")
 STATUSES = UNFINISHED + FINISHED
 
@@ -39,7 +40,7 @@ TASK_COLUMNS = (
     "id", "queue", "name", "args", "status", "priority", "run_after", "attempts",
     "max_attempts", "timeout", "unique_key", "parent_id", "continuation",
     "progress_done", "progress_total", "result", "error", "worker", "lease_until",
-    "created_at", "started_at", "finished_at", "tags", "meta",
+    "created_at", "started_at", "finished_at", "tags", "meta", "depends_on",
     "concurrency_key", "concurrency_limit", "rate_key",
 )
 
@@ -62,6 +63,13 @@ class TaskConflict(Exception):
     """The task is not in a state that allows the requested change."""
 
 
+class InvalidDependency(ValueError):
+    """A ``depends_on`` that cannot be met: a cycle, an unknown ref or task id.
+
+    Raised before anything of the enqueue is stored (the API answers 400).
+    """
+
+
 @dataclass
 class NewTask:
     """A task about to be inserted; every default is already resolved."""
@@ -80,6 +88,10 @@ class NewTask:
     tags: tuple[str, ...] = ()
     meta_json: str | None = None  # the initial meta object, serialized
     created_at: float | None = None  # set by the backend when the row is inserted
+    depends_on: tuple[int, ...] = ()  # ids of existing tasks it waits for (status blocked)
+    after: tuple[int, ...] = ()  # positions of earlier tasks of the same enqueue it waits for
+    traceparent: str | None = None  # W3C trace context of the enqueuing span
+    status: str = "queued"  # set by the backend: blocked while it has dependencies
     # Flow control (flow.py): a keyed task has both keys, '' for the one it does not use.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
@@ -98,6 +110,7 @@ class Claimed:
     timeout: float | None
     parent_id: int | None
     queue: str = "default"
+    traceparent: str | None = None  # the enqueuing span's trace context, for the run's span
 
 
 @dataclass
@@ -155,11 +168,11 @@ def new_task_dict(task_id: int, task: NewTask) -> dict:
     its row holds exactly these values until a worker claims it.
     """
     values = {"id": task_id, "queue": task.queue, "name": task.name, "args": task.args,
-              "status": "queued", "priority": task.priority, "run_after": task.run_after,
+              "status": task.status, "priority": task.priority, "run_after": task.run_after,
               "attempts": 0, "max_attempts": task.max_attempts, "timeout": task.timeout,
               "unique_key": task.unique_key, "parent_id": task.parent_id,
               "continuation": task.continuation, "created_at": task.created_at,
-              "tags": list(task.tags),
+              "tags": list(task.tags), "depends_on": list(task.depends_on),
               "meta": json.loads(task.meta_json) if task.meta_json is not None else {},
               "concurrency_key": task.concurrency_key or None,
               "concurrency_limit": task.concurrency_limit, "rate_key": task.rate_key or None}
@@ -180,13 +193,14 @@ def task_dict(row: Iterable[Any]) -> dict:
     task["progress"] = {"done": task.pop("progress_done"), "total": task.pop("progress_total")}
     task["tags"] = json.loads(task["tags"]) if task["tags"] is not None else []
     task["meta"] = json.loads(task["meta"]) if task["meta"] is not None else {}
+    task["depends_on"] = json.loads(task["depends_on"]) if task["depends_on"] is not None else []
     task.pop("lease_until")
     task["concurrency_key"] = task["concurrency_key"] or None  # '' marks "no key" in the row
     task["rate_key"] = task["rate_key"] or None
     return task
 
 
-class Backend(Tasks, Claims, Queues, Statistics, Processes, Schedules, State, Tables,
+class Backend(Tasks, Claims, Queues, Statistics, Processes, Schedules, State, Tables, Workflows,
               FlowControl, ABC):
     """One database engine's implementation of the queue's storage: every protocol
     of ``protocols.py``, plus the connection's life and the engine's notifier."""

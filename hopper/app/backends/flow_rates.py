@@ -18,6 +18,7 @@ from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
 from hopper.app.backends.flow_sql import TAKE_RETURNING, flow_group
 from hopper.app.backends.sql_parts import SqlParts
+from hopper.app.backends.states import claimed_from_row
 
 _LOCK_GROUP = "SELECT 1 FROM flow_groups WHERE queue = ? AND ckey = ? AND rkey = ?{lock}"
 _LOCK_KEY = ("SELECT 1 FROM flow_keys WHERE key = ?"
@@ -90,7 +91,7 @@ class RatedClaims(SqlParts):
                 continue
             self._count_claims(conn, [flow_group(row)], now)
             self._counted().claimed([row], now)  # the dashboard's counters, as any claim
-            claimed.append(Claimed(*row[:8]))
+            claimed.append(claimed_from_row(row))
             if ckey:
                 keys_used.add(ckey)
             if rkey:

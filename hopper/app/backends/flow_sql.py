@@ -28,6 +28,7 @@ from operator import itemgetter
 from hopper.app import defaults
 from hopper.app.backends.base import Claimed, QueueFilter
 from hopper.app.backends.sql_parts import SqlParts
+from hopper.app.backends.states import claimed_from_row
 
 # Groups whose key has a free slot and whose rate allows a claim now, in turn order.
 _ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
@@ -88,11 +89,12 @@ _PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = '
               " AND rate_key = '' AND run_after <= ?"
               " ORDER BY priority DESC, run_after, id LIMIT ?")
 # What a keyed claim returns: the ordinary claim's columns (``CLAIM_RETURNING`` in
-# sql.py: the Claimed fields, the claim order's keys, what the counters read), then
-# the task's keys; ``flow_group`` reads a row's (queue, concurrency key, rate key).
+# sql.py: the Claimed fields, the claim order's keys, what the counters read, the
+# trace context), then the task's keys; ``flow_group`` reads a row's (queue,
+# concurrency key, rate key). ``claimed_from_row`` reads the first twelve alike.
 TAKE_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-                  " priority, run_after, created_at, concurrency_key, rate_key")
-flow_group = itemgetter(7, 11, 12)
+                  " priority, run_after, created_at, traceparent, concurrency_key, rate_key")
+flow_group = itemgetter(7, 12, 13)
 _TAKE_MANY = ("UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?,"
               " attempts = attempts + 1 WHERE id IN ({ids}) AND status = 'queued' "
               + TAKE_RETURNING)
@@ -236,7 +238,7 @@ class FlowClaims(SqlParts):
         if left:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
-        return [Claimed(*row[:8]) for row in sorted(taken, key=lambda r: order[r[0]])]
+        return [claimed_from_row(row) for row in sorted(taken, key=lambda r: order[r[0]])]
 
     def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:
         """SQLite: up to ``take`` tasks of each group whose key has more than one free

@@ -201,6 +201,8 @@ class PostgresBackend(SqlBackend):
         return apply_postgres_migrations(self._conn())
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+        if any(t.depends_on or t.after for t in tasks):
+            return self._enqueue_graph(tasks)  # dependencies.py
         now = self.now()
         if len(tasks) <= INSERT_CHUNK and all(t.unique_key is None and not t.tags for t in tasks):
             # One statement, its own transaction: one round trip instead of BEGIN,

@@ -16,6 +16,7 @@ the statements and connections that differ.
 ``Schedules``   the slots of recurring tasks, claimed once across daemons
 ``State``       a small key-value store of facts processes publish
 ``Tables``      SQL on tables of a plugin's own (the media library's index)
+``Workflows``   tasks that wait for others (``depends_on``): what a finish released
 ``FlowControl`` concurrency keys and rate limits: what they hold, why a task waits
 ``Notifier``    waking idle workers when a task becomes claimable
 ==============  ==============================================================
@@ -305,6 +306,18 @@ class Tables(Protocol):
     @abstractmethod
     def fetch(self, statement: str, params: tuple | list = ()) -> list[tuple]:
         """Rows of one read-only statement, outside any transaction."""
+
+
+class Workflows(Protocol):
+    """Dependencies between tasks: a task enqueued with ``depends_on`` is ``blocked``
+    until each of them succeeded (then ``queued``), and cancelled when one failed or
+    was cancelled. Enqueueing and the transitions go through ``Tasks`` and ``Claims``;
+    this is what the inline engine asks after running a task."""
+
+    @abstractmethod
+    def queued_dependents(self, task_id: int) -> list[int]:
+        """Ids of the queued tasks that depend on ``task_id`` (released when it
+        succeeded, if their other dependencies had too), in id order."""
 
 
 class FlowControl(Protocol):

@@ -28,11 +28,12 @@ from hopper.app.backends.base import (
 )
 from hopper.app.backends.counter_batch import CounterWrites
 from hopper.app.backends.counters import CounterReads
+from hopper.app.backends.dependencies import TaskDependencies
 from hopper.app.backends.flow_admin import FlowAdmin
 from hopper.app.backends.flow_rates import RatedClaims
 from hopper.app.backends.flow_sql import FlowClaims
 from hopper.app.backends.schedule_store import ScheduleStore
-from hopper.app.backends.states import UNFINISHED_SQL, TaskStates
+from hopper.app.backends.states import UNFINISHED_SQL, TaskStates, claimed_from_row
 from hopper.app.backends.task_queries import COLS, TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
 
@@ -53,7 +54,7 @@ SELECT name FROM q WHERE name IS NOT NULL
 # What a claim returns: the Claimed fields, then the claim order's keys, then what
 # the counters need for the pickup latency (counter_batch.CounterBatch.claimed).
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
-                   " priority, run_after, created_at")
+                   " priority, run_after, created_at, traceparent")
 
 NEXT_DUE_SCAN = 1000
 _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
@@ -62,9 +63,9 @@ _NEXT_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
 
 INSERT = (
     "INSERT INTO tasks (queue, name, args, priority, run_after, max_attempts, timeout,"
-    " unique_key, parent_id, continuation, created_at, tags, meta,"
-    " concurrency_key, concurrency_limit, rate_key)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " unique_key, parent_id, continuation, created_at, tags, meta, status, depends_on,"
+    " traceparent, concurrency_key, concurrency_limit, rate_key)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_TAG = "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)"
 _INSERT_UNIQUE = INSERT + (
@@ -80,12 +81,13 @@ def insert_params(task: NewTask, now: float) -> tuple:
     task.created_at = now
     return (task.queue, task.name, args, task.priority, task.run_after, task.max_attempts,
             task.timeout, task.unique_key, task.parent_id, task.continuation, now,
-            json.dumps(list(task.tags)) if task.tags else None, task.meta_json,
+            json.dumps(list(task.tags)) if task.tags else None, task.meta_json, task.status,
+            json.dumps(list(task.depends_on)) if task.depends_on else None, task.traceparent,
             task.concurrency_key, task.concurrency_limit, task.rate_key)
 
 
-class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, FlowClaims, RatedClaims,
-                 FlowAdmin, ScheduleStore, Backend):
+class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, TaskStates,
+                 FlowClaims, RatedClaims, FlowAdmin, ScheduleStore, Backend):
     """Queue storage in portable SQL; the task transitions come from TaskStates,
     counters and listings from CounterReads and TaskQueries, the engine specifics
     from subclasses."""
@@ -132,7 +134,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, FlowClaim
         self._counted().claimed(rows, now)
         # RETURNING yields rows in table order; run them in claim order.
         rows.sort(key=lambda r: (-r[8], r[9], r[0]))
-        return [Claimed(*row[:8]) for row in rows]
+        return [claimed_from_row(row) for row in rows]
 
     @abstractmethod
     def _wake_listeners(self, conn, n: int = 1) -> None:
@@ -184,11 +186,11 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskStates, FlowClaim
         if task.unique_key is None:
             (task_id,) = self._run(conn, INSERT + " RETURNING id",
                                    insert_params(task, now)).fetchone()
-            self._counted().created(task.queue)
+            self._counted().created(task.queue, task.status)
             return task_id, True
         row = self._run(conn, _INSERT_UNIQUE, insert_params(task, now)).fetchone()
         if row:
-            self._counted().created(task.queue)
+            self._counted().created(task.queue, task.status)
             return row[0], True
         existing = self._run(
             conn, f"SELECT id FROM tasks WHERE unique_key = ? AND status IN {UNFINISHED_SQL}",

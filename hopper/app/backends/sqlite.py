@@ -157,6 +157,8 @@ class SqliteBackend(SqlBackend):
         super().close()
 
     def enqueue(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
+        if any(t.depends_on or t.after for t in tasks):
+            return self._enqueue_graph(tasks)  # dependencies.py
         if len(tasks) == 1 and tasks[0].unique_key is None and not tasks[0].tags:
             # One statement when the write lock is free: its own transaction, one
             # round trip instead of BEGIN, INSERT, COMMIT and the lock polling setup.

@@ -46,12 +46,18 @@ from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
 
-UNFINISHED_SQL = "('queued', 'running', 'waiting')"
+UNFINISHED_SQL = "('queued', 'running', 'waiting', 'blocked')"
 
 
 def continuation_key(parent_id: int) -> str:
     """The unique_key of the continuation a parent's settling enqueues (one per parent)."""
     return f"continuation:{parent_id}"
+
+
+def claimed_from_row(row) -> Claimed:
+    """A claim's row (``CLAIM_RETURNING``'s columns) as the worker's ``Claimed``."""
+    return Claimed(row[0], row[1], row[2], row[3], row[4], row[5], row[6], queue=row[7],
+                   traceparent=row[11])
 
 # -- statements --------------------------------------------------------------
 # Successes of one batch in one statement; ``{rows}`` repeats _SUCCEED_ROW. The
@@ -96,7 +102,7 @@ UPDATE tasks SET status = 'running', worker = ?, lease_until = ?, started_at = ?
        attempts = attempts + 1
  WHERE id = ? AND status = 'queued'
 RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue, priority,
-          run_after, created_at
+          run_after, created_at, traceparent
 """
 _CHILD_FAILED = ("EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id"
                  " AND c.status IN ('failed', 'cancelled'))")
@@ -108,7 +114,7 @@ UPDATE tasks SET status = CASE WHEN {_CHILD_FAILED} THEN 'failed' ELSE 'succeede
  WHERE id = ? AND status = 'waiting'
    AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id
                    AND c.status IN {UNFINISHED_SQL})
-RETURNING status, parent_id, continuation, queue, started_at
+RETURNING status, parent_id, continuation, queue, started_at, traceparent
 """
 # Every ancestor of the given tasks, locked in ascending id order (PostgreSQL).
 _LOCK_ANCESTORS = """
@@ -211,7 +217,7 @@ class TaskStates(SqlParts):
                     for t in task_ids]
             self._counted().claimed([row for row in rows if row is not None], now)
             self._count_claimed_ids(conn, [row[0] for row in rows if row is not None])
-        return [Claimed(*row[:8]) for row in rows if row is not None]
+        return [claimed_from_row(row) for row in rows if row is not None]
 
     # -- finish ----------------------------------------------------------------
     def _record_batch(self, conn, worker_id: str, outcomes: list[Outcome]) -> None:
@@ -230,6 +236,7 @@ class TaskStates(SqlParts):
                     finished.append((outcome.task_id, *row))
         for task_id, status, parent_id, *_ in finished:
             self._after_finish(conn, task_id, status, parent_id)
+        self._dependencies_done(conn, [(task_id, status) for task_id, status, *_ in finished])
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
         """Record successes ``(id, result, started_at, finished_at, attempt)`` in one
@@ -289,14 +296,16 @@ class TaskStates(SqlParts):
             row = self._run(conn, _SETTLE_PARENT, (now, parent_id)).fetchone()
             if row is None:
                 return
-            status, grandparent, continuation, queue, started_at = row
+            status, grandparent, continuation, queue, started_at, traceparent = row
             self._counted().ended([(parent_id, status, grandparent, queue, started_at, now)],
                                   old="waiting")
+            self._dependencies_done(conn, [(parent_id, status)])
             if continuation:
                 self._insert_one(conn, NewTask(
                     name=continuation, queue=queue,
                     args={"parent_id": parent_id, "parent_status": status},
-                    unique_key=continuation_key(parent_id)), time.time())
+                    unique_key=continuation_key(parent_id), traceparent=traceparent),
+                    time.time())
                 self._wake_listeners(conn)
             parent_id = grandparent
 
@@ -312,6 +321,7 @@ class TaskStates(SqlParts):
         row = self._fail(conn, task_id, worker_id, error, retry_at, kind)
         if row is not None:
             self._after_finish(conn, task_id, *row)
+            self._dependencies_done(conn, [(task_id, row[0])])
         return row is not None
 
     def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
@@ -360,6 +370,7 @@ class TaskStates(SqlParts):
                              " lease_until = NULL WHERE id = ? RETURNING queue",
                              (time.time(), task_id)).fetchone()
         self._counted().moved(queue, row[0], "cancelled")
+        self._dependencies_done(conn, [(task_id, "cancelled")])
         children = self._run(
             conn, f"SELECT id FROM tasks WHERE parent_id = ? AND status IN {UNFINISHED_SQL}",
             (task_id,)).fetchall()
@@ -390,6 +401,7 @@ class TaskStates(SqlParts):
                 raise TaskConflict(f"task {duplicate[0]} with the same unique_key is unfinished")
             if self._retry_tree(conn, task_id, row[0], self.now()):
                 self._settle(conn, task_id)  # nothing left to re-run: it settles at once
+            self._after_retry(conn, task_id)  # dependencies: wait again, bring dependents back
             self._wake_listeners(conn)
             # Read back before the commit wakes a worker: the task as the retry left it.
             return self._reread(task_id)

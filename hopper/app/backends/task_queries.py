@@ -27,7 +27,7 @@ BULK_LIMIT = 10_000          # a filter touches at most this many tasks per call
 BULK_CHUNK = 500             # ids per write transaction: keeps the write lock short
 BULK_ACTIONS = {"retry": ("failed", "cancelled"), "cancel": UNFINISHED, "delete": FINISHED}
 # Statuses served by a partial index (see migrations): listing them needs no window.
-INDEXED_STATUSES = ("waiting", "failed", "cancelled")
+INDEXED_STATUSES = ("waiting", "failed", "cancelled", "blocked")
 # Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
 TAG_COUNT_CAP = 1000
 
@@ -191,6 +191,7 @@ class TaskQueries(SqlParts):
         special = {r[0] for r in self._read(
             f"SELECT id FROM tasks t WHERE id IN ({_marks(ids)}) AND (unique_key IS NOT NULL"
             " OR EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = t.id))", ids)}
+        special |= self._has_dependency_edges(ids)
         plain = [i for i in ids if i not in special]
         changed = 0
         if plain:

@@ -25,6 +25,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
         api_schedules,
         api_system,
         api_tasks,
+        api_workflow,
         auth,
         errors,
         metrics,
@@ -56,7 +57,7 @@ def create_app(settings: settings_mod.Settings | None = None) -> Flask:
     auth.register(app)
     safety.register(app)  # runs before auth: refused requests never reach a token check
     for module in (api_dashboard, api_tasks, api_system, api_queues, api_schedules, api_library,
-                   openapi, metrics, ui, api_limits):
+                   api_workflow, openapi, metrics, ui, api_limits):
         app.register_blueprint(module.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, csrf_field=auth.CSRF_FIELD)
     app.jinja_env.filters["when"] = _when

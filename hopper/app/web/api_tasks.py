@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file
 
-from hopper.app import queue, registry, task_fields
+from hopper.app import graph_plan, queue, registry, task_fields
 from hopper.app.backends.base import (
     FINISHED,
     MAX_TAGS,
     STATUSES,
+    InvalidDependency,
     NewTask,
     TaskConflict,
     new_task_dict,
@@ -24,7 +25,7 @@ bp = Blueprint("api_tasks", __name__)
 
 MAX_ENQUEUE_BATCH = 1000
 ENQUEUE_FIELDS = ("name", "args", "queue", "priority", "run_after", "delay", "unique_key",
-                  "max_attempts", "timeout", "parent_id", "tags", "meta",
+                  "max_attempts", "timeout", "parent_id", "tags", "meta", "depends_on", "ref",
                   "concurrency_key", "concurrency", "rate_key")
 
 
@@ -77,12 +78,35 @@ def enqueue_request(body) -> dict:
         value = check()
         if value is not None:
             request_[key] = value
+    _dependency_fields(body, request_)
     run_after = body.get("run_after")
     if isinstance(run_after, str):
         request_["run_after"] = inputs.check_text(run_after, "run_after")
     elif run_after is not None:
         request_["run_after"] = inputs.field_number(body, "run_after", 0, 1e11)
     return request_
+
+
+def _dependency_fields(body: dict, request_: dict) -> None:
+    """``ref`` (a name other items of a batch use) and ``depends_on`` (refs or ids):
+    their shapes here; the graph itself (cycles, unknown refs and ids) when enqueued."""
+    if body.get("ref") is not None:
+        request_["ref"] = inputs.field_text(body, "ref", graph_plan.MAX_REF_LENGTH)
+    depends_on = body.get("depends_on")
+    if depends_on is None:
+        return
+    if not isinstance(depends_on, list) or len(depends_on) > MAX_ENQUEUE_BATCH:
+        raise bad_request("invalid depends_on",
+                          f"depends_on must be a list of at most {MAX_ENQUEUE_BATCH}"
+                          " refs or task ids")
+    for value in depends_on:
+        if isinstance(value, str):
+            inputs.check_text(value, "depends_on")
+        elif isinstance(value, bool) or not isinstance(value, int) or not (
+                1 <= value <= inputs.INT64_MAX):
+            raise bad_request("invalid depends_on",
+                              f"depends_on holds refs (strings) or task ids, got {value!r}")
+    request_["depends_on"] = depends_on
 
 
 def _check_parents(requests_: list[dict]) -> None:
@@ -96,6 +120,8 @@ def _check_parents(requests_: list[dict]) -> None:
 def _commit_group(requests_: list[dict]) -> tuple[list[int], list[bool]]:
     try:
         return queue.enqueue_requests(requests_)
+    except InvalidDependency as exc:  # a cycle, an unknown ref or task id: nothing stored
+        raise bad_request("invalid depends_on", str(exc)) from None
     except ValueError as exc:  # unknown task name or an option the registry refuses
         raise bad_request("invalid task", str(exc)) from None
 
@@ -115,12 +141,23 @@ def create_task():
     """Enqueue one task: 201 with the new task, 200 with the existing one for a
     duplicate ``unique_key``."""
     request_ = enqueue_request(inputs.json_body())
+    if "ref" in request_:
+        raise bad_request("invalid ref", "ref names an item of a batch (POST /api/tasks/batch)")
     _check_parents([request_])
     try:
         task = queue.task_from_request(request_)
+    except InvalidDependency as exc:
+        raise bad_request("invalid depends_on", str(exc)) from None
     except ValueError as exc:  # an option the registry refuses
         raise bad_request("invalid task", str(exc)) from None
-    task_id, created = _group_commit.submit(task)
+    if task.depends_on:
+        # Its own transaction: an unknown id must refuse this task alone, not a group.
+        try:
+            (task_id, created), = queue.submit([task])
+        except InvalidDependency as exc:
+            raise bad_request("invalid depends_on", str(exc)) from None
+    else:
+        task_id, created = _group_commit.submit(task)
     # A new task's row holds what was just inserted: answer from that instead of
     # reading it back. A duplicate unique_key answers with the existing task.
     body = new_task_dict(task_id, task) if created else _backend().get(task_id)

@@ -87,6 +87,8 @@ SCHEMAS = {
         "started_at": _null(NUM), "finished_at": _null(NUM),
         "tags": {"type": "array", "items": STR},
         "meta": {"type": "object", "description": "What the task reported with set_meta"},
+        "depends_on": {"type": "array", "items": ID,
+                       "description": "The tasks it waits for (status blocked until they succeed)"},
         "children": {"type": "object", "additionalProperties": INT,
                      "description": "Counts of child tasks by status (single task only)"},
         "history": {"type": "array", "items": _ref("Attempt"),
@@ -129,6 +131,13 @@ SCHEMAS = {
         "tags": _null({"type": "array", "items": TAG, "maxItems": MAX_TAGS,
                        "description": "e.g. user:42; filter with GET /api/tasks?tag="}),
         "meta": _null({"type": "object", "description": "The task's initial meta object"}),
+        "depends_on": _null({"type": "array", "maxItems": 1000,
+                             "items": {"anyOf": [ID, {**STR, "minLength": 1}]},
+                             "description": "Task ids (or, in a batch, refs of other items)"
+                                            " that must succeed first; the task is blocked"
+                                            " until then"}),
+        "ref": _null({**STR, "minLength": 1, "maxLength": 200,
+                      "description": "Batch only: a name other items' depends_on use"}),
         "concurrency_key": _null({**STR, "minLength": 1, "maxLength": MAX_KEY_LENGTH,
                                   "description": "At most `concurrency` tasks with this key"
                                                  " run at once, across every daemon"}),
@@ -137,6 +146,14 @@ SCHEMAS = {
         "rate_key": _null({**STR, "minLength": 1, "maxLength": MAX_KEY_LENGTH,
                            "description": "Claims obey this key's rate limit"}),
     }, ["name"], additionalProperties=False),
+    "Workflow": _obj({
+        "nodes": {"type": "array", "items": _obj({"id": ID, "name": STR, "status": {
+            "type": "string", "enum": list(STATUSES)}}, ["id", "name", "status"])},
+        "edges": {"type": "array", "items": _obj({"from": ID, "to": ID, "kind": {
+            "type": "string", "enum": ["depends_on", "child", "continuation"]}},
+            ["from", "to", "kind"])},
+        "truncated": {"type": "boolean", "description": "More than 10,000 tasks: not all shown"},
+    }, ["nodes", "edges", "truncated"]),
     "Limits": _obj({
         "concurrency": {"type": "array", "items": _obj({
             "key": STR, "limit": _null(INT), "running": INT, "queued": INT},
@@ -314,6 +331,10 @@ PATHS = {
         "Re-queue a failed or cancelled task", {"200": _json(_ref("Task"), "Re-queued"),
                                                 **_errors(400, 404, 409)},
         [TASK_ID_PARAM], operation_id="retryTask")},
+    "/api/tasks/{id}/workflow": {"get": _op(
+        "The graph the task belongs to: dependencies, children, continuations (at most 10,000)",
+        {"200": _json(_ref("Workflow"), "The graph"), **_errors(400, 404)}, [TASK_ID_PARAM],
+        operation_id="getWorkflow")},
     "/api/tasks/{id}/artifact": {"get": _op(
         "Download the file a finished task produced",
         {"200": {"description": "The file", "content": {"application/octet-stream": {

@@ -7,6 +7,7 @@ slider, a PATCH to /api/settings with the token in a header.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from flask import (
     Blueprint,
@@ -19,11 +20,11 @@ from flask import (
     url_for,
 )
 
-from hopper.app import queue, scheduler, task_fields
+from hopper.app import queue, scheduler, task_fields, workflow
 from hopper.app.backends.base import STATUSES, TaskConflict
 from hopper.app.published import FLASK_APP_ERROR_KEY, SETTINGS_ERROR_KEY
 from hopper.app.watch.host import read_status
-from hopper.app.web import auth, inputs, task_view
+from hopper.app.web import auth, inputs, task_view, workflow_graph
 from hopper.app.web.api_system import public_settings, settings_in_force
 from hopper.app.web.errors import ApiError
 from hopper.app.web.library_pages import item_page, library_page
@@ -96,10 +97,34 @@ def task(task_id: int):
     done, total = found["progress"]["done"] or 0, found["progress"]["total"] or 0
     percent = min(100, round(100 * done / total)) if total else 0
     attempts = task_view.attempts(found)
+    # None only if the task was deleted since it was read: then it stands alone.
+    graph = workflow.workflow(backend, task_id) or {"nodes": [], "edges": [], "truncated": False}
+    counts = Counter(node["status"] for node in graph["nodes"])
     return render_template("task.html", task=found, percent=percent, attempts=attempts,
                            timeline=task_view.timeline(found, attempts),
                            children=children[:CHILDREN_SHOWN],
-                           children_more=len(children) > CHILDREN_SHOWN)
+                           children_more=len(children) > CHILDREN_SHOWN,
+                           workflow=graph, workflow_counts=sorted(counts.items()),
+                           workflow_svg=workflow_graph.render_svg(graph, task_id))
+
+
+@bp.post("/tasks/<int:task_id>/workflow/<any(cancel, retry):action>")
+def workflow_action(task_id: int, action: str):
+    """Cancel every unfinished task, or retry every failed and cancelled one, of the
+    workflow this task belongs to (form post with CSRF token)."""
+    auth.require_csrf_form()
+    backend = _backend()
+    graph = workflow.workflow(backend, task_id) if task_id <= inputs.INT64_MAX else None
+    if graph is None:
+        abort(404, f"no task {task_id}")
+    result = backend.bulk(action, ids=[node["id"] for node in graph["nodes"]])
+    if action == "retry" and result["changed"]:
+        doorbell = current_app.extensions["hopper"].doorbell
+        if doorbell is not None:
+            doorbell.ring(64)
+    flash(f"workflow of task {task_id}: {action} changed {result['changed']} of"
+          f" {result['matched']} tasks")
+    return redirect(url_for("ui.task", task_id=task_id))
 
 
 @bp.post("/tasks/<int:task_id>/<any(cancel, retry):action>")

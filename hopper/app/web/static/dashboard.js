@@ -4,7 +4,7 @@
 // are user data. All state changes are same-origin JSON with the CSRF header.
 (function () {
   "use strict";
-  var STATUSES = ["queued", "running", "waiting", "succeeded", "failed", "cancelled"];
+  var STATUSES = ["queued", "running", "waiting", "blocked", "succeeded", "failed", "cancelled"];
   var REFRESH_MS = 2000;
   var SVG = "http://www.w3.org/2000/svg";
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');

@@ -1,0 +1,77 @@
+"""OpenTelemetry tracing, when the ``otel`` extra is installed (the only module that
+imports it).
+
+``enqueue`` stores the W3C ``traceparent`` of the current span with the task;
+each attempt then runs in a span ``hopper.run <name>`` whose parent is that
+span, so a failure in a task can be followed back to the request that caused it.
+Without the extra, or outside any span, nothing is stored and no span is made
+beyond OpenTelemetry's own no-op ones.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+_api: Any = None  # the loaded OpenTelemetry pieces, or False when they are not installed
+
+
+def _load():
+    """The OpenTelemetry API, imported on first use; None when not installed."""
+    global _api
+    if _api is None:
+        try:
+            from opentelemetry import trace
+            from opentelemetry.trace import SpanKind, Status, StatusCode
+            from opentelemetry.trace.propagation.tracecontext import (
+                TraceContextTextMapPropagator,
+            )
+        except ImportError:
+            _api = False
+        else:
+            _api = (trace, SpanKind, Status, StatusCode, TraceContextTextMapPropagator())
+    return _api or None
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the span current in this thread, or None (no extra,
+    or no span being recorded)."""
+    api = _load()
+    if api is None:
+        return None
+    trace, _, _, _, propagator = api
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def attempt_span(task_id: int, name: str, queue: str, attempt: int,
+                 traceparent: str | None) -> Iterator[Any]:
+    """Run one attempt inside a span ``hopper.run <name>`` whose parent is the span
+    that enqueued it (from ``traceparent``); the span is current meanwhile, so the
+    children a task enqueues carry the trace on. Yields None without the extra."""
+    api = _load()
+    if api is None:
+        yield None
+        return
+    trace, kind, _, _, propagator = api
+    parent = propagator.extract({"traceparent": traceparent}) if traceparent else None
+    tracer = trace.get_tracer("hopper")
+    with tracer.start_as_current_span(
+            f"hopper.run {name}", context=parent, kind=kind.CONSUMER,
+            attributes={"hopper.task.id": task_id, "hopper.task.name": name,
+                        "hopper.queue": queue, "hopper.attempt": attempt},
+            record_exception=False, set_status_on_exception=False) as span:
+        yield span
+
+
+def record_failure(span: Any, exc: BaseException) -> None:
+    """Mark an attempt's span failed, with the exception as an event."""
+    api = _load()
+    if api is None or span is None:
+        return
+    _, _, status, code, _ = api
+    span.record_exception(exc)
+    span.set_status(status(code.ERROR, f"{type(exc).__name__}: {exc}"))

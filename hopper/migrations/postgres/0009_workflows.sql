@@ -1,0 +1,44 @@
+-- Workflows and tracing.
+--
+-- ``depends_on`` (a JSON list of task ids) is what a task waits for in status
+-- ``blocked``; ``task_deps`` holds the same edges the other way round, one row per
+-- (dependency, dependent), so the tasks a finished task releases or cancels are
+-- found through the primary key. ``cancelled_by`` names the dependency whose
+-- failure cancelled a task: retrying that dependency brings exactly those back.
+-- ``traceparent`` is the W3C trace context of the span that enqueued the task.
+ALTER TABLE tasks ADD COLUMN depends_on TEXT;
+ALTER TABLE tasks ADD COLUMN cancelled_by BIGINT;
+ALTER TABLE tasks ADD COLUMN traceparent TEXT;
+
+CREATE TABLE task_deps (
+    depends_on BIGINT NOT NULL,
+    task_id    BIGINT NOT NULL,
+    PRIMARY KEY (depends_on, task_id)
+);
+
+-- Blocked tasks are listed through their own partial index, like the other rare
+-- statuses; they are never in tasks_queue_ready, so claims never see them.
+CREATE INDEX tasks_blocked ON tasks (id) WHERE status = 'blocked';
+
+-- The workflow graph finds a parent's continuation (unique_key continuation:<id>)
+-- whatever its status; only continuations are in this index.
+CREATE INDEX tasks_continuations ON tasks (unique_key)
+    WHERE unique_key >= 'continuation:' AND unique_key < 'continuation;';
+
+-- A blocked task is unfinished: unique_key stays unique among blocked tasks too.
+DROP INDEX tasks_unique_key;
+CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'waiting', 'blocked');
+
+-- A deleted dependent (retention, bulk delete) takes its edges with it.
+CREATE FUNCTION tasks_delete_deps() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM task_deps
+     WHERE depends_on IN (SELECT jsonb_array_elements_text(OLD.depends_on::jsonb)::bigint)
+       AND task_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tasks_delete_deps AFTER DELETE ON tasks
+    FOR EACH ROW WHEN (OLD.depends_on IS NOT NULL) EXECUTE FUNCTION tasks_delete_deps();
