@@ -102,6 +102,20 @@ def test_cancel_workflow_cancels_every_unfinished_task_of_it(every_status, open_
     recorder.assert_clean()
 
 
+def test_retry_workflow_brings_back_the_failed_node_and_its_dependents(every_status, open_page,
+                                                                      tmp_path):
+    daemon, ids = every_status
+    (tmp_path / "fail").unlink()   # validate succeeds from now on
+    page, recorder = open_page(daemon.base_url)
+    page.goto(f"/tasks/{ids['extract']}")
+    page.locator("#workflow-retry").click()
+    # validate and publish match; retrying validate brings publish (cancelled by it) back itself
+    expect(page.locator(".flash")).to_contain_text("retry changed 1 of 2 tasks")
+    for key in ("validate", "publish"):
+        poll_until(lambda key=key: _status(daemon.base_url, ids[key]) == "succeeded", timeout=30)
+    recorder.assert_clean()
+
+
 def test_a_fan_out_of_ten_thousand_children_renders_in_under_a_second(ui_daemon, open_page):
     daemon = ui_daemon(workers=1, tasks=MODULES)
     base = daemon.base_url

@@ -118,11 +118,10 @@ def ingest_request(inbox: Path, path: Path, st: os.stat_result,
 
 
 def prune_empty_folders(inbox: Path, excluded: set[str], older_than: float, now: float,
-                        rules: IgnoreRules | None = None) -> int:
+                        rules: IgnoreRules) -> int:
     """Remove empty sub-folders of the inbox untouched for ``older_than`` seconds
-    (a folder someone is about to copy into is younger than that); an ignored
-    folder (a sync tool's marker) is never removed."""
-    rules = rules if rules is not None else IgnoreRules(inbox)
+    (a folder someone is about to copy into is younger than that); a folder the
+    inbox's rules ignore (a sync tool's marker, a user's pattern) is never removed."""
     removed = 0
     for dirpath, dirnames, filenames in os.walk(inbox, topdown=False):
         path = Path(dirpath)

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from hopper.app.library import index
 from hopper.app.library.identify import identify_path
-from hopper.app.library.inbox import excluded_folders, prune_empty_folders
+from hopper.app.library.inbox import excluded_folders, inbox_rules, prune_empty_folders
 from hopper.app.library.index_rebuild import rebuild
 from hopper.app.library.locks import content_lock
 from hopper.app.library.organize import TEMP_PREFIX, is_temp_name
@@ -115,8 +115,10 @@ def reconcile(settings: Settings, backend) -> dict:
         added += 1
     gone = [item_id for rel, (item_id, _, _) in known.items() if rel not in seen]
     forgotten = index.delete_items(backend, gone)
-    pruned = prune_empty_folders(settings.inbox, excluded_folders(settings), EMPTY_FOLDER_AGE_S,
-                                 time.time()) if settings.inbox.is_dir() else 0
+    pruned = 0
+    if settings.inbox.is_dir():
+        pruned = prune_empty_folders(settings.inbox, excluded_folders(settings),
+                                     EMPTY_FOLDER_AGE_S, time.time(), inbox_rules(settings))
     return {"indexed": added, "forgotten": forgotten, "pruned_folders": pruned}
 
 

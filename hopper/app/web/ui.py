@@ -117,11 +117,8 @@ def workflow_action(task_id: int, action: str):
     graph = workflow.workflow(backend, task_id) if task_id <= inputs.INT64_MAX else None
     if graph is None:
         abort(404, f"no task {task_id}")
+    # The backend wakes idle workers for what the retry queued.
     result = backend.bulk(action, ids=[node["id"] for node in graph["nodes"]])
-    if action == "retry" and result["changed"]:
-        doorbell = current_app.extensions["hopper"].doorbell
-        if doorbell is not None:
-            doorbell.ring(64)
     flash(f"workflow of task {task_id}: {action} changed {result['changed']} of"
           f" {result['matched']} tasks")
     return redirect(url_for("ui.task", task_id=task_id))
