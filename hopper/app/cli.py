@@ -209,10 +209,6 @@ def _status(args, client) -> int:
 def _queue(args, client) -> int:
     from hopper.app import queue
 
-    try:
-        settings_mod.check_queue_name(args.name)
-    except settings_mod.SettingsError as exc:
-        raise ValueError(str(exc)) from None
     changed = queue.pause_queue(args.name) if args.action == "pause" else queue.resume_queue(
         args.name)
     state = "paused" if args.action == "pause" else "resumed"

@@ -18,13 +18,12 @@ T = TypeVar("T")
 
 
 class Outage:
-    """One component's view of the database: when it last answered, and whether
-    it is lost now. Not thread-safe: each thread keeps its own."""
+    """One component's view of the database: whether it is lost now, and how long
+    to wait before the next try. Not thread-safe: each thread keeps its own."""
 
     def __init__(self, component: str, log: logging.Logger):
         self.component, self.log = component, log
         self.lost_at: float | None = None  # time.monotonic() of the first failure
-        self.last_ok = time.monotonic()
         self.delay = RECONNECT_FIRST_S
 
     @property
@@ -48,23 +47,12 @@ class Outage:
 
     def succeeded(self) -> None:
         """Record a call that reached the database."""
-        self.last_ok = time.monotonic()
         if self.lost_at is not None:
-            away = self.last_ok - self.lost_at
+            away = time.monotonic() - self.lost_at
             self.lost_at = None
             self.log.warning("%s: the database is back after %.1fs", self.component, away,
                              extra={"fields": {"event": "database_back",
                                                "away_s": round(away, 3)}})
-
-    def call(self, fn: Callable[[], T]) -> tuple[bool, T | None]:
-        """Run ``fn``; ``(True, result)``, or ``(False, None)`` when the database was away."""
-        try:
-            result = fn()
-        except Exception as exc:  # judged by connection_lost; anything else re-raises
-            self.failed(exc)
-            return False, None
-        self.succeeded()
-        return True, result
 
 
 def best_effort(fn: Callable[[], T], what: str, log: logging.Logger, tries: int = 2) -> T | None:

@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from hopper.app.backends.base import Backend
+from hopper.app.backends.sql_parts import marks as _marks
+from hopper.app.backends.states import continuation_key
 
 MAX_NODES = 10_000
 _CHUNK = 500
@@ -25,10 +27,6 @@ def continuation_of(unique_key: str | None) -> int | None:
         if suffix.isdigit():
             return int(suffix)
     return None
-
-
-def _marks(values) -> str:
-    return ",".join("?" * len(values))
 
 
 def _rows(backend: Backend, where: str, values: list) -> list[tuple]:
@@ -67,7 +65,7 @@ def workflow(backend: Backend, task_id: int, max_nodes: int = MAX_NODES) -> dict
             dependents += [r[0] for r in backend.fetch(
                 f"SELECT task_id FROM task_deps WHERE depends_on IN ({_marks(chunk)})", chunk)]
         new += _rows(backend, "id IN ({})", sorted(set(dependents) - found.keys()))
-        keys = [f"{_CONTINUATION}{r[0]}" for r in rows if r[6]]
+        keys = [continuation_key(r[0]) for r in rows if r[6]]
         # The same range as the partial index tasks_continuations, so it is used.
         new += _rows(backend, "unique_key >= 'continuation:' AND unique_key < 'continuation;'"
                      " AND unique_key IN ({})", keys)

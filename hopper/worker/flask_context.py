@@ -23,7 +23,6 @@ log = logging.getLogger("hopper.worker")
 # A worker exits with this code when the app cannot be built; the pool reports
 # the error once and backs off instead of restarting it at once.
 EXIT_APP_FAILED = 3
-ERROR_STATE_KEY = FLASK_APP_ERROR_KEY
 
 
 def load_app(spec: str) -> Any:
@@ -66,10 +65,10 @@ def build_or_exit(spec: str, backend: Backend) -> Callable[[], ContextManager[No
     try:
         app = load_app(spec)
     except Exception as exc:  # any failure in the user's factory is reported, not raised
-        backend.put_state(ERROR_STATE_KEY, {
+        backend.put_state(FLASK_APP_ERROR_KEY, {
             "app": spec, "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(), "at": time.time()})
         raise SystemExit(EXIT_APP_FAILED) from None
-    if backend.get_state(ERROR_STATE_KEY) is not None:
-        backend.put_state(ERROR_STATE_KEY, None)  # fixed: the app builds again
+    if backend.get_state(FLASK_APP_ERROR_KEY) is not None:
+        backend.put_state(FLASK_APP_ERROR_KEY, None)  # fixed: the app builds again
     return task_context_for(app)

@@ -33,9 +33,10 @@ from hopper.app.defaults import (
 from hopper.app.execute import retry_at_for
 from hopper.app.identity import host_name, new_daemon_id, worker_id_for
 from hopper.app.outage import Outage, best_effort
+from hopper.app.published import FLASK_APP_ERROR_KEY
 from hopper.app.settings import MAX_WORKERS, Settings
 from hopper.worker.context import context
-from hopper.worker.flask_context import ERROR_STATE_KEY, EXIT_APP_FAILED  # (Flask not imported)
+from hopper.worker.flask_context import EXIT_APP_FAILED  # (Flask not imported)
 from hopper.worker.limits import QueueLimits, Routing
 from hopper.worker.loop import Slot, worker_main
 
@@ -206,7 +207,7 @@ class WorkerPool:
         self._respawn_delay = min(APP_FAILED_MAX_DELAY_S,
                                   max(APP_FAILED_FIRST_DELAY_S, self._respawn_delay * 2))
         self._respawn_at = time.monotonic() + self._respawn_delay
-        published = self.backend.get_state(ERROR_STATE_KEY) or {}
+        published = self.backend.get_state(FLASK_APP_ERROR_KEY) or {}
         error = published.get("traceback") or published.get("error") or "(no details published)"
         if error != self._reported_app_error:
             self._reported_app_error = error

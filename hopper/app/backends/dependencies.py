@@ -25,13 +25,10 @@ from collections import Counter
 
 from hopper.app.backends.base import InvalidDependency, NewTask
 from hopper.app.backends.sql_parts import SqlParts
+from hopper.app.backends.sql_parts import marks as _marks
 
 FINAL_BAD = ("failed", "cancelled")
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's parameter limit
-
-
-def _marks(values) -> str:
-    return ",".join("?" * len(values))
 
 
 def _chunks(values: list, size: int = _IN_CHUNK):

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from hopper.app.backends.counter_batch import CounterBatch
 
 
+def marks(values) -> str:
+    """``?, ?, ...``: one placeholder per value, for ``IN (...)`` lists."""
+    return ",".join("?" * len(values))
+
+
 class SqlParts:
     """The engine helpers and cross-part methods a part of ``SqlBackend`` may call."""
 

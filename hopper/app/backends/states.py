@@ -149,7 +149,6 @@ class TaskStates(SqlParts):
 
     row_locks = False
     data_errors: tuple[type[BaseException], ...] = ()
-    _clock_offset = 0.0  # the database's clock minus this host's (see SqlBackend.now)
 
     # -- locking -------------------------------------------------------------
     def _lock_ancestors(self, conn, task_ids: list[int], include_self: bool = False) -> None:

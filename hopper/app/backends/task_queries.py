@@ -19,6 +19,7 @@ from hopper.app.backends.base import (
     task_dict,
 )
 from hopper.app.backends.sql_parts import SqlParts
+from hopper.app.backends.sql_parts import marks as _marks
 
 COLS = ", ".join(TASK_COLUMNS)  # every column of a task row, in task_dict's order
 
@@ -30,10 +31,6 @@ BULK_ACTIONS = {"retry": ("failed", "cancelled"), "cancel": UNFINISHED, "delete"
 INDEXED_STATUSES = ("waiting", "failed", "cancelled", "blocked")
 # Enough to tell a rare tag (one user's) from a common one ("report") cheaply.
 TAG_COUNT_CAP = 1000
-
-
-def _marks(values) -> str:
-    return ",".join("?" * len(values))
 
 
 def like_pattern(text: str) -> str:

@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
-POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 _PASSWORD = re.compile(r"://([^:/@]+):[^@]*@")  # user:password@ in a URL
 
 

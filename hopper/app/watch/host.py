@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
 
 from hopper.app import registry
 from hopper.app import settings as settings_mod
@@ -33,13 +32,10 @@ log = logging.getLogger("hopper.watch")
 
 TICK_S = 0.1             # how often settled files and due events are checked
 RETRY_S = 2.0            # a failed entry (missing folder) is tried again this often
-SETTINGS_POLL_S = 0.5    # the settings file's mtime is compared this often
 PUBLISH_S = 2.0          # a changed status is published at most this often
 REFRESH_S = 30.0         # an unchanged one this often (its age says the host is alive)
 QUIET_PRUNE_S = 60.0
-STATUS_PREFIX = WATCH_STATUS_PREFIX   # daemon_state key, per host process
 
-EntrySource = Callable[[settings_mod.Settings], list[WatchEntry]]
 _DB_LOCK = threading.Lock()
 os.register_at_fork(before=_DB_LOCK.acquire, after_in_parent=_DB_LOCK.release,
                     after_in_child=_DB_LOCK.release)
@@ -65,21 +61,17 @@ class _Slot:
 
 
 class WatchHost:
-    """Runs the watchers of ``settings`` (and of ``extra`` entry sources)."""
+    """Runs the watchers of the ``watch:`` entries of ``settings``."""
 
-    def __init__(self, settings: settings_mod.Settings, backend,
-                 extra: tuple[EntrySource, ...] = (), enqueue=None, live: bool = True):
+    def __init__(self, settings: settings_mod.Settings, backend):
         self.settings = settings
         self.store = WatchStore(backend)
         self.backend = backend
-        self.extra = extra
-        self._enqueue_fn = enqueue or _default_enqueue
-        self.live = live
         self.slots: dict[WatchEntry, _Slot] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._settings_mtime = self._mtime()
-        self._status_key = f"{STATUS_PREFIX}{host_name()}:{os.getpid()}"
+        self._status_key = f"{WATCH_STATUS_PREFIX}{host_name()}:{os.getpid()}"
         self._last_publish = 0.0
         self._published: list[dict] | None = None
         self._last_quiet_prune = 0.0
@@ -110,27 +102,11 @@ class WatchHost:
         except Exception:  # the database may be down at shutdown; the status just ages out
             log.exception("could not clear the watch status")
 
-    def _enqueue(self, requests: list[dict]) -> list[int]:
-        # Called from check() and rescan(), which hold _DB_LOCK already.
-        return self._enqueue_fn(requests)
-
     # -- entries -----------------------------------------------------------
-    def entries(self, settings: settings_mod.Settings) -> list[WatchEntry]:
-        """The user's entries plus those every entry source adds."""
-        found = entries_from(settings)
-        for source in self.extra:
-            try:
-                found.extend(source(settings))
-            except Exception as exc:  # one plugin's bad settings must not stop the others
-                log.exception("a plugin's watch entries could not be read")
-                found.append(WatchEntry(path=settings.path.parent, task="?", source="plugin",
-                                        error=f"{type(exc).__name__}: {exc}"))
-        return found
-
     def apply(self, settings: settings_mod.Settings) -> None:
         """Make the running watchers match ``settings``: unchanged entries keep running."""
         self.settings = settings
-        wanted = self.entries(settings)
+        wanted = entries_from(settings)
         with self._lock:
             for entry in [e for e in self.slots if e not in wanted]:
                 slot = self.slots.pop(entry)
@@ -166,7 +142,7 @@ class WatchHost:
             slot.state, slot.error = "error", f"unknown task name(s): {', '.join(unknown)}"
             log.error("watch %s: %s", entry.path, slot.error)
             return
-        watcher = FolderWatcher(entry, self.store, self._enqueue, slot.stats)
+        watcher = FolderWatcher(entry, self.store, _default_enqueue, slot.stats)
         try:
             watcher.start()
         except FolderMissing as exc:
@@ -202,8 +178,7 @@ class WatchHost:
     def tick(self) -> None:
         """One round: settings changes, retries, rescans, settled files, status."""
         now = time.monotonic()
-        if self.live:
-            self._reload_if_changed()
+        self._reload_if_changed()
         with self._lock:
             slots = list(self.slots.values())
         for slot in slots:
@@ -293,7 +268,7 @@ def read_status(backend, max_age_s: float = 2 * REFRESH_S + 5) -> list[dict]:
     import json
 
     rows = backend.fetch("SELECT key, value FROM daemon_state WHERE substr(key, 1, ?) = ?",
-                         (len(STATUS_PREFIX), STATUS_PREFIX))
+                         (len(WATCH_STATUS_PREFIX), WATCH_STATUS_PREFIX))
     out = []
     for _, value in rows:
         data = json.loads(value) if value else None
