@@ -95,8 +95,20 @@ def test_a_claim_that_takes_every_ready_keyed_task_wakes_nobody(engine_client):
     try:
         queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(2)])
         _drained(listener)
-        assert len(_claim(engine_client, limit=2)) == 2
+        # Room for three: a claim that fills its whole batch wakes a peer by another rule.
+        assert len(_claim(engine_client, limit=3)) == 2
         assert not listener.wait(0.5)
+    finally:
+        listener.close()
+
+
+def test_a_claim_that_fills_its_batch_wakes_an_idle_peer(engine_client):
+    listener = engine_client.backend.notifier().listen()
+    try:
+        queue.enqueue_many([{"name": "echo"} for _ in range(3)])
+        _drained(listener)
+        assert len(_claim(engine_client, limit=2)) == 2
+        assert listener.wait(5)
     finally:
         listener.close()
 

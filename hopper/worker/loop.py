@@ -95,7 +95,6 @@ class WorkerLoop:
                  gate: QueueGate | None = None):
         self.backend, self.worker_id, self.lease_s, self.slot = backend, worker_id, lease_s, slot
         self.listener, self.gate = listener, gate
-        self.notifier = backend.notifier()
         self.task_context = task_context  # entered around each task (tasks.flask_app)
         self.durations: dict[str, float] = {}  # moving average per task name
         self._stop = False
@@ -113,14 +112,12 @@ class WorkerLoop:
         release: list[int] = []
         batch = 1
         while not self.stopping():
-            claimed = self._finish_and_claim(pending, release, batch)  # rings for `release`
+            claimed = self._finish_and_claim(pending, release, batch)  # the backend wakes peers
             pending, release = [], []
             if not claimed:
                 self._idle()
                 continue
             self._idle_s = IDLE_POLL_S
-            if len(claimed) == batch > 1:
-                self.notifier.notify()  # more may be ready: let an idle peer share it
             release = self._run_batch(claimed, pending)
             batch = self._next_batch_size(claimed, batch)
         self._finish_and_claim(pending, release, 0)

@@ -150,18 +150,21 @@ class FlowClaims(SqlParts):
                    queues: QueueFilter | None) -> list[Claimed]:
         """Keyed tasks whose key and rate allow it, then ordinary tasks for the rest
         of ``limit``, in one transaction."""
-        keyed = self._claim_keyed(conn, worker_id, limit, lease_s, queues) if limit > 0 else []
-        rest = limit - len(keyed)
-        if rest <= 0:
-            return keyed
-        if keyed and queues is not None and queues.caps:
-            taken: dict[str, int] = {}
-            for task in keyed:
-                taken[task.queue] = taken.get(task.queue, 0) + 1
-            queues = QueueFilter(queues.only, {q: max(0, n - taken.get(q, 0))
-                                               for q, n in queues.caps.items()})
-        targets = self._claim_targets(conn, rest, queues)
-        return keyed + (self._claim(conn, worker_id, rest, lease_s, targets) if targets else [])
+        claimed = self._claim_keyed(conn, worker_id, limit, lease_s, queues) if limit > 0 else []
+        rest = limit - len(claimed)
+        if rest > 0:
+            if claimed and queues is not None and queues.caps:
+                taken: dict[str, int] = {}
+                for task in claimed:
+                    taken[task.queue] = taken.get(task.queue, 0) + 1
+                queues = QueueFilter(queues.only, {q: max(0, n - taken.get(q, 0))
+                                                   for q, n in queues.caps.items()})
+            targets = self._claim_targets(conn, rest, queues)
+            if targets:
+                claimed = claimed + self._claim(conn, worker_id, rest, lease_s, targets)
+        if limit > 1 and len(claimed) == limit:
+            self._wake_listeners(conn)  # a full batch: more may be ready for an idle peer
+        return claimed
 
     @staticmethod
     def _only(queues: QueueFilter | None) -> tuple[str, list] | None:

@@ -160,15 +160,20 @@ class PostgresBackend(SqlBackend):
             conn.execute("BEGIN")
             yield conn
             counters = self._counters_statement()
-            if counters is None:
+            wake, self._local.wake = getattr(self._local, "wake", False), False
+            if counters is None and not wake:
                 conn.execute("COMMIT")
             else:
-                # The transaction's counter changes and its COMMIT in one round trip:
-                # a separate one cost a group commit about a sixth of its time.
+                # The transaction's counter changes, its wake-up and its COMMIT in one
+                # round trip: a separate one cost a group commit about a sixth of its time.
                 with conn.pipeline():
-                    conn.execute(*counters)
+                    if counters is not None:
+                        conn.execute(*counters)
+                    if wake:
+                        conn.execute(f"NOTIFY {CHANNEL}")  # delivered at the COMMIT
                     conn.execute("COMMIT")
         except BaseException as exc:
+            self._local.wake = False
             self._drop_counters()
             if isinstance(exc, psycopg.Error) and is_unavailable(exc):
                 self._drop_connections()  # nothing to roll back: the session is gone
@@ -217,7 +222,7 @@ class PostgresBackend(SqlBackend):
                     results += self._insert_rows(conn, tasks[start:start + INSERT_CHUNK], now)
             self._insert_tags(conn, tasks, results)
             if any(created for _, created in results):
-                conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
+                self._wake_listeners(conn)
         return results
 
     def _insert_rows(self, conn, tasks: list[NewTask], now: float,
@@ -231,7 +236,9 @@ class PostgresBackend(SqlBackend):
     _claim_sql = staticmethod(_claim_sql)
 
     def _wake_listeners(self, conn, n: int = 1) -> None:
-        conn.execute(f"NOTIFY {CHANNEL}")  # delivered when this transaction commits
+        # Sent with the COMMIT (``_write``); several rings of one transaction are one
+        # NOTIFY, as PostgreSQL would fold them anyway.
+        self._local.wake = True
 
     def notifier(self) -> PgNotifier:
         notifier = getattr(self, "_notifier", None)
