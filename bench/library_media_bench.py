@@ -42,6 +42,9 @@ def _jpeg_with_exif(base: bytes, n: int) -> bytes:
 
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0x9003] = f"2023:{1 + n % 12:02d}:{1 + n % 28:02d} 10:{n % 60:02d}:00"
+    # The dates repeat every 420 files; a unique id keeps every file distinct content
+    # (the library would record the 421st as a duplicate of the first).
+    exif.get_ifd(0x8769)[0xA420] = f"hopper-bench-{n:08d}"
     payload = exif.tobytes()  # starts with the "Exif\0\0" header itself
     return base[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + base[2:]
 

@@ -34,7 +34,7 @@ def _replace_after_identify(monkeypatch, inbox_file: Path, new_content: bytes) -
 
 def _stored(lib) -> list[tuple[bytes, str]]:
     """(content, indexed sha256) of every file in the library."""
-    rows = {path: sha256 for path, (_id, sha256, _size) in index.indexed_paths(lib.backend).items()}
+    rows = {path: sha256 for path, (_id, sha256, *_) in index.indexed_paths(lib.backend).items()}
     root = lib.settings.library_root
     return [(p.read_bytes(), rows.get(p.relative_to(root).as_posix()))
             for p in files_under(root)]

@@ -177,16 +177,16 @@ def item_by_sha(backend: Tables, sha256: str) -> dict | None:
     return _item(rows[0]) if rows else None
 
 
-def no_preview_reason(identity: Identity) -> str | None:
-    """Why this content gets no preview at all (not a visual kind), else None."""
-    if has_preview_kind(identity.kind, identity.mime):
+def no_preview_reason(kind: str, mime: str) -> str | None:
+    """Why content of this kind gets no preview at all (not a visual kind), else None."""
+    if has_preview_kind(kind, mime):
         return None
-    return f"no preview for {identity.mime}"
+    return f"no preview for {mime}"
 
 
 def _values(path: str, name: str, identity: Identity, source: Source | None, now: float,
             created: float | None = None) -> tuple:
-    reason = no_preview_reason(identity)
+    reason = no_preview_reason(identity.kind, identity.mime)
     return (path, name, identity.sha256, identity.mime, identity.kind, identity.size,
             identity.taken_at.isoformat(), identity.taken_at_source, identity.width,
             identity.height, identity.camera, source.name if source else None,
@@ -229,7 +229,7 @@ def upsert_item(backend: Tables, path: str, identity: Identity, source: Source |
 def replace_content(backend: Tables, item_id: int, identity: Identity) -> int:
     """The file of item ``item_id`` changed in place: record its new content and facts,
     keeping the id, path and drop origin; its preview is made again. Rows changed."""
-    reason = no_preview_reason(identity)
+    reason = no_preview_reason(identity.kind, identity.mime)
     with backend.transaction() as conn:
         return backend.run(
             conn, "UPDATE library_items SET sha256 = ?, mime = ?, kind = ?, size = ?,"
@@ -252,15 +252,10 @@ def add_duplicate(backend: Tables, sha256: str, source: Source, size: int) -> No
             (sha256, source.name, source.path, source.mtime_ns, size, time.time()))
 
 
-def indexed_paths(backend: Tables) -> dict[str, tuple[int, str, int]]:
-    """Every indexed path: {path: (id, sha256, size)}."""
-    rows = backend.fetch("SELECT path, id, sha256, size FROM library_items")
-    return {path: (item_id, sha, size) for path, item_id, sha, size in rows}
-
-
-def indexed_updates(backend: Tables) -> dict[str, float]:
-    """When each indexed path's row was last written: {path: updated_at}."""
-    return dict(backend.fetch("SELECT path, updated_at FROM library_items"))
+def indexed_paths(backend: Tables) -> dict[str, tuple[int, str, int, float]]:
+    """Every indexed path, in one read: {path: (id, sha256, size, updated_at)}."""
+    rows = backend.fetch("SELECT path, id, sha256, size, updated_at FROM library_items")
+    return {path: (item_id, sha, size, updated) for path, item_id, sha, size, updated in rows}
 
 
 def delete_items(backend: Tables, item_ids: list[int]) -> int:

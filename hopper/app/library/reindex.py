@@ -91,14 +91,13 @@ def reconcile(settings: Settings, backend) -> dict:
     if not root.is_dir():
         return {"indexed": 0, "forgotten": 0, "pruned_folders": 0}
     known = index.indexed_paths(backend)
-    written = index.indexed_updates(backend)
     seen: set[str] = set()
     added = 0
     _remove_legacy_locks(root)
     for rel, path, st in _candidates(settings):
         seen.add(rel)
         # A file written after its row was (a writer that kept the inode) is identified again.
-        if rel in known and known[rel][2] == st.st_size and st.st_mtime <= written[rel]:
+        if rel in known and known[rel][2] == st.st_size and st.st_mtime <= known[rel][3]:
             continue
         identity = identify_path(path)
         if rel in known and known[rel][1] == identity.sha256:
@@ -113,7 +112,7 @@ def reconcile(settings: Settings, backend) -> dict:
         else:
             index.upsert_item(backend, rel, identity, None)
         added += 1
-    gone = [item_id for rel, (item_id, _, _) in known.items() if rel not in seen]
+    gone = [item_id for rel, (item_id, *_) in known.items() if rel not in seen]
     forgotten = index.delete_items(backend, gone)
     pruned = 0
     if settings.inbox.is_dir():

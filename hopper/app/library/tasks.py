@@ -173,8 +173,9 @@ def library_thumbnail(sha256: str) -> dict:
     item = index.item_by_sha(backend, sha256)
     if item is None:
         return {"status": "missing", "sha256": sha256}
-    if not index.has_preview_kind(item["kind"], item["mime"]):
-        return _no_preview(backend, item, f"no preview for {item['mime']}")
+    reason = index.no_preview_reason(item["kind"], item["mime"])
+    if reason is not None:
+        return _no_preview(backend, item, reason)
     folder = thumbnails_dir(settings)
     thumb, preview = thumbnail_path(folder, sha256), preview_path(folder, sha256)
     if thumb.is_file() and preview.is_file():  # made before, e.g. before a reindex

@@ -51,6 +51,13 @@ def _wants_json() -> bool:
     return path.startswith("/api/") or path in ("/api", "/metrics", "/healthz")
 
 
+def _unavailable(detail: str):
+    """The 503 of a database that cannot be reached: the UI's page or the API's JSON."""
+    if not _wants_json():
+        return render_template("unavailable.html", database_away=True), 503
+    return error_response(503, "database unavailable", detail)
+
+
 def register(app: Flask) -> None:
     """Install the handlers that turn exceptions into the JSON error shape."""
 
@@ -61,9 +68,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(QueueUnavailable)
     def _database_down(exc: QueueUnavailable):
         log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
-        if not _wants_json():
-            return render_template("unavailable.html", database_away=True), 503
-        return error_response(503, "database unavailable", str(exc))
+        return _unavailable(str(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -83,8 +88,6 @@ def register(app: Flask) -> None:
         if connection_lost(exc):  # a read or change the view did not wrap: still a 503
             log.warning("database unavailable on %s %s: %s: %s", request.method,
                         request.path, type(exc).__name__, " ".join(str(exc).split()))
-            if not _wants_json():
-                return render_template("unavailable.html", database_away=True), 503
-            return error_response(503, "database unavailable", type(exc).__name__)
+            return _unavailable(type(exc).__name__)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal server error", None)
