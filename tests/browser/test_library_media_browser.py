@@ -8,7 +8,13 @@ import pytest
 
 @pytest.fixture(scope="module")
 def media_site(tmp_path_factory):
-    from library_media import heic_bytes, pdf_pages_bytes, video_bytes
+    from library_media import (
+        broken_jpeg_bytes,
+        docx_bytes,
+        heic_bytes,
+        pdf_pages_bytes,
+        video_bytes,
+    )
     from library_site import start_site, stop_site
 
     files = {
@@ -16,6 +22,8 @@ def media_site(tmp_path_factory):
         "IMG_0102.MP4": (video_bytes(2, "mp4", "2023-06-18T18:00:00Z", seconds=6.0,
                                      size=(640, 360)), None),
         "minutes.pdf": (pdf_pages_bytes(3, 3, "D:20230601090000Z"), None),
+        "scan-damaged.jpg": (broken_jpeg_bytes(4), None),
+        "letter.docx": (docx_bytes(5), None),
     }
     site = start_site(tmp_path_factory.mktemp("media"), files)
     yield site
@@ -37,6 +45,18 @@ def test_grid_shows_heic_video_and_pdf_tiles_with_previews(media_site, open_page
         _loaded(page, card.locator("img.lib-thumb"))
         if badge:
             assert card.locator(".lib-badge").inner_text() == badge
+    seen.assert_clean()
+
+
+def test_tiles_without_a_preview_say_whether_it_could_not_be_decoded(media_site, open_page):
+    # The two newest items; the first page is rendered by the server, the next by the script.
+    page, seen = open_page(media_site.base_url)
+    page.goto("/library?limit=1")
+    page.get_by_role("link", name="Load more").click()
+    page.locator("#lib-grid .lib-card").nth(1).wait_for()
+    states = {page.locator("#lib-grid .lib-card").nth(i).locator(".lib-state").inner_text()
+              for i in range(2)}
+    assert states == {"no preview: cannot be decoded", "document"}
     seen.assert_clean()
 
 

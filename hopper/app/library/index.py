@@ -45,6 +45,9 @@ def has_preview_kind(kind: str, mime: str) -> bool:
 def _item(row: Iterable[Any]) -> dict:
     item = dict(zip(ITEM_COLUMNS, row, strict=True))
     item["thumbnail"] = item["thumbnail"] or THUMBNAIL_PENDING
+    # A visual kind with no preview could not be decoded: pages say so from this
+    # field, never from the reason's wording.
+    item["previewable"] = has_preview_kind(item["kind"], item["mime"])
     return item
 
 

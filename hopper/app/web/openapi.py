@@ -260,6 +260,8 @@ SCHEMAS = {
         "thumbnail": {"type": "string", "enum": ["pending", "ready", "none"]},
         "thumbnail_reason": _null({**STR, "description": "Why thumbnail is none"}),
         "label": {**STR, "description": "Short type name (PDF, Word, MP4...)"},
+        "previewable": {"type": "boolean", "description": "A visual kind (image, video,"
+                        " PDF): with thumbnail none, it could not be decoded"},
         "latitude": _null(NUM), "longitude": _null(NUM),
         "duration": _null({**NUM, "description": "Seconds (videos)"}),
         "pages": _null({**INT, "description": "Page count (PDFs)"}),

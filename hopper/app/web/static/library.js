@@ -48,7 +48,7 @@
     } else {
       var box = el("span", "lib-thumb lib-placeholder");
       box.appendChild(el("span", "lib-kind", label));
-      var undecodable = item.thumbnail_reason && item.thumbnail_reason.indexOf("cannot") === 0;
+      var undecodable = item.thumbnail === "none" && item.previewable;
       var state = item.thumbnail === "pending" ? "preview pending"
         : undecodable ? "no preview: cannot be decoded" : item.kind;
       box.appendChild(el("span", "lib-state", state));
