@@ -121,7 +121,7 @@ def main(argv: list[str]) -> int:
         from hopper.worker.context import start_early
 
         # The fork server imports the worker code while the supervisor starts.
-        start_early(_database_hint(args.config))
+        start_early(_database_hint(args.config), plugins.task_modules())
         from hopper.app.daemon import serve
 
         return serve(args.config, web=command == "serve", queues=queues)

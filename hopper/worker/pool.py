@@ -75,7 +75,7 @@ class WorkerPool:
         self.target = 0
         self.workers: dict[str, WorkerHandle] = {}
         self._lock = threading.RLock()
-        self._ctx = context(settings.database)
+        self._ctx = context(settings.database, modules)
         self._closing = False
         self._monitor: threading.Thread | None = None
         self._last_cancel_check = 0.0

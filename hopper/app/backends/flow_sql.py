@@ -31,8 +31,6 @@ from hopper.app.backends.sql_parts import SqlParts
 from hopper.app.backends.states import claimed_from_row
 
 # Groups whose key has a free slot and whose rate allows a claim now, in turn order.
-_ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
-              " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey <> '')")
 _CANDIDATES = """
 SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rkey)
   FROM flow_groups g
@@ -149,8 +147,14 @@ class FlowClaims(SqlParts):
     def _claim_all(self, conn, worker_id: str, limit: int, lease_s: float,
                    queues: QueueFilter | None) -> list[Claimed]:
         """Keyed tasks whose key and rate allow it, then ordinary tasks for the rest
-        of ``limit``, in one transaction."""
-        claimed = self._claim_keyed(conn, worker_id, limit, lease_s, queues) if limit > 0 else []
+        of ``limit``, in one transaction (``limit`` > 0)."""
+        unrated, rated, names = self._claim_scope(conn, queues)
+        claimed = []
+        if unrated:
+            claimed = self._claim_unrated(conn, worker_id, limit, lease_s, queues)
+        if rated and len(claimed) < limit:
+            claimed += self._claim_rated(conn, worker_id, limit - len(claimed), lease_s,
+                                         queues, dict(queues.caps) if queues else {}, claimed)
         rest = limit - len(claimed)
         if rest > 0:
             if claimed and queues is not None and queues.caps:
@@ -159,7 +163,7 @@ class FlowClaims(SqlParts):
                     taken[task.queue] = taken.get(task.queue, 0) + 1
                 queues = QueueFilter(queues.only, {q: max(0, n - taken.get(q, 0))
                                                    for q, n in queues.caps.items()})
-            targets = self._claim_targets(conn, rest, queues)
+            targets = self._claim_targets(rest, queues, names)
             if targets:
                 claimed = claimed + self._claim(conn, worker_id, rest, lease_s, targets)
         if limit > 1 and len(claimed) == limit:
@@ -184,19 +188,6 @@ class FlowClaims(SqlParts):
         rated = "AND g.rkey <> ''" if rated_only else ""
         return self._run(conn, _CANDIDATES.format(only=only[0], rated=rated),
                          [*only[1], now, n]).fetchall()
-
-    def _claim_keyed(self, conn, worker_id: str, limit: int, lease_s: float,
-                     queues: QueueFilter | None) -> list[Claimed]:
-        # One look at the small flow_groups table (partial index of groups with
-        # queued tasks): without keyed tasks, all the ordinary claim pays for them.
-        unrated, rated = self._run(conn, _ANY_KEYED).fetchone()
-        if not unrated and not rated:
-            return []
-        claimed = self._claim_unrated(conn, worker_id, limit, lease_s, queues) if unrated else []
-        if rated and len(claimed) < limit:
-            claimed += self._claim_rated(conn, worker_id, limit - len(claimed), lease_s,
-                                         queues, dict(queues.caps) if queues else {}, claimed)
-        return claimed
 
     def _claim_unrated(self, conn, worker_id: str, limit: int, lease_s: float,
                        queues: QueueFilter | None) -> list[Claimed]:

@@ -51,6 +51,10 @@ WITH RECURSIVE q(name) AS (
 SELECT name FROM q WHERE name IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = q.name)
 """
+# Whether keyed groups without / with a rate key have queued tasks (flow_sql.py):
+# one look at the small flow_groups table, all an ordinary claim pays for them.
+ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
+             " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey <> '')")
 # What a claim returns: the Claimed fields, then the claim order's keys, then what
 # the counters need for the pickup latency (counter_batch.CounterBatch.claimed).
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
@@ -220,19 +224,27 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
         times = [t for t in (None if seen > NEXT_DUE_SCAN else earliest, keyed) if t is not None]
         return min(times) if times else None
 
-    def _claim_targets(self, conn, limit: int, queues: QueueFilter | None) -> list[tuple[str, int]]:
-        """``(queue, most tasks to take)`` for each queue a claim may read now.
+    def _claim_scope(self, conn, queues: QueueFilter | None) -> tuple[bool, bool, list[str]]:
+        """What a claim may read now: whether keyed groups without and with a rate key
+        have queued tasks, and the queues (unpaused, allowed) to claim ordinary tasks
+        from. Engines where a statement is a round trip read it all at once."""
+        unrated, rated = self._run(conn, ANY_KEYED).fetchone()
+        return bool(unrated), bool(rated), self._queue_names(conn, queues)
 
-        Only queues that may be claimed are listed, so the claim never walks the
-        tasks of a paused or excluded queue.
-        """
-        only = queues.only if queues is not None else None
+    def _queue_names(self, conn, queues: QueueFilter | None) -> list[str]:
+        """The queues a claim may read ordinary tasks from: only those that may be
+        claimed, so the claim never walks the tasks of a paused or excluded queue."""
+        if queues is None or queues.only is None:
+            return [r[0] for r in self._run(conn, QUEUED_QUEUES).fetchall()]
+        paused = {r[0] for r in self._run(conn, "SELECT queue FROM paused_queues").fetchall()}
+        return sorted(queues.only - paused)
+
+    @staticmethod
+    def _claim_targets(limit: int, queues: QueueFilter | None,
+                       names: list[str]) -> list[tuple[str, int]]:
+        """``(queue, most tasks to take)`` for each of ``names`` under the caps of
+        ``queues``."""
         caps = queues.caps if queues is not None else {}
-        if only is None:
-            names = [r[0] for r in self._run(conn, QUEUED_QUEUES).fetchall()]
-        else:
-            paused = {r[0] for r in self._run(conn, "SELECT queue FROM paused_queues").fetchall()}
-            names = sorted(only - paused)
         if not caps:
             return [(name, limit) for name in names]
         targets = []

@@ -219,7 +219,7 @@ class SqliteBackend(SqlBackend):
         # Nothing to record: look before taking the write lock, so an idle poll or
         # a worker that lost the race for a wake-up costs one read, no write.
         conn, now = self._conn(), time.time()
-        targets = self._claim_targets(conn, limit, queues)
+        targets = self._claim_targets(limit, queues, self._queue_names(conn, queues))
         if not any(conn.execute(_READY, (name, now)).fetchone() for name, _ in targets) and (
                 not self._flow_ready(conn, queues)):
             return []

@@ -142,7 +142,7 @@ class TaskStates(SqlParts):
     """The transitions of a task row; mixed into the SQL backend.
 
     Engines provide ``_write``, ``_run``, ``_run_many``, ``_claim`` (given the
-    ``_claim_targets`` of the queues it may read),
+    ``_claim_targets`` of the queues it may read, from ``_claim_scope``),
     ``row_locks`` (True where rows must be locked) and ``data_errors`` (the
     exception types of a value the database refuses).
     """
