@@ -185,7 +185,7 @@ class FlowClaims(SqlParts):
         only = self._only(queues)
         if only is None:
             return []
-        rated = "AND g.rkey <> ''" if rated_only else ""
+        rated = "AND g.rkey > ''" if rated_only else ""
         return self._run(conn, _CANDIDATES.format(only=only[0], rated=rated),
                          [*only[1], now, n]).fetchall()
 
@@ -237,6 +237,8 @@ class FlowClaims(SqlParts):
     def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:
         """SQLite: up to ``take`` tasks of each group whose key has more than one free
         slot (one more indexed read per such group), first task of every group first."""
+        if all(slots <= 1 for _, _, slots, _ in rows):
+            return rows  # limit 1 each (the common case): nothing more to read
         per_group = []
         for queue, ckey, slots, task_id in rows:
             ids = [task_id]

@@ -54,7 +54,7 @@ SELECT name FROM q WHERE name IS NOT NULL
 # Whether keyed groups without / with a rate key have queued tasks (flow_sql.py):
 # one look at the small flow_groups table, all an ordinary claim pays for them.
 ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
-             " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey <> '')")
+             " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey > '')")
 # What a claim returns: the Claimed fields, then the claim order's keys, then what
 # the counters need for the pickup latency (counter_batch.CounterBatch.claimed).
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
