@@ -4,6 +4,8 @@ downstream; retry brings it back; invalid graphs are refused whole."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 
 import pytest
 import workflow_tasks  # noqa: F401  (registers wf_step in this process too)
@@ -11,7 +13,7 @@ from helpers import poll_until
 from workflow_tasks import runs
 
 from hopper.app import queue
-from hopper.app.backends.base import InvalidDependency
+from hopper.app.backends.base import InvalidDependency, Outcome
 from hopper.app.engines import InlineEngine
 
 MODULES = {"modules": ["sample_tasks", "workflow_tasks"]}
@@ -237,3 +239,43 @@ def test_many_dependencies_finishing_at_once_release_their_dependents_once(
                                        for k in range(3)}})
     for daemon in daemons:
         assert "deadlock" not in daemon.read_log().lower()
+
+
+
+def _finish_and_enqueue_a_dependent_at_once(backend, dependency: int) -> int:
+    """Finish the running ``dependency`` on one thread while another enqueues a task
+    that depends on it; the dependent's id."""
+    start, dependents = threading.Barrier(2), []
+
+    def finish():
+        start.wait()
+        now = time.time()
+        backend.finish_and_claim("test:worker", [Outcome(dependency, True, now, now,
+                                                         result="null")], [], 0, 30)
+
+    def enqueue_dependent():
+        start.wait()
+        dependents.extend(queue.enqueue_many([{"name": "echo", "depends_on": [dependency]}]))
+
+    threads = [threading.Thread(target=finish), threading.Thread(target=enqueue_dependent)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return dependents[0]
+
+
+def test_a_dependent_enqueued_while_its_dependency_finishes_is_never_left_blocked(
+        engine_client):
+    """The finish and the enqueue of a dependent race, many times over: whichever
+    commits first, the dependent ends up queued (on PostgreSQL the finish waits for
+    the enqueue's row lock, then sees the dependency flagged as depended on)."""
+    backend = engine_client.backend
+    for _ in range(60):
+        (dependency,) = queue.enqueue_many([{"name": "echo"}])
+        claimed = backend.finish_and_claim("test:worker", [], [], 1, 30)
+        assert [t.id for t in claimed] == [dependency]
+        dependent = _finish_and_enqueue_a_dependent_at_once(backend, dependency)
+        assert queue.get_task(dependency)["status"] == "succeeded"
+        assert queue.get_task(dependent)["status"] == "queued"
+        backend.finish_and_claim("test:worker", [], [], 1, 30)  # out of the next round's way

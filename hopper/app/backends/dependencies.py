@@ -92,6 +92,7 @@ class TaskDependencies(SqlParts):
             if edges:  # one batch: a round trip per task less on PostgreSQL
                 self._run_many(conn, "INSERT INTO task_deps (depends_on, task_id) VALUES (?, ?)",
                                edges)
+                self._mark_depended_on(conn, sorted({d for d, _ in edges}))
             self._insert_tags(conn, tasks, results)
             if bad:
                 self._dependencies_done(conn, sorted(set(bad)))
@@ -103,9 +104,10 @@ class TaskDependencies(SqlParts):
 
     def _dependency_rows(self, conn, ids: list[int]) -> dict[int, tuple[str, str | None]]:
         """``{id: (status, traceparent)}`` of existing tasks; on PostgreSQL their rows
-        are share-locked so that none finishes unseen before this transaction commits."""
+        are locked so that none finishes unseen before this transaction commits (its
+        finish waits, then reads the ``has_dependents`` this transaction sets)."""
         found: dict[int, tuple[str, str | None]] = {}
-        lock = " FOR SHARE" if self.row_locks else ""
+        lock = " FOR UPDATE" if self.row_locks else ""
         for chunk in _chunks(ids):
             for task_id, status, traceparent in self._run(
                     conn, f"SELECT id, status, traceparent FROM tasks WHERE id IN ({_marks(chunk)})"
@@ -113,11 +115,19 @@ class TaskDependencies(SqlParts):
                 found[task_id] = (status, traceparent)
         return found
 
+    def _mark_depended_on(self, conn, ids: list[int]) -> None:
+        """Flag tasks that now have dependents: a finished task's own row says whether
+        to look for them, so a batch with none costs no read (a round trip on
+        PostgreSQL after every group commit)."""
+        for chunk in _chunks(ids):
+            self._run(conn, f"UPDATE tasks SET has_dependents = TRUE WHERE id IN ({_marks(chunk)})"
+                      " AND NOT has_dependents", chunk)
+
     # -- a dependency finished -------------------------------------------------
     def _dependencies_done(self, conn, finals: list[tuple[int, str]]) -> None:
         """Tasks reached a final status: release the dependents whose dependencies
         have all succeeded, cancel (down the graph) those of a failed or cancelled one.
-        One primary-key read when nothing depends on them (the common case)."""
+        The worker's path passes only tasks flagged ``has_dependents``."""
         done = [(t, s) for t, s in finals if s in ("succeeded", *FINAL_BAD)]
         if not done:
             return

@@ -92,7 +92,7 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
  WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
    AND tasks.attempts = COALESCE(v.attempt, tasks.attempts)
 RETURNING tasks.id, tasks.status, tasks.parent_id, tasks.queue, tasks.started_at,
-          tasks.finished_at
+          tasks.finished_at, tasks.has_dependents
 """
 
 

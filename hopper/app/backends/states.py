@@ -71,7 +71,7 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
   FROM (VALUES {rows}) AS v
  WHERE tasks.id = v.column1 AND tasks.status = 'running' AND tasks.worker = ?
    AND tasks.attempts = COALESCE(v.column5, tasks.attempts)
-RETURNING id, status, parent_id, queue, started_at, finished_at
+RETURNING id, status, parent_id, queue, started_at, finished_at, has_dependents
 """
 # retry_at (decided by retries.retry_at) NULL means no attempt is left: failed for good.
 _FAIL = """
@@ -84,7 +84,7 @@ UPDATE tasks SET status = CASE WHEN CAST(? AS DOUBLE PRECISION) IS NOT NULL
        lease_until = NULL
  WHERE id = ? AND status = 'running' AND worker = ?
    AND attempts = COALESCE(CAST(? AS BIGINT), attempts)
-RETURNING id, status, parent_id, queue, started_at, finished_at
+RETURNING id, status, parent_id, queue, started_at, finished_at, has_dependents
 """
 _RECORD_ATTEMPT = """
 INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, error, kind)
@@ -232,15 +232,16 @@ class TaskStates(SqlParts):
                                  outcome.retry_at, outcome.kind or ATTEMPT_ERROR,
                                  outcome.started_at, outcome.finished_at, outcome.attempt)
                 if row is not None:  # None: cancelled or rescued meanwhile, the newer state wins
-                    finished.append((outcome.task_id, *row))
+                    finished.append(row)
         for task_id, status, parent_id, *_ in finished:
             self._after_finish(conn, task_id, status, parent_id)
-        self._dependencies_done(conn, [(task_id, status) for task_id, status, *_ in finished])
+        # Only tasks something depends on are looked up (the flag each row returns).
+        self._dependencies_done(conn, [(row[0], row[1]) for row in finished if row[6]])
 
     def _succeed_many(self, conn, worker_id: str, rows: list[tuple]) -> list[tuple]:
         """Record successes ``(id, result, started_at, finished_at, attempt)`` in one
-        statement; ``(id, status, parent_id, queue, started_at, finished_at)`` of each task
-        it finished. Engines may override."""
+        statement; ``(id, status, parent_id, queue, started_at, finished_at,
+        has_dependents)`` of each task it finished. Engines may override."""
         params = [value for row in rows for value in row]
         statement = _SUCCEED_MANY.format(rows=",".join([_SUCCEED_ROW] * len(rows)))
         return self._run(conn, statement, [*params, worker_id]).fetchall()
@@ -264,7 +265,8 @@ class TaskStates(SqlParts):
 
     def _fail(self, conn, task_id, worker_id, error, retry_at, kind, started_at=None,
               finished_at=None, attempt=None):
-        """End a running attempt as failed and keep it in the task's history."""
+        """End a running attempt as failed and keep it in the task's history; the
+        task's row as ``_succeed_many`` returns it, or None if it was not running."""
         finished_at = finished_at or time.time()
         if retry_at is not None:  # given on the caller's clock; run_after is on the database's
             retry_at += self._clock_offset
@@ -277,7 +279,7 @@ class TaskStates(SqlParts):
         self._counted().ended([row])
         if row[1] == "queued":
             self._wake_listeners(conn)  # another attempt, due at retry_at
-        return row[1:3]
+        return row
 
     def _after_finish(self, conn, task_id: int, status: str, parent_id: int | None) -> None:
         """A parent waits for its children; a finished child may finish its parent."""
@@ -319,8 +321,9 @@ class TaskStates(SqlParts):
         self._lock_ancestors(conn, [task_id])
         row = self._fail(conn, task_id, worker_id, error, retry_at, kind)
         if row is not None:
-            self._after_finish(conn, task_id, *row)
-            self._dependencies_done(conn, [(task_id, row[0])])
+            self._after_finish(conn, task_id, row[1], row[2])
+            if row[6]:
+                self._dependencies_done(conn, [(task_id, row[1])])
         return row is not None
 
     def requeue_worker(self, worker_id: str, current_task: int | None, error: str,
