@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hopper beside the peers, in one run, printed as one table.
 #
-#   bash bench/run_all.sh            (from the repository root; about 15 minutes)
+#   bash bench/run_all.sh            (from the repository root; about 25 minutes)
 #
 # 1. the peer harness (../shared/bench-peers/run_all.sh: huey, RQ, SQLite limit,
 #    the floor) with N=20000, 2 workers; its results go to bench/out/<stamp>/
@@ -18,7 +18,12 @@
 # 6. bench/bench_counters.py: claim+finish in one process (64 per transaction) with no
 #    counting, with the per-transaction counter batch and with the old row triggers, in
 #    alternating runs, on SQLite (CPU time) and PostgreSQL (wall time; unless SKIP_PG=1)
-# 7. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
+# 7. bench/bench_flow.py: keyed claims (1,000 keys, limit 1) against plain ones, and a
+#    deep backlog under one key against none, on SQLite and PostgreSQL
+# 8. bench/bench_library.py --media: phone photos, HEIC and videos to previews beside a
+#    bare-library floor (LIBRARY_SCALE, default 1: 1,000 + 20 + 5 files; SKIP_LIBRARY=1
+#    leaves it out)
+# 9. bench/report.py: one table with Hopper and the peers, and the ratios vs targets
 #
 # Everything lands in bench/out/<stamp>/ (ignored by git). Env: N, WORKERS,
 # PEER_DIR (default ../shared/bench-peers), HOPPER_PY (default .venv/bin/python),
@@ -32,6 +37,9 @@ PY=${HOPPER_PY:-.venv/bin/python}
 OUT=bench/out/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 started=$(date +%s)
+# Hopper's own modules are compiled once, as an installed package's are (the peers'
+# are, in site-packages); without it every process started here would compile them.
+"$PY" -m compileall -q hopper bench > /dev/null
 
 # Hopper runs before and after the peers: on a shared machine the load drifts
 # over the ~7 minutes the peers take, and the two runs bracket them.
@@ -95,6 +103,23 @@ echo "[bench] hopper (after peers; batch enqueue and claim rate only before)" >&
 "$PY" bench/bench_hopper.py --label "after peers" --skip-extras --json "$OUT/hopper-after.json" \
   > /dev/null 2> "$OUT/hopper-after.log" || rc=1
 grep '^\[' "$OUT/hopper-after.log" >&2
+
+echo "[bench] flow control: bench/bench_flow.py (keyed vs plain claims, a backlog under one key)" >&2
+"$PY" bench/bench_flow.py --rounds 9 --json "$OUT/flow-sqlite.json" > /dev/null \
+  2> "$OUT/flow-sqlite.log" || rc=1
+cat "$OUT/flow-sqlite.log" >&2
+if [ "${SKIP_PG:-0}" != 1 ]; then
+  "$PY" bench/bench_flow.py --rounds 9 --engine postgres --json "$OUT/flow-pg.json" > /dev/null \
+    2> "$OUT/flow-pg.log" || rc=1
+  cat "$OUT/flow-pg.log" >&2
+fi
+
+if [ "${SKIP_LIBRARY:-0}" != 1 ]; then
+  echo "[bench] library: bench/bench_library.py --media --scale ${LIBRARY_SCALE:-1}" >&2
+  "$PY" bench/bench_library.py --media --scale "${LIBRARY_SCALE:-1}" > "$OUT/library.log" 2>&1 \
+    || rc=1
+  cat "$OUT/library.log" >&2
+fi
 
 "$PY" bench/report.py --peers "$PEERS_JSON" \
   --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" "${pg_args[@]}" \
