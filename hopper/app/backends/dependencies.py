@@ -147,9 +147,9 @@ class TaskDependencies(SqlParts):
             self._cancel_dependents(conn, causes)
 
     def _edges_from(self, conn, ids: list[int]) -> list[tuple[int, int]]:
-        """``(dependency, dependent)`` edges leaving ``ids``. This read runs after every
-        finished batch: on PostgreSQL it takes an array, so its text is the same for any
-        batch size and the server keeps it prepared."""
+        """``(dependency, dependent)`` edges leaving ``ids``. On PostgreSQL it takes an
+        array, so its text is the same for any batch size and the server keeps it
+        prepared."""
         if self.row_locks:  # PostgreSQL (the engine with row locks) has arrays
             return self._run(conn, "SELECT depends_on, task_id FROM task_deps"
                              " WHERE depends_on = ANY(CAST(? AS BIGINT[]))", (ids,)).fetchall()

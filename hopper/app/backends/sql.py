@@ -52,7 +52,9 @@ SELECT name FROM q WHERE name IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = q.name)
 """
 # Whether keyed groups without / with a rate key have queued tasks (flow_sql.py):
-# one look at the small flow_groups table, all an ordinary claim pays for them.
+# one seek each in flow_groups_ready, all an ordinary claim pays for keyed tasks.
+# ``rkey > ''`` rather than ``<> ''`` (the same rows: rkey is never NULL) is a range
+# the index can seek; ``<>`` walked every queued group.
 ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
              " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey > '')")
 # What a claim returns: the Claimed fields, then the claim order's keys, then what
