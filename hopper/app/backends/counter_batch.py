@@ -17,6 +17,8 @@ in ``counters.py``.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable
 from operator import itemgetter, sub
 
 from hopper.app.backends.sql_parts import SqlParts
@@ -70,6 +72,11 @@ class CounterBatch:
         if old != new:
             self._count(queue, old, -n, 0, 0)
             self._count(queue, new, n, n, 0)
+
+    def moved_each(self, queues: Iterable[str], old: str, new: str) -> None:
+        """Tasks went from ``old`` to ``new``, one queue name per task."""
+        for queue, n in Counter(queues).items():
+            self.moved(queue, old, new, n)
 
     # -- per minute and histograms ---------------------------------------------
     def _minute(self, minute: int, queue: str, ok: int, failed: int, picked: int,

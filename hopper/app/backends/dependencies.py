@@ -21,7 +21,6 @@ sees the first one's commit, so a dependent is never left blocked.
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 from hopper.app.backends.base import InvalidDependency, NewTask
 from hopper.app.backends.sql_parts import SqlParts
@@ -46,11 +45,6 @@ class TaskDependencies(SqlParts):
         return [r[0] for r in self._read(
             "SELECT t.id FROM task_deps d JOIN tasks t ON t.id = d.task_id"
             " WHERE d.depends_on = ? AND t.status = 'queued' ORDER BY t.id", (task_id,))]
-
-    def _count_moves(self, queues: list[str], old: str, new: str) -> None:
-        """Report tasks (one queue name each) moved from ``old`` to ``new``."""
-        for queue, n in Counter(queues).items():
-            self._counted().moved(queue, old, new, n)
 
     # -- enqueue ---------------------------------------------------------------
     def _enqueue_graph(self, tasks: list[NewTask]) -> list[tuple[int, bool]]:
@@ -186,7 +180,7 @@ class TaskDependencies(SqlParts):
                 " run_after = CASE WHEN run_after < ? THEN ? ELSE run_after END"
                 f" WHERE status = 'blocked' AND id IN ({_marks(chunk)}) RETURNING queue",
                 (now, now, *chunk)).fetchall()]
-        self._count_moves(queues, "blocked", "queued")
+        self._counted().moved_each(queues, "blocked", "queued")
         if queues:
             self._wake_listeners(conn, len(queues))  # released together: wake a worker each
 
@@ -212,7 +206,7 @@ class TaskDependencies(SqlParts):
                     queues.append(row[1])
                     if row[0] is not None:
                         parents.add(row[0])
-            self._count_moves(queues, "blocked", "cancelled")
+            self._counted().moved_each(queues, "blocked", "cancelled")
             for parent_id in sorted(parents):
                 self._settle(conn, parent_id)  # a fan-out child cancelled: its parent may be done
             causes, next_roots = {}, {}
@@ -257,7 +251,7 @@ class TaskDependencies(SqlParts):
                         f" WHERE status = 'cancelled' AND cancelled_by IN ({_marks(chunk)})"
                         f" AND id IN ({_marks(sub)}) RETURNING id, queue",
                         (*chunk, *sub)).fetchall()]
-            self._count_moves([q for _, q in restored], "cancelled", "blocked")
+            self._counted().moved_each([q for _, q in restored], "cancelled", "blocked")
             frontier = sorted({t for t, _ in restored})
             self._rewait_parents(conn, frontier)
 
@@ -270,7 +264,7 @@ class TaskDependencies(SqlParts):
                 " WHERE status = 'failed' AND id IN (SELECT parent_id FROM"
                 f" tasks WHERE id IN ({_marks(chunk)}) AND parent_id IS NOT NULL)"
                 " RETURNING queue", chunk).fetchall()]
-            self._count_moves(queues, "failed", "waiting")
+            self._counted().moved_each(queues, "failed", "waiting")
 
     def _has_dependency_edges(self, ids: list[int]) -> set[int]:
         """Which of ``ids`` depend on a task or have dependents (bulk retry sends those

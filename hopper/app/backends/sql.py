@@ -33,6 +33,7 @@ from hopper.app.backends.flow_admin import FlowAdmin
 from hopper.app.backends.flow_rates import RatedClaims
 from hopper.app.backends.flow_sql import FlowClaims
 from hopper.app.backends.schedule_store import ScheduleStore
+from hopper.app.backends.sql_parts import marks
 from hopper.app.backends.states import UNFINISHED_SQL, TaskStates, claimed_from_row
 from hopper.app.backends.task_queries import COLS, TaskQueries
 from hopper.app.defaults import LIVE_WORKER_AGE_S
@@ -279,8 +280,8 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
     def cancelled_among(self, task_ids: list[int]) -> list[int]:
         if not task_ids:
             return []
-        marks = ",".join("?" * len(task_ids))
-        rows = self._read(f"SELECT id FROM tasks WHERE status = 'cancelled' AND id IN ({marks})",
+        in_list = marks(task_ids)
+        rows = self._read(f"SELECT id FROM tasks WHERE status = 'cancelled' AND id IN ({in_list})",
                           task_ids)
         return [r[0] for r in rows]
 
@@ -352,7 +353,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
         ids = [r[0] for r in self._read(f"SELECT id FROM tasks WHERE {condition}", limits)]
         deleted = 0
         chunk_size = defaults.PRUNE_CHUNK
-        marks = ",".join("?" * chunk_size)
+        in_list = marks(range(chunk_size))
         for start in range(0, len(ids), chunk_size):
             chunk = ids[start:start + chunk_size]
             # Always chunk_size placeholders (the last id repeated): one statement text. A
@@ -360,11 +361,11 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
             # thousands of parameters (~0.4 MB each, up to the connection's 128-entry cache).
             chunk += [chunk[-1]] * (chunk_size - len(chunk))
             with self._write() as conn:
-                gone = self._run(conn, f"DELETE FROM tasks WHERE id IN ({marks}) AND {condition}"
+                gone = self._run(conn, f"DELETE FROM tasks WHERE id IN ({in_list}) AND {condition}"
                                  " RETURNING queue, status", (*chunk, *limits)).fetchall()
                 self._count_deleted(gone)
                 deleted += len(gone)
-                self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({marks})"
+                self._run(conn, f"DELETE FROM task_attempts WHERE task_id IN ({in_list})"
                           " AND task_id NOT IN (SELECT id FROM tasks)", chunk)
         self.prune_counters(time.time())
         self.prune_flow()

@@ -41,7 +41,7 @@ from hopper.app.backends.base import (
     QueueFilter,
     TaskConflict,
 )
-from hopper.app.backends.sql_parts import SqlParts
+from hopper.app.backends.sql_parts import SqlParts, marks
 from hopper.app.backends.storable import storable, storable_error
 
 log = logging.getLogger("hopper.states")
@@ -93,7 +93,7 @@ SELECT id, attempts, worker, started_at, ?, error, ? FROM tasks WHERE id = ?
 # Given back unstarted (prefetched, or held by a worker that stopped): not an attempt.
 _RELEASE = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
             " lease_until = NULL, started_at = NULL"
-            " WHERE id IN ({marks}) AND status = 'running' AND worker = ? RETURNING queue")
+            " WHERE id IN ({in_list}) AND status = 'running' AND worker = ? RETURNING queue")
 _RELEASE_WORKER = ("UPDATE tasks SET status = 'queued', attempts = attempts - 1, worker = NULL,"
                    " lease_until = NULL, started_at = NULL"
                    " WHERE status = 'running' AND worker = ? RETURNING queue")
@@ -186,11 +186,10 @@ class TaskStates(SqlParts):
     def _release_and_claim(self, conn, worker_id, release, limit, lease_s,
                            queues: QueueFilter | None) -> list[Claimed]:
         if release:
-            marks = ",".join("?" * len(release))
-            released = self._run(conn, _RELEASE.format(marks=marks),
+            in_list = marks(release)
+            released = self._run(conn, _RELEASE.format(in_list=in_list),
                                  [*release, worker_id]).fetchall()
-            for (queue,) in released:
-                self._counted().moved(queue, "running", "queued")
+            self._counted().moved_each((q for (q,) in released), "running", "queued")
             if released:
                 self._wake_listeners(conn, len(released))  # given back unstarted: for an idle peer
         if limit <= 0:
@@ -204,9 +203,9 @@ class TaskStates(SqlParts):
         if not parent_ids:
             return []
         keys = [continuation_key(p) for p in parent_ids]
-        marks = ",".join("?" * len(keys))
+        in_list = marks(keys)
         return [r[0] for r in self._read(
-            f"SELECT id FROM tasks WHERE status = 'queued' AND unique_key IN ({marks})", keys)]
+            f"SELECT id FROM tasks WHERE status = 'queued' AND unique_key IN ({in_list})", keys)]
 
     def claim_ids(self, worker_id: str, task_ids: list[int], lease_s: float) -> list[Claimed]:
         """Claim these queued tasks whatever their run_after (the inline engine)."""
@@ -346,8 +345,7 @@ class TaskStates(SqlParts):
                 retries.retry_at(attempts, max_attempts, ATTEMPT_LOST, now=retry_at),
                 ATTEMPT_LOST) for task_id, attempts, max_attempts in counted)
             released = self._run(conn, _RELEASE_WORKER, (worker_id,)).fetchall()
-            for (queue,) in released:
-                self._counted().moved(queue, "running", "queued")
+            self._counted().moved_each((q for (q,) in released), "running", "queued")
             if released:
                 self._wake_listeners(conn, len(released))
             return touched + len(released)

@@ -9,7 +9,6 @@ means "nothing in these ids, older ones remain").
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 from hopper.app.backends.base import (
     FINISHED,
@@ -200,8 +199,7 @@ class TaskQueries(SqlParts):
                         " error = NULL, result = NULL, worker = NULL, started_at = NULL,"
                         f" finished_at = NULL, lease_until = NULL WHERE id IN ({_marks(plain)})"
                         " AND status = ? RETURNING queue", (time.time(), *plain, status)).fetchall()
-                    for (queue,), n in Counter(requeued).items():
-                        self._counted().moved(queue, status, "queued", n)
+                    self._counted().moved_each((q for (q,) in requeued), status, "queued")
                     changed += len(requeued)
                 if changed:
                     self._wake_listeners(conn, changed)

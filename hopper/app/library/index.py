@@ -164,13 +164,17 @@ def images_without_thumbnail(backend: Tables) -> list[str]:
     return [sha for (sha,) in rows]
 
 
+def find_item(backend: Tables, item_id: int) -> dict | None:
+    """One indexed item, or None (what serving its file or pictures needs)."""
+    rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE id = ?", (item_id,))
+    return _item(rows[0]) if rows else None
+
+
 def get_item(backend: Tables, item_id: int) -> dict | None:
     """One indexed item with its duplicate sources, or None."""
-    rows = backend.fetch(f"SELECT {_COLS} FROM library_items WHERE id = ?", (item_id,))
-    if not rows:
-        return None
-    item = _item(rows[0])
-    item["duplicates"] = _duplicates(backend, [item["sha256"]])[item["sha256"]]
+    item = find_item(backend, item_id)
+    if item is not None:
+        item["duplicates"] = _duplicates(backend, [item["sha256"]])[item["sha256"]]
     return item
 
 

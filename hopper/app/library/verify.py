@@ -39,7 +39,7 @@ def library_verify(item_id: int, mtime_ns: int, rounds: int = 0) -> dict:
     keeps changing (at most VERIFY_ROUNDS settle times)."""
     client = queue.client()
     settings, backend = client.settings, client.backend
-    item = index.get_item(backend, item_id)
+    item = index.find_item(backend, item_id)
     if item is None:
         return {"status": "gone", "item_id": item_id}
     path = settings.library_root / item["path"]

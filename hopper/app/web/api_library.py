@@ -76,9 +76,10 @@ def _labelled(item: dict) -> dict:
     return item
 
 
-def _item_or_404(raw_id: str) -> dict:
+def _item_or_404(raw_id: str, with_duplicates: bool = False) -> dict:
     item_id = inputs.path_id(raw_id, "library item")
-    found = index.get_item(_client().backend, item_id)
+    lookup = index.get_item if with_duplicates else index.find_item
+    found = lookup(_client().backend, item_id)
     if found is None:
         raise not_found(f"no library item {item_id}")
     return found
@@ -87,7 +88,7 @@ def _item_or_404(raw_id: str) -> dict:
 @bp.get("/api/library/<raw_id>")
 def item(raw_id: str):
     """One indexed item with its duplicates."""
-    return jsonify(_labelled(_item_or_404(raw_id)))
+    return jsonify(_labelled(_item_or_404(raw_id, with_duplicates=True)))
 
 
 def _picture(raw_id: str, where, what: str):
