@@ -100,6 +100,7 @@ class WorkerLoop:
         self._stop = False
         self._idle_s = IDLE_POLL_S
         self.outage = Outage(f"worker {worker_id}", log)
+        self._in_doubt = False  # an exchange failed with the connection: claims unknown
 
     def stop(self) -> None:
         self._stop = True
@@ -130,11 +131,19 @@ class WorkerLoop:
         counted), not lost."""
         while True:
             try:
+                if self._in_doubt:
+                    release = self._unclaimed_holds(pending, release)
                 claimed = self._exchange(pending, release, limit)
+                self._in_doubt = False
                 self.outage.succeeded()
                 return claimed
             except Exception as exc:  # the database is down or refused the write: try again
                 if connection_lost(exc):
+                    # The connection died during the exchange: its COMMIT may have been
+                    # made without this worker hearing of it. If it claimed, the tasks it
+                    # holds are then the claimed ones alone (a give-back, limit 0, runs
+                    # while the worker still holds the task it is about to start).
+                    self._in_doubt = self._in_doubt or limit > 0
                     if not self.outage.lost and self.listener is not None:
                         self.listener.reset()  # the wake-up connection died with this one
                     wait = self.outage.failed(exc)  # one warning per outage, not per try
@@ -149,6 +158,13 @@ class WorkerLoop:
                 if self.slot.stop_requested and not pending and not release:
                     return []
                 time.sleep(wait)
+
+    def _unclaimed_holds(self, pending: list[Outcome], release: list[int]) -> list[int]:
+        """``release`` plus the tasks this worker holds but never received (claimed by
+        an exchange whose answer was lost): given back unstarted, not left running
+        under a live worker whose leases keep them from being rescued."""
+        known = {o.task_id for o in pending} | set(release)
+        return release + [t for t in self.backend.held_by(self.worker_id) if t not in known]
 
     def _exchange(self, pending: list[Outcome], release: list[int], limit: int) -> list[Claimed]:
         if self.gate is None:

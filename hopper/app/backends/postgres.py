@@ -170,21 +170,25 @@ class PostgresBackend(SqlBackend):
     def _write(self) -> Iterator[psycopg.Connection]:
         conn = self._conn()
         try:
-            with self._begin(conn):
-                yield conn
-                counters = self._counters_statement()
-                wake, self._local.wake = getattr(self._local, "wake", False), False
-                if counters is None and not wake:
+            # BEGIN is a round trip of its own. Sending it in a pipeline with the first
+            # statement saved it, but the pipeline's closing sync came after the COMMIT:
+            # when the server went away just then, a committed claim was reported as
+            # failed, and its tasks stayed running under a live worker.
+            conn.execute("BEGIN")
+            yield conn
+            counters = self._counters_statement()
+            wake, self._local.wake = getattr(self._local, "wake", False), False
+            if counters is None and not wake:
+                conn.execute("COMMIT")
+            else:
+                # The transaction's counter changes, its wake-up and its COMMIT in one
+                # round trip: a separate one cost a group commit about a sixth of its time.
+                with conn.pipeline():
+                    if counters is not None:
+                        conn.execute(*counters)
+                    if wake:
+                        conn.execute(f"NOTIFY {CHANNEL}")  # delivered at the COMMIT
                     conn.execute("COMMIT")
-                else:
-                    # The transaction's counter changes, its wake-up and its COMMIT in one
-                    # round trip: a separate one cost a group commit a sixth of its time.
-                    with conn.pipeline():
-                        if counters is not None:
-                            conn.execute(*counters)
-                        if wake:
-                            conn.execute(f"NOTIFY {CHANNEL}")  # delivered at the COMMIT
-                        conn.execute("COMMIT")
         except BaseException as exc:
             self._local.wake = False
             self._drop_counters()
@@ -193,20 +197,6 @@ class PostgresBackend(SqlBackend):
             elif conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
                 conn.execute("ROLLBACK")
             raise
-
-    @contextmanager
-    def _begin(self, conn: psycopg.Connection) -> Iterator[None]:
-        """Open the transaction. In the worker's group commit (whose statements each
-        read their result at once, so each still fails where it is sent) the BEGIN
-        waits in a pipeline and goes with the first statement: one round trip less,
-        a tenth of a draining worker's time."""
-        if not getattr(self._local, "unsynced", False):
-            conn.execute("BEGIN")
-            yield
-            return
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            yield
 
     def finish_and_claim(self, *args, **kwargs) -> list[Claimed]:
         """The worker's group commit, committed without waiting for the WAL flush.

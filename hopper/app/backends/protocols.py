@@ -168,6 +168,10 @@ class Claims(Protocol):
         """Distinct worker ids that hold running tasks."""
 
     @abstractmethod
+    def held_by(self, worker_id: str) -> list[int]:
+        """Ids of the running tasks this worker holds."""
+
+    @abstractmethod
     def cancelled_among(self, task_ids: list[int]) -> list[int]:
         """Which of these tasks have been cancelled."""
 

@@ -277,6 +277,10 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
         rows = self._read("SELECT DISTINCT worker FROM tasks WHERE status = 'running'")
         return [r[0] for r in rows]
 
+    def held_by(self, worker_id: str) -> list[int]:
+        return [r[0] for r in self._read(
+            "SELECT id FROM tasks WHERE worker = ? AND status = 'running'", (worker_id,))]
+
     def cancelled_among(self, task_ids: list[int]) -> list[int]:
         if not task_ids:
             return []
