@@ -47,7 +47,10 @@ def _run(spec: registry.TaskSpec, args: dict):
 
 def execute(task: Claimed) -> Outcome:
     """Run a claimed task; never raises for errors inside the task. With the
-    ``otel`` extra the attempt runs in its own span (see ``tracing``)."""
+    ``otel`` extra, and a trace to carry on or a tracer provider installed, the
+    attempt runs in its own span (see ``tracing``)."""
+    if task.traceparent is None and not tracing.recording():
+        return _execute(task, None)
     with tracing.attempt_span(task.id, task.name, task.queue, task.attempts,
                               task.traceparent) as span:
         return _execute(task, span)

@@ -10,6 +10,7 @@ beyond OpenTelemetry's own no-op ones.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 _api: Any = None  # the loaded OpenTelemetry pieces, or False when they are not installed
@@ -53,9 +54,7 @@ def attempt_span(task_id: int, name: str, queue: str, attempt: int,
     that enqueued it (from ``traceparent``); the span is current meanwhile, so the
     children a task enqueues carry the trace on. Yields None without the extra."""
     api = _load()
-    if api is None or (traceparent is None and not _recording(api[0])):
-        # Nothing to record and no trace to carry on: OpenTelemetry's no-op span
-        # would still cost a context switch per task (a tenth of a no-op task's time).
+    if api is None:
         yield None
         return
     trace, kind, _, _, propagator = api
@@ -69,11 +68,29 @@ def attempt_span(task_id: int, name: str, queue: str, attempt: int,
         yield span
 
 
-def _recording(trace) -> bool:
-    """Whether a tracer provider is installed (the API's default is a proxy that
-    makes no-op spans until one is)."""
-    provider = trace.get_tracer_provider()
+def recording() -> bool:
+    """Whether an attempt is worth a span without a trace to carry on: a tracer
+    provider is installed (until one is, the API makes no-op spans, and entering one
+    still cost a tenth of a no-op task's time).
+
+    Read from the API's module global, set by ``set_tracer_provider``:
+    ``get_tracer_provider()`` reads the environment on every call."""
+    api = _load()
+    if api is None:
+        return False
+    trace = api[0]
+    provider = getattr(trace, "_TRACER_PROVIDER", _ABSENT)
+    if provider is None and not _PROVIDER_FROM_ENV:
+        return False  # none set: the common case, answered without a call
+    if provider is _ABSENT or provider is None:
+        # An API without the global, or a provider named by the environment: ask it.
+        provider = trace.get_tracer_provider()
     return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
+_ABSENT = object()
+# OpenTelemetry makes the provider this variable names at its first use.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 def record_failure(span: Any, exc: BaseException) -> None:

@@ -220,8 +220,9 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
     # -- consuming (the transitions live in states.py) -----------------------
     def next_due(self) -> float | None:
         # At most NEXT_DUE_SCAN delayed tasks are looked at: with more, the
-        # earliest may be among the others, so there is no answer.
-        now = time.time()
+        # earliest may be among the others, so there is no answer. "Delayed" on the
+        # database's clock, as a task enqueued for now records its run_after.
+        now = self.now()
         earliest, seen = self._read(_NEXT_DUE, (now, NEXT_DUE_SCAN + 1))[0]
         keyed = self.flow_next_due(now)  # a rate key's next slot, a delayed keyed task
         times = [t for t in (None if seen > NEXT_DUE_SCAN else earliest, keyed) if t is not None]
