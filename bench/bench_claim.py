@@ -60,6 +60,19 @@ def _database(engine: str, folder: str, dbs: list) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
+def teardown(clients: dict, tmp: str, dbs: list) -> None:
+    """Close the clients, remove the temp folder and drop the PostgreSQL databases."""
+    for client in clients.values():
+        client.backend.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if dbs:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            for name in dbs:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def setup(engine: str, tmp: str, label: str, queue: str | None, backlog: int, dbs: list,
           durability: str = "full"):
     """A database (migrated) with ``backlog`` tasks in ``queue`` (none when None)."""
@@ -151,15 +164,7 @@ def main() -> int:
                 json.dump(out, f, indent=2)
         print(json.dumps(out))
     finally:
-        for client in clients.values() if "clients" in locals() else ():
-            client.backend.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if dbs:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                for name in dbs:
-                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        teardown(clients if "clients" in locals() else {}, tmp, dbs)
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench_claim import PG_ADMIN, setup  # noqa: E402
+from bench_claim import setup, teardown  # noqa: E402
 
 from hopper.app.backends.base import Outcome  # noqa: E402
 
@@ -122,15 +121,7 @@ def main() -> int:
                 json.dump(out, f, indent=2)
         print(json.dumps(out))
     finally:
-        for client in clients.values():
-            client.backend.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if dbs:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                for name in dbs:
-                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        teardown(clients, tmp, dbs)
     return 0
 
 

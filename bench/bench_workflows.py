@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from bench_claim import PG_ADMIN, measure, setup  # noqa: E402
+from bench_claim import measure, setup, teardown  # noqa: E402
 
 from hopper.app.backends.base import Outcome  # noqa: E402
 
@@ -151,13 +150,7 @@ def hook_cost(a) -> int:
         client.backend.close()
     finally:
         TaskDependencies._dependencies_done = real
-        shutil.rmtree(tmp, ignore_errors=True)
-        if dbs:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                for name in dbs:
-                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        teardown({}, tmp, dbs)
     return 0
 
 
@@ -225,15 +218,7 @@ def main() -> int:
             Path(a.json).write_text(json.dumps(out, indent=2))
         print(json.dumps(out))
     finally:
-        for client in clients.values():
-            client.backend.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if dbs:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                for name in dbs:
-                    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        teardown(clients, tmp, dbs)
     return 0
 
 
