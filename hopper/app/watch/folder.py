@@ -144,11 +144,8 @@ class FolderWatcher:
             return
         if not self.entry.wants(rel):
             return
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISREG(st.st_mode):
+        st = _regular_file(path)
+        if st is None:
             return
         signature = (st.st_size, st.st_mtime_ns)
         with self._lock:
@@ -203,11 +200,8 @@ class FolderWatcher:
                 continue
             if not self.entry.wants(rel):
                 continue
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
+            st = _regular_file(path)
+            if st is None:
                 continue
             present.add(rel)
             known = recorded.get(rel)
@@ -403,3 +397,13 @@ class FolderWatcher:
         """How many files are waiting to settle."""
         with self._lock:
             return len(self._pending)
+
+
+def _regular_file(path: Path) -> os.stat_result | None:
+    """The file's own stat (a symlink is not followed), or None when it is gone or
+    is not a regular file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
