@@ -11,8 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from hopper.app.cli import main
-
 if __name__ == "__main__":
+    # Imported here, not above: worker processes import this file as their main
+    # module, and they need none of the command line.
+    from hopper.app.cli import main
+
     os.environ.setdefault("HOPPER_CONFIG", str(Path(__file__).resolve().parent / "settings.yaml"))
     sys.exit(main(sys.argv[1:]))

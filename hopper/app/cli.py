@@ -94,18 +94,30 @@ def _fail(message: str | BaseException, code: int) -> int:
     return code
 
 
-def _database_hint(config) -> str | None:
-    """The database the daemon will use, for the fork server's preload; None when
-    the settings cannot be read (the daemon then reports why)."""
-    try:
-        return settings_mod.load(config).database
-    except settings_mod.SettingsError:
-        return None
+def _start_fork_server_early(argv: list[str]) -> None:
+    """For ``serve`` and ``worker``: start the fork server before the full parse
+    (which loads the plugins) and before the daemon's imports, so that it imports
+    the worker code on the other core meanwhile. It reads the settings itself
+    (``hopper.worker.preload``), so ``--config`` is passed on first."""
+    if {"-h", "--help"} & set(argv):
+        return
+    early = _Parser(prog="run.py", add_help=False)
+    _global_options(early, suppress=False)
+    early.add_argument("command", nargs="?")
+    known, _ = early.parse_known_args(argv)
+    if known.command not in (None, "serve", "worker"):
+        return
+    if known.config:
+        os.environ["HOPPER_CONFIG"] = str(Path(known.config).resolve())
+    from hopper.worker.context import start_early
+
+    start_early()
 
 
 def main(argv: list[str]) -> int:
     """Run one command; return its exit code (never a traceback for a usage,
     settings, database or timeout error)."""
+    _start_fork_server_early(argv)
     args = _parser().parse_args(argv)
     if args.config:
         os.environ["HOPPER_CONFIG"] = str(Path(args.config).resolve())
@@ -118,10 +130,6 @@ def main(argv: list[str]) -> int:
                 queues = parse_queue_list(args.queues)
             except ValueError as exc:
                 return _fail(exc, EXIT_USAGE)
-        from hopper.worker.context import start_early
-
-        # The fork server imports the worker code while the supervisor starts.
-        start_early(_database_hint(args.config), plugins.task_modules())
         from hopper.app.daemon import serve
 
         return serve(args.config, web=command == "serve", queues=queues)

@@ -34,15 +34,17 @@ def context(database_url: str | None = None, modules: tuple[str, ...] = ()):
     return ctx
 
 
-def start_early(database_url: str | None = None, modules: tuple[str, ...] = ()) -> None:
-    """Start the fork server now, before the supervisor imports its own modules.
+def start_early() -> None:
+    """Start the fork server now, before the supervisor has read its settings or
+    imported its own modules.
 
-    The fork server is a new interpreter that imports ``PRELOAD`` (and the
-    backend of ``database_url`` and ``modules``); started first, it does that on the other core
-    while the supervisor is still importing and initialising, so the first
+    The fork server is a new interpreter that imports ``PRELOAD`` and then
+    ``hopper.worker.preload`` (the backend and the plugins' task modules named by
+    the settings the daemon will read); started first, it does that on the other
+    core while the supervisor is still importing and initialising, so the first
     workers can be forked as soon as the pool asks.
     """
     from multiprocessing import forkserver
 
-    context(database_url, modules)
+    context(modules=("hopper.worker.preload",))
     forkserver.ensure_running()
