@@ -35,6 +35,35 @@ def test_finishing_a_keyed_task_frees_its_slot_for_the_next(engine_client):
     assert [t.id for t in _claim(engine_client, outcomes=[done])] == [ids[1]]
 
 
+def _key_rows(client) -> dict:
+    """``{key: (running, queued)}`` counted in the tasks table itself."""
+    rows = client.backend.fetch(
+        "SELECT concurrency_key, sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN status = 'queued' THEN 1 ELSE 0 END) FROM tasks"
+        " WHERE concurrency_key <> '' GROUP BY concurrency_key")
+    return {key: (int(running), int(queued)) for key, running, queued in rows}
+
+
+def test_a_batch_of_mixed_outcomes_leaves_each_keys_counts_equal_to_its_tasks(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i % 3}", "concurrency": 4,
+                         "max_attempts": 2} for i in range(18)])
+    claimed = _claim(engine_client, limit=12)
+    assert len(claimed) == 12
+    retry_at = 0.0  # a failed attempt with one left goes back to the queue at once
+    outcomes = ([Outcome(t.id, True, 1.0, 2.0, result="null") for t in claimed[:6]]
+                + [Outcome(t.id, False, 1.0, 2.0, error="boom", retry_at=retry_at)
+                   for t in claimed[6:9]]
+                + [Outcome(t.id, False, 1.0, 2.0, error="boom") for t in claimed[9:11]]
+                # cancelled while it ran: its late success must not free its slot twice
+                + [Outcome(claimed[11].id, True, 1.0, 2.0, result="null")])
+    queue.cancel(claimed[11].id)
+    _claim(engine_client, limit=5, outcomes=outcomes)
+    counted = {key: (k["running"], k["queued"]) for key, k in _keys(engine_client).items()}
+    assert counted == _key_rows(engine_client)
+    assert sum(running for running, _ in counted.values()) == 5  # the second claim's
+    assert sum(queued for _, queued in counted.values()) == 6 + 3 - 5  # + the retried
+
+
 def test_keys_of_one_queue_take_turns_rather_than_arrival_order(engine_client):
     queue.enqueue_many([{"name": "echo", "concurrency_key": "big", "concurrency": 10}
                         for _ in range(5)])
