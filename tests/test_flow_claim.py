@@ -3,6 +3,7 @@ queued, keys take turns, paused queues hold no slot, and bad options are refused
 from __future__ import annotations
 
 import pytest
+from helpers import poll_until
 
 from hopper.app import flow, queue, registry
 from hopper.app import settings as settings_mod
@@ -74,6 +75,28 @@ def test_keys_of_one_queue_take_turns_rather_than_arrival_order(engine_client):
         task = _claim(engine_client, f"w{worker}")[0]
         keys.append(queue.get_task(task.id)["concurrency_key"])
     assert sorted(keys) == ["big", "small:1", "small:2"]
+
+
+def test_keys_whose_tasks_are_all_delayed_do_not_hold_back_a_ready_key(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"later:{i}", "delay": 3600}
+                        for i in range(300)])
+    ready = queue.enqueue("echo", concurrency_key="now:1")
+    assert [t.id for t in _claim(engine_client)] == [ready]
+
+
+def test_rate_keys_whose_tasks_are_all_delayed_do_not_hold_back_a_ready_one(engine_client):
+    queue.enqueue_many([{"name": "echo", "rate_key": f"api:{i}", "delay": 3600}
+                        for i in range(100)])
+    ready = queue.enqueue("echo", rate_key="api:now")
+    assert [t.id for t in _claim(engine_client)] == [ready]
+
+
+def test_a_key_deferred_while_its_tasks_were_delayed_runs_when_one_is_due(engine_client):
+    later = queue.enqueue("echo", concurrency_key="soon:1", delay=0.3)
+    ready = queue.enqueue("echo", concurrency_key="now:1")
+    assert [t.id for t in _claim(engine_client)] == [ready]  # defers soon:1
+    assert poll_until(lambda: [t.id for t in _claim(engine_client, "w2")],
+                      timeout=10) == [later]
 
 
 def test_a_paused_queue_holds_no_slot_of_a_key(engine_client):

@@ -133,6 +133,9 @@ FLOW_CANDIDATE_SCAN = 2     # rate-limited groups a claim looks at per task it m
 FLOW_CANDIDATE_EXTRA = 16   # other keyed groups looked at beyond the tasks a claim may take
                             # (peers hold some, some have only delayed tasks); each costs a
                             # lookup, and a row lock on PostgreSQL
+FLOW_DEFER_PASSES = 8       # picks one keyed claim makes while the groups it meets hold only
+                            # delayed tasks (each pass moves those behind the others, and looks
+                            # at four times as many groups as the last)
 FLOW_GROUP_TAKE = 8         # most tasks of one key one claim takes (a worker's batch of fast
                             # tasks; more would hold slots while the batch runs one by one)
 FLOW_KEYS_SHOWN = 1000      # concurrency keys GET /api/limits lists (the busiest ones first)

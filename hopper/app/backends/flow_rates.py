@@ -54,14 +54,26 @@ class RatedClaims(SqlParts):
             if task.queue in caps:
                 caps[task.queue] -= 1
         now = self.now()  # the database clock, as the ordinary claim
-        candidates = self._flow_candidates(conn, queues, now, limit * defaults.FLOW_CANDIDATE_SCAN,
-                                           rated_only=True)
-        if not candidates:
-            return []
-        lock = self._flow_lock()
-        keys_used: set[str] = set()
-        rates_used: set[str] = set()
+        scan = limit * defaults.FLOW_CANDIDATE_SCAN
         claimed: list[Claimed] = []
+        used: tuple[set[str], set[str]] = (set(), set())
+        for _ in range(defaults.FLOW_DEFER_PASSES):
+            candidates = self._flow_candidates(conn, queues, now, scan, rated_only=True)
+            idle = self._claim_groups(conn, candidates, worker_id, limit, lease_s, now, caps,
+                                      used, claimed)
+            if len(claimed) >= limit or not self._defer_groups(conn, idle, now):
+                break
+            scan *= 4  # the groups deferred now sit behind the ones not looked at yet
+        return claimed
+
+    def _claim_groups(self, conn, candidates: list, worker_id: str, limit: int,
+                      lease_s: float, now: float, caps: dict,
+                      used: tuple[set[str], set[str]], claimed: list[Claimed]) -> list:
+        """Claim one task of each candidate group its key and rate allow, up to
+        ``limit`` in ``claimed``; the groups that had no task due."""
+        lock = self._flow_lock()
+        keys_used, rates_used = used
+        idle = []
         for queue, ckey, rkey, has_rate in candidates:
             if len(claimed) >= limit:
                 break
@@ -85,6 +97,7 @@ class RatedClaims(SqlParts):
             picked = self._run(conn, _PICK.format(indexed=self.flow_index, lock=lock),
                                (queue, ckey, rkey, now)).fetchone()
             if picked is None:
+                idle.append((queue, ckey, rkey))
                 continue
             row = self._run(conn, _TAKE, (worker_id, now + lease_s, now, picked[0])).fetchone()
             if row is None:
@@ -103,7 +116,7 @@ class RatedClaims(SqlParts):
         # Unexamined groups had a free slot too: wake an idle worker to take one.
         if len(claimed) >= limit and len(candidates) > len(claimed):
             self._wake_listeners(conn)
-        return claimed
+        return idle
 
 
     def _spend(self, conn, rkey: str, rate: tuple, now: float, task_id: int) -> None:

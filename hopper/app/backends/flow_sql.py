@@ -12,6 +12,10 @@ are claimed here, in the same write transaction as the ordinary claim:
   moves its own counts (``_count_claims``), row triggers on ``tasks`` move them
   in the transaction of every other change (a finish, a rescue, a cancel), so a
   dead worker's slot is free again as soon as its task is rescued.
+* A group whose queued tasks are all delayed takes its turn when the first of them
+  is due: the claim that meets it moves its ``last_claim`` to that time
+  (``_defer_groups``) and looks further, so delayed tasks never hold back groups
+  with ready ones.
 * Groups under a rate key are claimed one by one in ``flow_rates.py``.
 
 On PostgreSQL each key row is locked with ``SKIP LOCKED`` before it is used: a
@@ -23,6 +27,7 @@ A claim that leaves keyed tasks another worker could take now rings the notifier
 """
 from __future__ import annotations
 
+from collections import Counter
 from operator import itemgetter
 
 from hopper.app import defaults
@@ -47,10 +52,13 @@ SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rke
 # its best ready tasks (at most FLOW_GROUP_TAKE), first task of every group first.
 # SQLite picks one per group here (its LIMIT cannot depend on the row; a window
 # over the group would read all of a deep group's tasks on every claim), then more
-# of the groups with more free slots in one read each (_more_per_group).
+# of the groups with more free slots in one read each (_more_per_group). It also
+# returns the rowids of the group's and the key's rows, which the claim's counts
+# update by rowid (_count_picked).
 _FAST_SQLITE = """
 WITH cand AS (
-  SELECT g.queue, g.ckey, g.last_claim, k.conc_limit - k.running AS free
+  SELECT g.queue, g.ckey, g.last_claim, k.conc_limit - k.running AS free,
+         g.rowid AS group_row, k.rowid AS key_row
     FROM flow_groups g JOIN flow_keys k ON k.key = g.ckey
    WHERE g.queued > 0 AND g.rkey = '' {only} AND k.running < k.conc_limit
      AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
@@ -60,7 +68,8 @@ SELECT c.queue, c.ckey, c.free,
        (SELECT t.id FROM tasks t INDEXED BY tasks_flow_ready
          WHERE t.status = 'queued' AND t.concurrency_key IS NOT NULL AND t.queue = c.queue
            AND t.concurrency_key = c.ckey AND t.rate_key = '' AND t.run_after <= ?
-         ORDER BY t.priority DESC, t.run_after, t.id LIMIT 1) AS id
+         ORDER BY t.priority DESC, t.run_after, t.id LIMIT 1) AS id,
+       c.group_row, c.key_row
   FROM cand c ORDER BY c.last_claim
 """
 # PostgreSQL walks the groups in turn order and stops at the limit: the groups come
@@ -80,19 +89,26 @@ WITH cand AS (
    ORDER BY g.last_claim LIMIT ?
 )
 SELECT c.queue, c.ckey, c.free, t.id
-  FROM cand c CROSS JOIN LATERAL (
+  FROM cand c LEFT JOIN LATERAL (
        SELECT x.id, row_number() OVER () AS pos FROM (
          SELECT id FROM tasks
           WHERE status = 'queued' AND concurrency_key IS NOT NULL AND queue = c.queue
             AND concurrency_key = c.ckey AND rate_key = '' AND run_after <= ?
           ORDER BY priority DESC, run_after, id LIMIT LEAST(c.free, ?)
-          FOR UPDATE SKIP LOCKED) AS x) AS t
+          FOR UPDATE SKIP LOCKED) AS x) AS t ON TRUE
  ORDER BY t.pos, c.last_claim
 """
 _PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = 'queued'"
               " AND concurrency_key IS NOT NULL AND queue = ? AND concurrency_key = ?"
               " AND rate_key = '' AND run_after <= ?"
               " ORDER BY priority DESC, run_after, id LIMIT ?")
+# A group met with no task due: when its first queued task is due (PostgreSQL: a
+# group whose tasks a peer holds locked has one due, and is left as it is).
+_FIRST_DUE = ("SELECT min(run_after) FROM tasks{indexed} WHERE status = 'queued'"
+              " AND concurrency_key IS NOT NULL AND queue = ? AND concurrency_key = ?"
+              " AND rate_key = ?")
+_DEFER = ("UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ?"
+          " AND last_claim < ?")
 # What a keyed claim returns: the ordinary claim's columns (``CLAIM_RETURNING`` in
 # sql.py: the Claimed fields, the claim order's keys, what the counters read, the
 # trace context), then the task's keys; ``flow_group`` reads a row's (queue,
@@ -125,6 +141,12 @@ WITH taken AS (
 )
 SELECT * FROM taken
 """.format(returning=TAKE_RETURNING)
+# SQLite's counts of a pick: ``n`` more running (one less queued) per key, the
+# group's turn taken, by the rows' rowids.
+_PICKED_GROUPS = ("UPDATE flow_groups SET queued = queued - ?, last_claim = max(last_claim, ?)"
+                  " WHERE rowid IN ({ids})")
+_PICKED_KEYS = ("UPDATE flow_keys SET running = running + ?, queued = queued - ?"
+                " WHERE rowid IN ({ids})")
 # A claim's counts, moved by the claim itself (the row triggers count every other
 # move): per key one more running and one less queued; per group one less queued
 # and its turn taken. One statement each whatever the number of keys.
@@ -205,19 +227,27 @@ class FlowClaims(SqlParts):
         now = self.now()  # the database clock, as the ordinary claim
         statement = (_FAST_POSTGRES if self.row_locks else _FAST_SQLITE).format(only=only[0])
         scan, take = limit + defaults.FLOW_CANDIDATE_EXTRA, defaults.FLOW_GROUP_TAKE
-        params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
-        rows = self._run(conn, statement, params).fetchall()
+        for _ in range(defaults.FLOW_DEFER_PASSES):
+            params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
+            rows = self._run(conn, statement, params).fetchall()
+            idle = [(queue, ckey, "") for queue, ckey, _, task_id, *_ in rows if task_id is None]
+            ready = len(rows) - len(idle)
+            if ready >= limit or not self._defer_groups(conn, idle, now):
+                break
+            scan *= 4  # the groups deferred now sit behind the ones not looked at yet
         if not self.row_locks and limit > 1:
             rows = self._more_per_group(conn, rows, now, min(limit, take))
         caps = dict(queues.caps) if queues is not None else {}
         free: dict[str, int] = {}
         ids: list[int] = []
         left = False
-        for queue, ckey, slots, task_id in rows:
+        picked: list[tuple] = []
+        for row in rows:
+            queue, ckey, slots, task_id = row[:4]
             if task_id is None:
                 continue
             free.setdefault(ckey, slots)  # one key's slots, whichever queue its tasks are in
-            if len(ids) >= limit:
+            if len(picked) >= limit:
                 left = True  # more could run now: another worker may take them
                 break
             if free[ckey] <= 0 or caps.get(queue, 1) <= 0:
@@ -225,37 +255,66 @@ class FlowClaims(SqlParts):
             free[ckey] -= 1
             if queue in caps:
                 caps[queue] -= 1
-            ids.append(task_id)
-        if not ids:
+            picked.append(row)
+        if not picked:
             return []
+        ids = [row[3] for row in picked]
         if self.row_locks:
             taken = self._run(conn, _TAKE_COUNTED,
                               (worker_id, now + lease_s, now, ids, now)).fetchall()
         else:
             taken = self._run(conn, _TAKE_MANY.format(ids=marks(ids)),
                               [worker_id, now + lease_s, now, *ids]).fetchall()
-            self._count_claims(conn, list(map(flow_group, taken)), now)
+            self._count_picked(conn, picked, {row[0] for row in taken}, now)
         self._counted().claimed(taken, now)  # the dashboard's counters, as any claim
         if left:
             self._wake_listeners(conn)
         order = {task_id: i for i, task_id in enumerate(ids)}
         return [claimed_from_row(row) for row in sorted(taken, key=lambda r: order[r[0]])]
 
+    def _defer_groups(self, conn, groups: list[tuple[str, str, str]], now: float) -> int:
+        """Give each of ``groups`` (queue, concurrency key, rate key), met by a claim
+        with no task due, its turn when its first task is due, behind the groups
+        served before then; the number deferred. In a fixed order, so that two
+        claimers deferring the same groups on PostgreSQL never wait on each other
+        in a cycle."""
+        deferred = 0
+        first_due = _FIRST_DUE.format(indexed=self.flow_index)
+        for queue, ckey, rkey in sorted(set(groups)):
+            due = self._run(conn, first_due, (queue, ckey, rkey)).fetchone()[0]
+            if due is not None and due > now:
+                deferred += self._run(conn, _DEFER, (due, queue, ckey, rkey, due)).rowcount
+        return deferred
+
     def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:
         """SQLite: up to ``take`` tasks of each group whose key has more than one free
         slot (one more indexed read per such group), first task of every group first."""
-        if all(slots <= 1 for _, _, slots, _ in rows):
+        if all(row[2] <= 1 for row in rows):
             return rows  # limit 1 each (the common case): nothing more to read
         per_group = []
-        for queue, ckey, slots, task_id in rows:
+        for queue, ckey, slots, task_id, group_row, key_row in rows:
             ids = [task_id]
             if task_id is not None and slots > 1:
                 ids = [r[0] for r in self._run(conn, _PICK_SOME, (
                     queue, ckey, now, min(slots, take))).fetchall()]
-            per_group.append([(queue, ckey, slots, i) for i in ids])
+            per_group.append([(queue, ckey, slots, i, group_row, key_row) for i in ids])
         depth = max((len(g) for g in per_group), default=0)
         return [g[n] for n in range(depth) for g in per_group if n < len(g)]
 
+
+    def _count_picked(self, conn, picked: list, taken: set[int], now: float) -> None:
+        """SQLite: the counts of the tasks of ``picked`` (rows of _FAST_SQLITE) whose
+        id is in ``taken``, by the rowids of their group's and key's rows: a rowid
+        lookup each, where _count_claims's join on the keys cost twice as much."""
+        rows = [row for row in picked if row[3] in taken]
+        for statement, rowids, second in (
+                (_PICKED_GROUPS, [row[4] for row in rows], lambda n: now),
+                (_PICKED_KEYS, [row[5] for row in rows], lambda n: n)):
+            by_n: dict[int, list[int]] = {}
+            for rowid, n in Counter(rowids).items():
+                by_n.setdefault(n, []).append(rowid)
+            for n, ids in by_n.items():  # one statement when every key took one task
+                self._run(conn, statement.format(ids=marks(ids)), [n, second(n), *ids])
 
     def _count_claims(self, conn, rows: list, now: float) -> None:
         """Move the flow counts of keyed tasks just claimed (``rows``: their queue,
