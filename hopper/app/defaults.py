@@ -130,9 +130,10 @@ WATCH_RESCAN_INTERVAL_S = 3600.0
 RATE_CLAIM_LOG_S = 60.0     # claims under a rate key are kept at least this long (and at least
                             # two periods): the Limits page and audits read when each was made
 FLOW_CANDIDATE_SCAN = 2     # rate-limited groups a claim looks at per task it may take
-FLOW_CANDIDATE_EXTRA = 16   # other keyed groups looked at beyond the tasks a claim may take
-                            # (peers hold some, some have only delayed tasks); each costs a
-                            # lookup, and a row lock on PostgreSQL
+FLOW_CANDIDATE_EXTRA = 4    # other keyed groups looked at beyond the tasks a claim may take
+                            # (peers hold some; groups with only delayed tasks are deferred
+                            # and looked past, see FLOW_DEFER_PASSES); each costs a lookup,
+                            # and a row lock on PostgreSQL (16: 3 % more work per keyed task)
 FLOW_DEFER_PASSES = 8       # picks one keyed claim makes while the groups it meets hold only
                             # delayed tasks (each pass moves those behind the others, and looks
                             # at four times as many groups as the last)
