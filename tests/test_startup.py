@@ -24,21 +24,23 @@ def modules_after(code: str, env: dict | None = None) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
-def test_the_fork_server_preload_imports_the_backend_and_plugins_the_settings_name(tmp_path):
+def preloaded(tmp_path, settings_text: str) -> dict:
+    """What the fork server's preload imports for a daemon with these settings."""
     config = tmp_path / "settings.yaml"
-    config.write_text("database: postgresql://127.0.0.1:5432/test\n")
-    loaded = modules_after("import hopper.worker.preload", {"HOPPER_CONFIG": str(config)})
-    assert loaded["hopper.app.backends.postgres"] is True
-    assert loaded["hopper.app.backends.sqlite"] is False
-    assert loaded["hopper.app.library.tasks"] is True
+    config.write_text(settings_text)
+    return modules_after("import hopper.worker.preload", {"HOPPER_CONFIG": str(config)})
+
+
+def test_the_fork_server_preload_imports_the_backend_and_plugins_the_settings_name(tmp_path):
+    loaded = preloaded(tmp_path, "database: postgresql://127.0.0.1:5432/test\n")
+    assert (loaded["hopper.app.backends.postgres"], loaded["hopper.app.backends.sqlite"],
+            loaded["hopper.app.library.tasks"]) == (True, False, True)
 
 
 def test_a_broken_settings_file_leaves_the_preload_to_the_workers(tmp_path):
-    config = tmp_path / "settings.yaml"
-    config.write_text("workers: [unclosed\n")
-    loaded = modules_after("import hopper.worker.preload", {"HOPPER_CONFIG": str(config)})
-    assert loaded["hopper.app.backends.sqlite"] is False
-    assert loaded["hopper.app.library.tasks"] is False
+    loaded = preloaded(tmp_path, "workers: [unclosed\n")
+    assert (loaded["hopper.app.backends.sqlite"], loaded["hopper.app.library.tasks"]) == (
+        False, False)
 
 
 def test_importing_the_fork_server_context_does_not_import_the_queue():
