@@ -99,6 +99,16 @@ def test_a_key_deferred_while_its_tasks_were_delayed_runs_when_one_is_due(engine
                       timeout=10) == [later]
 
 
+def test_a_deferred_key_takes_its_turn_again_when_a_ready_task_arrives(engine_client):
+    queue.enqueue("echo", concurrency_key="later", delay=3600)
+    assert _claim(engine_client) == []  # defers "later" to its task's due time
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"busy:{i}", "concurrency": 20}
+                        for i in range(10) for _ in range(20)])
+    ready = queue.enqueue("echo", concurrency_key="later")
+    taken = [_claim(engine_client, f"w{n}")[0].id for n in range(11)]
+    assert ready in taken
+
+
 def test_a_paused_queue_holds_no_slot_of_a_key(engine_client):
     queue.enqueue("echo", queue="paused-q", concurrency_key="acct:1")
     other = queue.enqueue("echo", queue="open-q", concurrency_key="acct:1")

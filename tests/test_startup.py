@@ -58,3 +58,15 @@ def test_the_public_names_load_on_first_use_and_unknown_names_raise():
     assert out.stdout.splitlines() == [
         "hopper.app.registry hopper.app.queue hopper.app.watch.quiet QueueUnavailable []",
         "module 'hopper' has no attribute 'no_such_name'"]
+
+
+def test_the_early_look_at_the_command_line_leaves_other_commands_and_errors_to_the_parser():
+    from multiprocessing import forkserver
+
+    from hopper.app import cli
+
+    # An ambiguous abbreviation made the early parser exit with its own error (a
+    # plugin command's ``--log`` option); a command that is not a daemon starts nothing.
+    for argv in (["--log", "x", "library"], ["status", "--json"], ["enqueue", "echo"]):
+        assert cli._start_fork_server_early(argv) is None
+    assert forkserver._forkserver._forkserver_pid is None

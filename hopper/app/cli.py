@@ -31,6 +31,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _NotADaemon(Exception):
+    """The early look at the command line could not read it (the full parse will say why)."""
+
+
+class _EarlyParser(argparse.ArgumentParser):
+    """The pre-parse that starts the fork server: silent on any error."""
+
+    def error(self, message: str):
+        raise _NotADaemon(message)
+
+
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     # The same options on the main parser and on every subcommand; on the
     # subcommands their defaults are suppressed so that a value given before
@@ -101,14 +112,19 @@ def _start_fork_server_early(argv: list[str]) -> None:
     (``hopper.worker.preload``), so ``--config`` is passed on first."""
     if {"-h", "--help"} & set(argv):
         return
-    early = _Parser(prog="run.py", add_help=False)
+    early = _EarlyParser(add_help=False, allow_abbrev=False)
     _global_options(early, suppress=False)
     early.add_argument("command", nargs="?")
-    known, _ = early.parse_known_args(argv)
+    try:
+        known, _ = early.parse_known_args(argv)
+    except _NotADaemon:
+        return  # the full parse reports what is wrong, in the words of the command
     if known.command not in (None, "serve", "worker"):
         return
     if known.config:
         os.environ["HOPPER_CONFIG"] = str(Path(known.config).resolve())
+    # The workers are forked from the fork server: they inherit its environment.
+    logs.export(known.log_format, known.log_level)
     from hopper.worker.context import start_early
 
     start_early()

@@ -134,9 +134,9 @@ FLOW_CANDIDATE_EXTRA = 4    # other keyed groups looked at beyond the tasks a cl
                             # (peers hold some; groups with only delayed tasks are deferred
                             # and looked past, see FLOW_DEFER_PASSES); each costs a lookup,
                             # and a row lock on PostgreSQL (16: 3 % more work per keyed task)
-FLOW_DEFER_PASSES = 8       # picks one keyed claim makes while the groups it meets hold only
-                            # delayed tasks (each pass moves those behind the others, and looks
-                            # at four times as many groups as the last)
+FLOW_DEFER_PASSES = 3       # picks one keyed claim makes while the groups it meets hold only
+                            # delayed tasks (each pass moves those behind the others and looks
+                            # at four times as many groups; the next claim goes on from there)
 FLOW_GROUP_TAKE = 8         # most tasks of one key one claim takes (a worker's batch of fast
                             # tasks; more would hold slots while the batch runs one by one)
 FLOW_KEYS_SHOWN = 1000      # concurrency keys GET /api/limits lists (the busiest ones first)

@@ -17,16 +17,19 @@ from hopper.worker.context import backend_module
 
 
 def _preload() -> None:
+    # Any failure here is the daemon's to report: it reads the same settings and
+    # loads the same plugins itself, and exits with its code and message; a fork
+    # server that died of it would only add a second traceback.
     try:
         settings = settings_mod.load()
         modules = backend_module(settings.database) + list(plugins.task_modules())
-    except (settings_mod.SettingsError, plugins.PluginError):
-        return  # the daemon reports it, with its exit code
+    except Exception:  # a broken settings file or plugin: see above
+        return
     for name in modules:
         try:
             importlib.import_module(name)
-        except ImportError:
-            continue  # the worker that needs it raises it where it can be reported
+        except Exception:  # the worker that needs it imports it again and reports it
+            continue
 
 
 _preload()

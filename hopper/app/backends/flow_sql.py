@@ -9,13 +9,15 @@ are claimed here, in the same write transaction as the ordinary claim:
   queued tasks; groups are served least recently claimed first (round robin: the
   claim takes the group's turn), the first task of each group first.
 * ``flow_keys`` is each concurrency key's semaphore (running, queued): the claim
-  moves its own counts (``_count_claims``), row triggers on ``tasks`` move them
-  in the transaction of every other change (a finish, a rescue, a cancel), so a
-  dead worker's slot is free again as soon as its task is rescued.
-* A group whose queued tasks are all delayed takes its turn when the first of them
-  is due: the claim that meets it moves its ``last_claim`` to that time
-  (``_defer_groups``) and looks further, so delayed tasks never hold back groups
-  with ready ones.
+  moves its own counts (``_count_picked``, ``_count_claims``), row triggers on
+  ``tasks`` move them in the transaction of every other change (a finish, a
+  rescue, a cancel), so a dead worker's slot is free again as soon as its task is
+  rescued.
+* A group's turn is when it was last served, or when a task entering it is due if
+  that is sooner (the row triggers). A group whose queued tasks are all delayed
+  takes its turn when the first of them is due: the claim that meets it moves its
+  ``last_claim`` to that time (``_defer_groups``) and looks further, so delayed
+  tasks never hold back groups with ready ones.
 * Groups under a rate key are claimed one by one in ``flow_rates.py``.
 
 On PostgreSQL each key row is locked with ``SKIP LOCKED`` before it is used: a
@@ -102,13 +104,15 @@ _PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = '
               " AND concurrency_key IS NOT NULL AND queue = ? AND concurrency_key = ?"
               " AND rate_key = '' AND run_after <= ?"
               " ORDER BY priority DESC, run_after, id LIMIT ?")
-# A group met with no task due: when its first queued task is due (PostgreSQL: a
-# group whose tasks a peer holds locked has one due, and is left as it is).
-_FIRST_DUE = ("SELECT min(run_after) FROM tasks{indexed} WHERE status = 'queued'"
-              " AND concurrency_key IS NOT NULL AND queue = ? AND concurrency_key = ?"
-              " AND rate_key = ?")
+# A group met with no task due: its queued count and when its first queued task is
+# due, then its turn moved to that time unless a task entered it meanwhile (on
+# PostgreSQL an enqueue may commit in between; the row's count then differs).
+_FIRST_DUE = ("SELECT g.queued, (SELECT min(t.run_after) FROM tasks t{indexed}"
+              " WHERE t.status = 'queued' AND t.concurrency_key IS NOT NULL"
+              " AND t.queue = g.queue AND t.concurrency_key = g.ckey AND t.rate_key = g.rkey)"
+              " FROM flow_groups g WHERE g.queue = ? AND g.ckey = ? AND g.rkey = ?")
 _DEFER = ("UPDATE flow_groups SET last_claim = ? WHERE queue = ? AND ckey = ? AND rkey = ?"
-          " AND last_claim < ?")
+          " AND queued = ? AND last_claim < ?")
 # What a keyed claim returns: the ordinary claim's columns (``CLAIM_RETURNING`` in
 # sql.py: the Claimed fields, the claim order's keys, what the counters read, the
 # trace context), then the task's keys; ``flow_group`` reads a row's (queue,
@@ -220,7 +224,8 @@ class FlowClaims(SqlParts):
 
     def _claim_unrated(self, conn, worker_id: str, limit: int, lease_s: float,
                        queues: QueueFilter | None) -> list[Claimed]:
-        """Keyed tasks without a rate key, in one pick and one update."""
+        """Keyed tasks without a rate key: a pick (again, further along, while it
+        meets groups with only delayed tasks), one update and the counts."""
         only = self._only(queues)
         if only is None:
             return []
@@ -239,7 +244,6 @@ class FlowClaims(SqlParts):
             rows = self._more_per_group(conn, rows, now, min(limit, take))
         caps = dict(queues.caps) if queues is not None else {}
         free: dict[str, int] = {}
-        ids: list[int] = []
         left = False
         picked: list[tuple] = []
         for row in rows:
@@ -281,9 +285,11 @@ class FlowClaims(SqlParts):
         deferred = 0
         first_due = _FIRST_DUE.format(indexed=self.flow_index)
         for queue, ckey, rkey in sorted(set(groups)):
-            due = self._run(conn, first_due, (queue, ckey, rkey)).fetchone()[0]
-            if due is not None and due > now:
-                deferred += self._run(conn, _DEFER, (due, queue, ckey, rkey, due)).rowcount
+            row = self._run(conn, first_due, (queue, ckey, rkey)).fetchone()
+            if row is not None and row[1] is not None and row[1] > now:
+                queued, due = row
+                deferred += self._run(conn, _DEFER,
+                                      (due, queue, ckey, rkey, queued, due)).rowcount
         return deferred
 
     def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:

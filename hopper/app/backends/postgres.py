@@ -81,11 +81,8 @@ _COUNT_INSERTED = (
 # Successes of a batch as arrays: one statement text whatever the batch size, so
 # psycopg converts it once and the server runs it as a prepared statement (the
 # VALUES form's text grows with the batch and was re-parsed on every call: 17 %
-# of a draining worker's time in py-spy). The keyed ones free their keys' slots
-# here, once per key (migration 0018; a PL/pgSQL trigger call per task made keyed
-# drains 9 % slower); SQLite's row trigger costs what a batched UPDATE does.
+# of a draining worker's time in py-spy).
 _SUCCEED_ARRAYS = """
-WITH done AS (
 UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
                           THEN 'waiting' ELSE 'succeeded' END,
        result = v.result, started_at = v.started_at, finished_at = v.finished_at,
@@ -95,14 +92,7 @@ UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent
  WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
    AND tasks.attempts = COALESCE(v.attempt, tasks.attempts)
 RETURNING tasks.id, tasks.status, tasks.parent_id, tasks.queue, tasks.started_at,
-          tasks.finished_at, tasks.has_dependents, tasks.concurrency_key
-), freed AS (
-  UPDATE flow_keys AS k SET running = k.running - v.n
-    FROM (SELECT concurrency_key AS key, count(*) AS n FROM done
-           WHERE concurrency_key <> '' GROUP BY 1) AS v
-   WHERE k.key = v.key
-)
-SELECT id, status, parent_id, queue, started_at, finished_at, has_dependents FROM done
+          tasks.finished_at, tasks.has_dependents
 """
 
 
