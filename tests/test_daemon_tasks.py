@@ -165,10 +165,13 @@ def test_parent_with_200_children_settles_once_and_continues_once(
 def test_pending_and_running_parent_is_waiting_with_progress(
         make_daemon, database, engine_client, tmp_path):
     make_daemon(database=database, workers=1)
-    # runs between parent and children
-    blocker = queue.enqueue("sleep", {"seconds": 1.5}, priority=1)
-    parent_id = queue.enqueue("fan_out", {"children": 3, "log": str(tmp_path / "w.log")},
-                              priority=5)
+    # One insert, so the idle worker sees both and takes the parent first; the blocker then
+    # runs between the parent and its children, which keeps the parent waiting.
+    parent_id, blocker = queue.enqueue_many([
+        {"name": "fan_out", "args": {"children": 3, "log": str(tmp_path / "w.log")},
+         "priority": 5},
+        {"name": "sleep", "args": {"seconds": 1.5}, "priority": 1},
+    ])
     waiting = poll_until(lambda: (t := queue.get_task(parent_id))["status"] == "waiting" and t,
                          timeout=20)
     assert waiting["progress"]["total"] == 3
