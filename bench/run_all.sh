@@ -3,6 +3,8 @@
 #
 #   bash bench/run_all.sh            (from the repository root; about 25 minutes)
 #
+# 0. bench/bench_wake.py: the machine's wake-up of a process idle 5 s, the floor under
+#    the cold pickups (a halted vCPU of a virtual machine takes a while to run again)
 # 1. the peer harness (../shared/bench-peers/run_all.sh: huey, RQ, SQLite limit,
 #    the floor) with N=20000, 2 workers; its results go to bench/out/<stamp>/
 # 2. bench/bench_hopper.py (durability full and normal, batch enqueue, claim rate),
@@ -40,6 +42,10 @@ started=$(date +%s)
 # Hopper's own modules are compiled once, as an installed package's are (the peers'
 # are, in site-packages); without it every process started here would compile them.
 "$PY" -m compileall -q hopper bench > /dev/null
+
+# The floor under a cold pickup on this machine: one wake-up of a process idle 5 s.
+echo "[bench] wake-up floor: bench/bench_wake.py" >&2
+"$PY" bench/bench_wake.py --json "$OUT/wake.json" 2>&1 >/dev/null | tee "$OUT/wake.log" >&2
 
 # Hopper runs before and after the peers: on a shared machine the load drifts
 # over the ~7 minutes the peers take, and the two runs bracket them.
@@ -123,7 +129,7 @@ fi
 
 "$PY" bench/report.py --peers "$PEERS_JSON" \
   --hopper "$OUT/hopper-before.json" "$OUT/hopper-after.json" "${pg_args[@]}" \
-  --http "$OUT/http.json" --enqueue-ab "$OUT/enqueue-ab.json" \
+  --http "$OUT/http.json" --enqueue-ab "$OUT/enqueue-ab.json" --wake "$OUT/wake.json" \
   --md "$OUT/table.md" --cmd "bash bench/run_all.sh  (N=$N WORKERS=$WORKERS)" || rc=1
 echo "[bench] total $(( $(date +%s) - started )) s; results in $OUT" >&2
 exit $rc
