@@ -77,6 +77,7 @@ class Client:
 _client: Client | None = None
 _client_lock = threading.Lock()
 _app_clients: dict[Path, Client] = {}  # by settings file named in a Flask app's config
+_resolved_config_paths: dict[str | os.PathLike, Path] = {}  # HOPPER_CONFIG values, resolved
 
 
 class reaching:
@@ -128,7 +129,12 @@ def _app_config_path() -> Path | None:
     if flask is None or not flask.has_app_context():
         return None
     configured = flask.current_app.config.get("HOPPER_CONFIG")
-    return settings_mod.config_path(configured) if configured else None
+    if not configured:
+        return None
+    path = _resolved_config_paths.get(configured)
+    if path is None:  # resolving walks the path's folders: once, not on every request
+        path = _resolved_config_paths[configured] = settings_mod.config_path(configured)
+    return path
 
 
 def _client_for(path: Path) -> Client:
