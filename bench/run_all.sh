@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hopper beside the peers, in one run, printed as one table.
 #
-#   bash bench/run_all.sh            (from the repository root; about 25 minutes)
+#   bash bench/run_all.sh            (from the repository root; about 17 minutes on 2 cores)
 #
 # 0. bench/bench_wake.py: the machine's wake-up of a process idle 5 s, the floor under
 #    the cold pickups (a halted vCPU of a virtual machine takes a while to run again)
