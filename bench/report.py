@@ -31,6 +31,14 @@ def _run(bench: dict | None, **match) -> dict | None:
     return None
 
 
+def _optional_json(path: str | None) -> dict | None:
+    """The JSON a step of run_all.sh wrote, or None when that step was skipped or failed."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def _ratio(a, b):
     if a is None or b in (None, 0):
         return None
@@ -198,33 +206,25 @@ def main() -> int:
             hoppers.append(json.load(f))
     pg = {}
     for key in ("hopper_pg", "pgqueuer", "procrastinate"):
-        path = getattr(a, key)
-        if path and os.path.exists(path):
-            with open(path) as f:
-                pg[key] = json.load(f)
+        found = _optional_json(getattr(a, key))
+        if found is not None:
+            pg[key] = found
     if "hopper_pg" in pg:
         pg["hopper_pg"]["bench"] = "hopper"
     meta = peers.get("meta") or {}
     qrows = queue_rows([*hoppers, peers.get("huey"), peers.get("rq"), peers.get("floor"),
                         pg.get("hopper_pg"), pg.get("pgqueuer"), pg.get("procrastinate")])
-    wake_ms = None
-    if a.wake and os.path.exists(a.wake):
-        with open(a.wake) as f:
-            wake_ms = json.load(f)["cold_median_ms"]
+    wake = _optional_json(a.wake)
+    wake_ms = wake["cold_median_ms"] if wake is not None else None
     trows = []
     for hopper in hoppers:
         label = f"{hopper['label']}, " if len(hoppers) > 1 and hopper.get("label") else ""
         trows += targets(peers, hopper, label, wake_ms)
     prows = pg_rows(pg.get("hopper_pg"), pg.get("pgqueuer"), pg.get("procrastinate"))
     trows += pg_targets(pg.get("hopper_pg"), int(meta.get("WORKERS") or 2), wake_ms)
-    http = None
-    if a.http and os.path.exists(a.http):
-        with open(a.http) as f:
-            http = json.load(f)
-    trows += http_targets(http)
-    if a.enqueue_ab and os.path.exists(a.enqueue_ab):
-        with open(a.enqueue_ab) as f:
-            ab = json.load(f)
+    trows += http_targets(_optional_json(a.http))
+    ab = _optional_json(a.enqueue_ab)
+    if ab is not None:
         ratio = ab["ratio_median"]
         trows.append([f"single enqueue/s vs huey, interleaved bursts of {ab['burst']} "
                       f"(median of {len(ab['rounds'])} rounds; both synchronous=FULL)",
