@@ -65,6 +65,48 @@ def test_a_batch_of_mixed_outcomes_leaves_each_keys_counts_equal_to_its_tasks(en
     assert sum(queued for _, queued in counted.values()) == 6 + 3 - 5  # + the retried
 
 
+def test_a_batch_of_successes_frees_one_slot_per_task_of_each_key(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i % 2}", "concurrency": 3}
+                        for i in range(8)])
+    claimed = _claim(engine_client, limit=6)
+    assert len(claimed) == 6
+    done = [Outcome(t.id, True, 1.0, 2.0, result="null") for t in claimed]
+    again = _claim(engine_client, limit=6, outcomes=done)
+    assert len(again) == 2
+    assert {k: (v["running"], v["queued"]) for k, v in _keys(engine_client).items()} == {
+        "user:0": (1, 0), "user:1": (1, 0)}
+
+
+def _success_without_freeing_its_slot(client, task_id: int) -> None:
+    """What a daemon of the version before PostgreSQL's migration 0019 records for a
+    success during a rolling upgrade: the task's row alone (the trigger no longer
+    frees the slot there, and that daemon's statement does not either)."""
+    backend = client.backend
+    with backend.transaction() as conn:
+        backend.run(conn, "UPDATE tasks SET status = 'succeeded', finished_at = 2.0"
+                    " WHERE id = ?", (task_id,))
+        backend.run(conn, "UPDATE flow_keys SET running = running + 1 WHERE key = ?"
+                    " AND running = 0", ("user:1",))  # SQLite's trigger freed it: undo that
+
+
+def test_a_slot_a_finished_task_still_holds_is_given_back_by_the_recount(engine_client):
+    ids = [queue.enqueue("echo", {"i": i}, concurrency_key="user:1") for i in range(2)]
+    first = _claim(engine_client)[0]
+    _success_without_freeing_its_slot(engine_client, first.id)
+    assert _claim(engine_client, "w2") == []  # the key still counts the ended task
+    engine_client.backend.prune_flow()
+    assert _keys(engine_client)["user:1"]["running"] == 0
+    assert [t.id for t in _claim(engine_client, "w2")] == [ids[1]]
+
+
+def test_the_recount_leaves_keys_whose_count_is_right_alone(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(3)])
+    assert len(_claim(engine_client, limit=2)) == 2
+    assert engine_client.backend.recount_running() == []
+    assert {k: v["running"] for k, v in _keys(engine_client).items()} == {
+        "user:0": 1, "user:1": 1, "user:2": 0}
+
+
 def test_keys_of_one_queue_take_turns_rather_than_arrival_order(engine_client):
     queue.enqueue_many([{"name": "echo", "concurrency_key": "big", "concurrency": 10}
                         for _ in range(5)])

@@ -4,19 +4,28 @@ the upkeep of the flow tables (the ``FlowControl`` protocol). The claim itself i
 in ``flow_sql.py`` and ``flow_rates.py``."""
 from __future__ import annotations
 
+import logging
 import time
 
 from hopper.app import defaults
 from hopper.app.backends.flow_rates import NTH_RECENT_CLAIM
-from hopper.app.backends.sql_parts import SqlParts
+from hopper.app.backends.sql_parts import SqlParts, marks
 from hopper.app.flow import Rate
 
 _RATE_DUE = ("SELECT min(r.next_at) FROM rate_limits r WHERE r.next_at > ?"
-             " AND EXISTS (SELECT 1 FROM flow_groups g WHERE g.rkey = r.key AND g.queued > 0)")
+             " AND EXISTS (SELECT 1 FROM flow_groups g WHERE g.rkey = r.key AND g.{ready})")
+_RUNNING_BY_KEY = ("SELECT concurrency_key, count(*) FROM tasks WHERE status = 'running'"
+                   " AND concurrency_key <> '' GROUP BY concurrency_key")
+_RECOUNT = ("UPDATE flow_keys SET running = (SELECT count(*) FROM tasks t"
+            " WHERE t.status = 'running' AND t.concurrency_key = flow_keys.key)"
+            " WHERE key IN ({keys}) AND running <> (SELECT count(*) FROM tasks t"
+            " WHERE t.status = 'running' AND t.concurrency_key = flow_keys.key) RETURNING key")
 _KEYED_DUE_SCAN = 1000
 _KEYED_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
               " WHERE status = 'queued' AND concurrency_key IS NOT NULL AND run_after > ?"
               " LIMIT ?) AS delayed")
+
+log = logging.getLogger("hopper.flow")
 
 
 class FlowAdmin(SqlParts):
@@ -32,7 +41,7 @@ class FlowAdmin(SqlParts):
         """The earliest time a keyed task waits for: a rate key's next slot or a
         delayed keyed task (None when there is none or too many to look at)."""
         times = []
-        rate_due = self._read(_RATE_DUE, (now,))[0][0]
+        rate_due = self._read(_RATE_DUE.format(ready=self.group_ready), (now,))[0][0]
         if rate_due is not None:
             times.append(rate_due)
         earliest, seen = self._read(_KEYED_DUE, (now, _KEYED_DUE_SCAN + 1))[0]
@@ -112,7 +121,36 @@ class FlowAdmin(SqlParts):
         return None
 
     def prune_flow(self) -> None:
-        """Drop the rows of keys and groups with nothing queued or running."""
+        """Recount the keys' running tasks, then drop the rows of keys and groups
+        with nothing queued or running."""
+        self.recount_running()
         with self._write() as conn:
             self._run(conn, "DELETE FROM flow_groups WHERE queued <= 0")
             self._run(conn, "DELETE FROM flow_keys WHERE queued <= 0 AND running <= 0")
+
+    def recount_running(self) -> list[str]:
+        """Set each key's count of running tasks to the number of its tasks that are
+        running, where they differ; the keys corrected. A count only drifts when a
+        task ends without freeing its slot: a success recorded by a daemon of an
+        earlier version during a rolling upgrade (PostgreSQL migration 0019)."""
+        stored = dict(self._read("SELECT key, running FROM flow_keys WHERE running <> 0"))
+        actual = dict(self._read(_RUNNING_BY_KEY))
+        # Read apart and unlocked, these may differ by a claim made in between;
+        # the recount below is exact, so such a key is merely counted again.
+        drifted = sorted(key for key in stored.keys() | actual.keys()
+                         if stored.get(key, 0) != actual.get(key, 0))
+        corrected: list[str] = []
+        for start in range(0, len(drifted), defaults.PRUNE_CHUNK):
+            chunk = drifted[start:start + defaults.PRUNE_CHUNK]
+            with self._write() as conn:
+                # Locked first, in key order, then counted by a statement of its own:
+                # every claim or finish that moved these rows has committed by then,
+                # and none can move them until this transaction ends.
+                self._run(conn, f"SELECT key FROM flow_keys WHERE key IN ({marks(chunk)})"
+                          f" ORDER BY key{self.row_lock}", chunk)
+                corrected += [row[0] for row in self._run(
+                    conn, _RECOUNT.format(keys=marks(chunk)), chunk).fetchall()]
+        if corrected:
+            log.warning("recounted the running tasks of %d concurrency key(s), whose count"
+                        " had drifted: %s", len(corrected), ", ".join(corrected[:10]))
+        return corrected

@@ -41,7 +41,7 @@ from hopper.app.backends.states import claimed_from_row
 _CANDIDATES = """
 SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rkey)
   FROM flow_groups g
- WHERE g.queued > 0 {only} {rated}
+ WHERE g.{ready} {only} {rated}
    AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = g.queue)
    AND (g.ckey = '' OR EXISTS (SELECT 1 FROM flow_keys k WHERE k.key = g.ckey
                                  AND (k.conc_limit IS NULL OR k.running < k.conc_limit)))
@@ -87,7 +87,7 @@ _FAST_POSTGRES = """
 WITH cand AS (
   SELECT g.queue, g.ckey, g.last_claim, k.free
     FROM (SELECT g.queue, g.ckey, g.last_claim FROM flow_groups g
-           WHERE g.queued > 0 AND g.rkey = '' {only}
+           WHERE g.ready AND g.rkey = '' {only}
              AND g.queue NOT IN (SELECT queue FROM paused_queues)
            ORDER BY g.last_claim OFFSET 0) AS g
    CROSS JOIN LATERAL (SELECT conc_limit - running AS free FROM flow_keys
@@ -180,6 +180,9 @@ class FlowClaims(SqlParts):
     backend (the rate-limited groups are ``flow_rates.RatedClaims``)."""
 
     flow_index = ""  # SQLite names the index its planner must use
+    # Which groups have queued tasks; on PostgreSQL a column computed from the count,
+    # which flow_groups_ready's predicate reads (migration 0019).
+    group_ready = "queued > 0"
 
     def _claim_all(self, conn, worker_id: str, limit: int, lease_s: float,
                    queues: QueueFilter | None) -> list[Claimed]:
@@ -223,7 +226,8 @@ class FlowClaims(SqlParts):
         if only is None:
             return []
         rated = "AND g.rkey > ''" if rated_only else ""
-        return self._run(conn, _CANDIDATES.format(only=only[0], rated=rated),
+        statement = _CANDIDATES.format(ready=self.group_ready, only=only[0], rated=rated)
+        return self._run(conn, statement,
                          [*only[1], now, n]).fetchall()
 
     def _claim_unrated(self, conn, worker_id: str, limit: int, lease_s: float,

@@ -81,25 +81,35 @@ _COUNT_INSERTED = (
 # Successes of a batch as arrays: one statement text whatever the batch size, so
 # psycopg converts it once and the server runs it as a prepared statement (the
 # VALUES form's text grows with the batch and was re-parsed on every call: 17 %
-# of a draining worker's time in py-spy).
+# of a draining worker's time in py-spy). The slots of keyed tasks are freed here,
+# one update per batch (migration 0019), in key order so that two batches freeing
+# slots of the same keys lock them in the same order.
 _SUCCEED_ARRAYS = """
-UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
-                          THEN 'waiting' ELSE 'succeeded' END,
-       result = v.result, started_at = v.started_at, finished_at = v.finished_at,
-       lease_until = NULL
-  FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::bigint[])
-       AS v(id, result, started_at, finished_at, attempt)
- WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
-   AND tasks.attempts = COALESCE(v.attempt, tasks.attempts)
-RETURNING tasks.id, tasks.status, tasks.parent_id, tasks.queue, tasks.started_at,
-          tasks.finished_at, tasks.has_dependents
+WITH done AS (
+  UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
+                            THEN 'waiting' ELSE 'succeeded' END,
+         result = v.result, started_at = v.started_at, finished_at = v.finished_at,
+         lease_until = NULL
+    FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::bigint[])
+         AS v(id, result, started_at, finished_at, attempt)
+   WHERE tasks.id = v.id AND tasks.status = 'running' AND tasks.worker = %s
+     AND tasks.attempts = COALESCE(v.attempt, tasks.attempts)
+  RETURNING tasks.id, tasks.status, tasks.parent_id, tasks.queue, tasks.started_at,
+            tasks.finished_at, tasks.has_dependents, tasks.concurrency_key
+), freed AS (
+  UPDATE flow_keys AS k SET running = k.running - f.n
+    FROM (SELECT concurrency_key AS key, count(*) AS n FROM done
+           WHERE concurrency_key <> '' GROUP BY 1 ORDER BY 1) AS f
+   WHERE k.key = f.key
+)
+SELECT id, status, parent_id, queue, started_at, finished_at, has_dependents FROM done
 """
 
 
 # A claim's scope in one round trip (sql.SqlBackend._claim_scope reads it in two):
 # the keyed groups' flags, then the queues with queued tasks (or the paused ones).
-_SCOPE_ALL = ANY_KEYED + ", ARRAY(" + QUEUED_QUEUES + ")"
-_SCOPE_PAUSED = ANY_KEYED + ", ARRAY(SELECT queue FROM paused_queues)"
+_SCOPE_ALL = ANY_KEYED.format(ready="ready") + ", ARRAY(" + QUEUED_QUEUES + ")"
+_SCOPE_PAUSED = ANY_KEYED.format(ready="ready") + ", ARRAY(SELECT queue FROM paused_queues)"
 
 
 class PostgresBackend(SqlBackend):
@@ -111,6 +121,7 @@ class PostgresBackend(SqlBackend):
     # A value PostgreSQL refuses: a NUL in text, an invalid byte sequence, a value too long.
     data_errors = (psycopg.DataError,)
     row_lock = " FOR UPDATE"
+    group_ready = "ready"
 
     def __init__(self, url: str):
         self.url = url

@@ -56,8 +56,9 @@ SELECT name FROM q WHERE name IS NOT NULL
 # one seek each in flow_groups_ready, all an ordinary claim pays for keyed tasks.
 # ``rkey > ''`` rather than ``<> ''`` (the same rows: rkey is never NULL) is a range
 # the index can seek; ``<>`` walked every queued group.
-ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey = ''),"
-             " EXISTS (SELECT 1 FROM flow_groups WHERE queued > 0 AND rkey > '')")
+# ``{ready}``: the backend's ``group_ready``.
+ANY_KEYED = ("SELECT EXISTS (SELECT 1 FROM flow_groups WHERE {ready} AND rkey = ''),"
+             " EXISTS (SELECT 1 FROM flow_groups WHERE {ready} AND rkey > '')")
 # What a claim returns: the Claimed fields, then the claim order's keys, then what
 # the counters need for the pickup latency (counter_batch.CounterBatch.claimed).
 CLAIM_RETURNING = ("RETURNING id, name, args, attempts, max_attempts, timeout, parent_id, queue,"
@@ -232,7 +233,7 @@ class SqlBackend(CounterReads, CounterWrites, TaskQueries, TaskDependencies, Tas
         """What a claim may read now: whether keyed groups without and with a rate key
         have queued tasks, and the queues (unpaused, allowed) to claim ordinary tasks
         from. Engines where a statement is a round trip read it all at once."""
-        unrated, rated = self._run(conn, ANY_KEYED).fetchone()
+        unrated, rated = self._run(conn, ANY_KEYED.format(ready=self.group_ready)).fetchone()
         return bool(unrated), bool(rated), self._queue_names(conn, queues)
 
     def _queue_names(self, conn, queues: QueueFilter | None) -> list[str]:

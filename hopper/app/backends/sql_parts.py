@@ -72,6 +72,7 @@ class SqlParts:
 
         # -- flow control (flow_sql.py, flow_rates.py) -----------------------
         flow_index: str
+        group_ready: str
 
         def _claim_all(self, conn: Any, worker_id: str, limit: int, lease_s: float,
                        queues: QueueFilter | None) -> list[Claimed]: ...
