@@ -11,8 +11,9 @@ are claimed here, in the same write transaction as the ordinary claim:
 * ``flow_keys`` is each concurrency key's semaphore (running, queued): the claim
   moves its own counts (``_count_picked``, ``_count_claims``), row triggers on
   ``tasks`` move them in the transaction of every other change (a finish, a
-  rescue, a cancel), so a dead worker's slot is free again as soon as its task is
-  rescued.
+  rescue, a cancel; on PostgreSQL a batch of successes frees its slots in its own
+  statement), so a dead worker's slot is free again as soon as its task is
+  rescued. ``prune_flow`` recounts them once a minute (``recount_running``).
 * A group's turn is when it was last served, or when a task entering it is due if
   that is sooner (the row triggers). A group whose queued tasks are all delayed
   takes its turn when the first of them is due: the claim that meets it moves its

@@ -338,7 +338,8 @@ class FlowControl(Protocol):
     - ``rate_claims``: when the claims under a rate key were made.
     - ``flow_wait``: why a queued task is not running yet (its key or its rate).
     - ``flow_next_due``: when the next keyed task may be claimed (an idle worker's sleep).
-    - ``prune_flow``: drop the rows of keys and groups with nothing left.
+    - ``recount_running``: each key's count of running tasks set to its tasks' again.
+    - ``prune_flow``: recount, then drop the rows of keys and groups with nothing left.
     """
 
     @abstractmethod
@@ -370,8 +371,14 @@ class FlowControl(Protocol):
         keyed task); None when there is none or it is not known cheaply."""
 
     @abstractmethod
+    def recount_running(self) -> list[str]:
+        """Set each key's count of running tasks to the number of its running tasks
+        where they differ (a slot left held); the keys corrected."""
+
+    @abstractmethod
     def prune_flow(self) -> None:
-        """Drop the rows of keys and groups with nothing queued or running."""
+        """Recount the keys' running tasks, then drop the rows of keys and groups with
+        nothing queued or running."""
 
 
 class Listener(Protocol):
