@@ -107,6 +107,27 @@ def test_the_recount_leaves_keys_whose_count_is_right_alone(engine_client):
         "user:0": 1, "user:1": 1, "user:2": 0}
 
 
+def test_keyed_tasks_queued_before_migration_0019_are_claimed_after_it(pg_settings,
+                                                                       monkeypatch):
+    """PostgreSQL: groups that held queued tasks when the upgrade ran are ready ones."""
+    from hopper.app import migrate
+
+    earlier = [(v, path) for v, path in migrate.migration_files("postgres") if v < 19]
+    with monkeypatch.context() as before_0019:
+        before_0019.setattr(migrate, "migration_files", lambda engine: earlier)
+        old = queue.configure(settings_mod.load(pg_settings))
+        assert old.backend.fetch("SELECT max(version) FROM schema_migrations") == [(18,)]
+        queue.enqueue_many([{"name": "echo", "args": {"i": i}, "concurrency_key": f"user:{i % 2}"}
+                            for i in range(4)])
+    client = queue.configure(settings_mod.load(pg_settings))  # applies 0019
+    assert client.backend.fetch("SELECT ckey, queued, ready FROM flow_groups ORDER BY ckey") == [
+        ("user:0", 2, True), ("user:1", 2, True)]
+    claimed = _claim(client, limit=4)
+    assert sorted(queue.get_task(t.id)["concurrency_key"] for t in claimed) == ["user:0", "user:1"]
+    done = [Outcome(t.id, True, 1.0, 2.0, result="null") for t in claimed]
+    assert len(_claim(client, limit=4, outcomes=done)) == 2
+
+
 def test_keys_of_one_queue_take_turns_rather_than_arrival_order(engine_client):
     queue.enqueue_many([{"name": "echo", "concurrency_key": "big", "concurrency": 10}
                         for _ in range(5)])
