@@ -128,6 +128,19 @@ def test_keyed_tasks_queued_before_migration_0019_are_claimed_after_it(pg_settin
     assert len(_claim(client, limit=4, outcomes=done)) == 2
 
 
+def test_a_claim_takes_a_few_tasks_of_a_key_with_few_free_slots(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": "small", "concurrency": 20}
+                        for _ in range(30)])
+    assert len(_claim(engine_client, limit=64)) == 8  # FLOW_GROUP_TAKE: not all 20 slots
+
+
+def test_a_claim_takes_a_share_of_a_key_with_many_free_slots(engine_client):
+    queue.enqueue_many([{"name": "echo", "concurrency_key": "big", "concurrency": 200}
+                        for _ in range(80)])
+    assert len(_claim(engine_client, limit=64)) == 50  # a quarter of its 200 free slots
+    assert len(_claim(engine_client, "w2", limit=64)) == 30  # the rest of its tasks
+
+
 def test_keys_of_one_queue_take_turns_rather_than_arrival_order(engine_client):
     queue.enqueue_many([{"name": "echo", "concurrency_key": "big", "concurrency": 10}
                         for _ in range(5)])

@@ -138,5 +138,7 @@ FLOW_DEFER_PASSES = 3       # picks one keyed claim makes while the groups it me
                             # delayed tasks (each pass moves those behind the others and looks
                             # at four times as many groups; the next claim goes on from there)
 FLOW_GROUP_TAKE = 8         # most tasks of one key one claim takes (a worker's batch of fast
-                            # tasks; more would hold slots while the batch runs one by one)
+                            # tasks holds its slots while it runs them one by one) ...
+FLOW_GROUP_SHARE = 4        # ... or, for a key with many free slots, this fraction of them
+                            # (1/4: a key of limit 500 fills a worker's batch of 64)
 FLOW_KEYS_SHOWN = 1000      # concurrency keys GET /api/limits lists (the busiest ones first)

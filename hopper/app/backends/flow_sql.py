@@ -52,7 +52,8 @@ SELECT g.queue, g.ckey, g.rkey, (SELECT 1 FROM rate_limits r WHERE r.key = g.rke
 """
 # The fast path, for groups without a rate key: one statement picks, for each of
 # the least recently served groups whose key has a free slot, up to that many of
-# its best ready tasks (at most FLOW_GROUP_TAKE), first task of every group first.
+# its best ready tasks (at most FLOW_GROUP_TAKE, or a FLOW_GROUP_SHARE of the key's
+# free slots if that is more: ``_group_take``), first task of every group first.
 # SQLite picks one per group here (its LIMIT cannot depend on the row; a window
 # over the group would read all of a deep group's tasks on every claim), then more
 # of the groups with more free slots in one read each (_more_per_group). It also
@@ -102,7 +103,8 @@ SELECT c.queue, c.ckey, c.free, t.id
          SELECT id FROM tasks
           WHERE status = 'queued' AND concurrency_key IS NOT NULL AND queue = c.queue
             AND concurrency_key = c.ckey AND rate_key = '' AND run_after <= ?
-          ORDER BY priority DESC, run_after, id LIMIT LEAST(c.free, ?)) AS x) AS t ON TRUE
+          ORDER BY priority DESC, run_after, id
+          LIMIT LEAST(c.free, GREATEST(?, c.free / ?))) AS x) AS t ON TRUE
  ORDER BY t.pos, c.last_claim
 """
 _PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = 'queued'"
@@ -176,6 +178,13 @@ _CLAIMED_GROUPS = {
            " WHERE g.queue = v.queue AND g.ckey = v.ckey AND g.rkey = v.rkey"),
 }
 
+def _group_take(free: int) -> int:
+    """How many tasks of one key a claim may take when the key has ``free`` slots:
+    a worker's batch holds them while it runs them one by one, so a few, or a share
+    of the free slots when there are many (``_FAST_POSTGRES`` says the same in SQL)."""
+    return min(free, max(defaults.FLOW_GROUP_TAKE, free // defaults.FLOW_GROUP_SHARE))
+
+
 class FlowClaims(SqlParts):
     """The keyed part of a claim and the counts it moves; mixed into the SQL
     backend (the rate-limited groups are ``flow_rates.RatedClaims``)."""
@@ -240,9 +249,10 @@ class FlowClaims(SqlParts):
             return []
         now = self.now()  # the database clock, as the ordinary claim
         statement = (_FAST_POSTGRES if self.row_locks else _FAST_SQLITE).format(only=only[0])
-        scan, take = limit + defaults.FLOW_CANDIDATE_EXTRA, defaults.FLOW_GROUP_TAKE
+        scan = limit + defaults.FLOW_CANDIDATE_EXTRA
+        per_group = [defaults.FLOW_GROUP_TAKE, defaults.FLOW_GROUP_SHARE]
         for _ in range(defaults.FLOW_DEFER_PASSES):
-            params = [*only[1], scan, now, take] if self.row_locks else [*only[1], scan, now]
+            params = [*only[1], scan, now, *(per_group if self.row_locks else [])]
             rows = self._run(conn, statement, params).fetchall()
             idle = [(queue, ckey, "") for queue, ckey, _, task_id, *_ in rows if task_id is None]
             ready = len(rows) - len(idle)
@@ -250,7 +260,7 @@ class FlowClaims(SqlParts):
                 break
             scan *= 4  # the groups deferred now sit behind the ones not looked at yet
         if not self.row_locks and limit > 1:
-            rows = self._more_per_group(conn, rows, now, min(limit, take))
+            rows = self._more_per_group(conn, rows, now, limit)
         caps = dict(queues.caps) if queues is not None else {}
         free: dict[str, int] = {}
         left = False
@@ -301,9 +311,10 @@ class FlowClaims(SqlParts):
                                       (due, queue, ckey, rkey, queued, due)).rowcount
         return deferred
 
-    def _more_per_group(self, conn, rows: list, now: float, take: int) -> list:
-        """SQLite: up to ``take`` tasks of each group whose key has more than one free
-        slot (one more indexed read per such group), first task of every group first."""
+    def _more_per_group(self, conn, rows: list, now: float, limit: int) -> list:
+        """SQLite: more tasks of each group whose key has more than one free slot (one
+        more indexed read per such group, at most ``limit`` and ``_group_take`` each),
+        first task of every group first."""
         if all(row[2] <= 1 for row in rows):
             return rows  # limit 1 each (the common case): nothing more to read
         per_group = []
@@ -311,7 +322,7 @@ class FlowClaims(SqlParts):
             ids = [task_id]
             if task_id is not None and slots > 1:
                 ids = [r[0] for r in self._run(conn, _PICK_SOME, (
-                    queue, ckey, now, min(slots, take))).fetchall()]
+                    queue, ckey, now, min(limit, _group_take(slots)))).fetchall()]
             per_group.append([(queue, ckey, slots, i, group_row, key_row) for i in ids])
         depth = max((len(g) for g in per_group), default=0)
         return [g[n] for n in range(depth) for g in per_group if n < len(g)]
