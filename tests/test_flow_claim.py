@@ -81,12 +81,14 @@ def _success_without_freeing_its_slot(client, task_id: int) -> None:
     """What a daemon of the version before PostgreSQL's migration 0019 records for a
     success during a rolling upgrade: the task's row alone (the trigger no longer
     frees the slot there, and that daemon's statement does not either)."""
-    backend = client.backend
+    backend, key = client.backend, queue.get_task(task_id)["concurrency_key"]
     with backend.transaction() as conn:
+        running = backend.run(conn, "SELECT running FROM flow_keys WHERE key = ?",
+                              (key,)).fetchone()[0]
         backend.run(conn, "UPDATE tasks SET status = 'succeeded', finished_at = 2.0"
                     " WHERE id = ?", (task_id,))
-        backend.run(conn, "UPDATE flow_keys SET running = running + 1 WHERE key = ?"
-                    " AND running = 0", ("user:1",))  # SQLite's trigger freed it: undo that
+        # SQLite's trigger freed the slot: put the count back as it was.
+        backend.run(conn, "UPDATE flow_keys SET running = ? WHERE key = ?", (running, key))
 
 
 def test_a_slot_a_finished_task_still_holds_is_given_back_by_the_recount(engine_client):
@@ -99,12 +101,35 @@ def test_a_slot_a_finished_task_still_holds_is_given_back_by_the_recount(engine_
     assert [t.id for t in _claim(engine_client, "w2")] == [ids[1]]
 
 
-def test_the_recount_leaves_keys_whose_count_is_right_alone(engine_client):
+def test_the_recount_corrects_only_the_keys_whose_count_drifted(engine_client):
     queue.enqueue_many([{"name": "echo", "concurrency_key": f"user:{i}"} for i in range(3)])
-    assert len(_claim(engine_client, limit=2)) == 2
+    claimed = _claim(engine_client, limit=2)
+    assert len(claimed) == 2
+    key = queue.get_task(claimed[1].id)["concurrency_key"]
+    _success_without_freeing_its_slot(engine_client, claimed[1].id)
+    assert engine_client.backend.recount_running() == [key]
+    busy = {k: counts for k, counts in _key_rows(engine_client).items() if counts != (0, 0)}
+    assert busy == {k: (v["running"], v["queued"]) for k, v in _keys(engine_client).items()}
     assert engine_client.backend.recount_running() == []
-    assert {k: v["running"] for k, v in _keys(engine_client).items()} == {
-        "user:0": 1, "user:1": 1, "user:2": 0}
+
+
+def test_a_keyed_parent_waiting_for_its_children_frees_its_slot_once(engine_client):
+    from hopper.app.backends.base import NewTask
+
+    backend = engine_client.backend
+    parent, follower = (queue.enqueue("echo", {"i": i}, concurrency_key="user:1")
+                        for i in range(2))
+    assert [t.id for t in _claim(engine_client)] == [parent]
+    (child, _), = backend.enqueue([NewTask(name="echo", args={}, parent_id=parent)])
+    done = Outcome(parent, True, 1.0, 2.0, result="null")
+    assert [t.id for t in _claim(engine_client, outcomes=[done])] == [follower]
+    assert queue.get_task(parent)["status"] == "waiting"
+    assert _keys(engine_client)["user:1"]["running"] == 1  # the follower's slot alone
+    assert [t.id for t in _claim(engine_client, "w2")] == [child]
+    _claim(engine_client, "w2", limit=0, outcomes=[Outcome(child, True, 1.0, 2.0, result="null")])
+    assert queue.get_task(parent)["status"] == "succeeded"  # settled: no second free
+    assert _keys(engine_client)["user:1"]["running"] == 1
+    assert backend.recount_running() == []
 
 
 def test_keyed_tasks_queued_before_migration_0019_are_claimed_after_it(pg_settings,

@@ -137,8 +137,10 @@ FLOW_CANDIDATE_EXTRA = 4    # other keyed groups looked at beyond the tasks a cl
 FLOW_DEFER_PASSES = 3       # picks one keyed claim makes while the groups it meets hold only
                             # delayed tasks (each pass moves those behind the others and looks
                             # at four times as many groups; the next claim goes on from there)
-FLOW_GROUP_TAKE = 8         # most tasks of one key one claim takes (a worker's batch of fast
+FLOW_GROUP_TAKE = 8         # most tasks of one key in one queue one claim takes (a batch of fast
                             # tasks holds its slots while it runs them one by one) ...
 FLOW_GROUP_SHARE = 4        # ... or, for a key with many free slots, this fraction of them
                             # (1/4: a key of limit 500 fills a worker's batch of 64)
+FLOW_RECOUNT_CHUNK = 100    # keys one transaction of the minutely recount of running tasks
+                            # locks and counts (prune_flow; a count drifts only in upgrades)
 FLOW_KEYS_SHOWN = 1000      # concurrency keys GET /api/limits lists (the busiest ones first)

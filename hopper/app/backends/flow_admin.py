@@ -14,12 +14,17 @@ from hopper.app.flow import Rate
 
 _RATE_DUE = ("SELECT min(r.next_at) FROM rate_limits r WHERE r.next_at > ?"
              " AND EXISTS (SELECT 1 FROM flow_groups g WHERE g.rkey = r.key AND g.{ready})")
-_RUNNING_BY_KEY = ("SELECT concurrency_key, count(*) FROM tasks WHERE status = 'running'"
-                   " AND concurrency_key <> '' GROUP BY concurrency_key")
-_RECOUNT = ("UPDATE flow_keys SET running = (SELECT count(*) FROM tasks t"
-            " WHERE t.status = 'running' AND t.concurrency_key = flow_keys.key)"
-            " WHERE key IN ({keys}) AND running <> (SELECT count(*) FROM tasks t"
-            " WHERE t.status = 'running' AND t.concurrency_key = flow_keys.key) RETURNING key")
+# Keys whose count of running tasks is not the number of their running tasks. One
+# statement, so one snapshot: a claim or a finish moves a task and its key's count
+# in one transaction, and no snapshot sees one without the other.
+_DRIFTED = ("SELECT k.key FROM flow_keys k LEFT JOIN (SELECT concurrency_key AS key,"
+            " count(*) AS n FROM tasks WHERE status = 'running' AND concurrency_key <> ''"
+            " GROUP BY concurrency_key) r ON r.key = k.key"
+            " WHERE k.running <> COALESCE(r.n, 0) ORDER BY k.key")
+_RUNNING_OF_KEY = ("(SELECT count(*) FROM tasks t WHERE t.status = 'running'"
+                   " AND t.concurrency_key = flow_keys.key)")
+_RECOUNT = (f"UPDATE flow_keys SET running = {_RUNNING_OF_KEY} WHERE key IN ({{keys}})"
+            f" AND running <> {_RUNNING_OF_KEY} RETURNING key")
 _KEYED_DUE_SCAN = 1000
 _KEYED_DUE = ("SELECT min(run_after), count(*) FROM (SELECT run_after FROM tasks"
               " WHERE status = 'queued' AND concurrency_key IS NOT NULL AND run_after > ?"
@@ -133,24 +138,31 @@ class FlowAdmin(SqlParts):
         running, where they differ; the keys corrected. A count only drifts when a
         task ends without freeing its slot: a success recorded by a daemon of an
         earlier version during a rolling upgrade (PostgreSQL migration 0019)."""
-        stored = dict(self._read("SELECT key, running FROM flow_keys WHERE running <> 0"))
-        actual = dict(self._read(_RUNNING_BY_KEY))
-        # Read apart and unlocked, these may differ by a claim made in between;
-        # the recount below is exact, so such a key is merely counted again.
-        drifted = sorted(key for key in stored.keys() | actual.keys()
-                         if stored.get(key, 0) != actual.get(key, 0))
+        drifted = [row[0] for row in self._read(_DRIFTED)]
+        size = defaults.FLOW_RECOUNT_CHUNK
+        skip_locked = f"{self.row_lock} SKIP LOCKED" if self.row_lock else ""
         corrected: list[str] = []
-        for start in range(0, len(drifted), defaults.PRUNE_CHUNK):
-            chunk = drifted[start:start + defaults.PRUNE_CHUNK]
+        for start in range(0, len(drifted), size):
             with self._write() as conn:
-                # Locked first, in key order, then counted by a statement of its own:
-                # every claim or finish that moved these rows has committed by then,
-                # and none can move them until this transaction ends.
-                self._run(conn, f"SELECT key FROM flow_keys WHERE key IN ({marks(chunk)})"
-                          f" ORDER BY key{self.row_lock}", chunk)
-                corrected += [row[0] for row in self._run(
-                    conn, _RECOUNT.format(keys=marks(chunk)), chunk).fetchall()]
+                # Locked first, skipping a key a claim or a finish holds now (the next
+                # recount has it; this one never waits, so it is never in a deadlock),
+                # then counted by a statement of its own: every claim or finish that
+                # moved these rows has committed by then, and none can move them
+                # until this transaction ends.
+                locked = [row[0] for row in self._run(
+                    conn, f"SELECT key FROM flow_keys WHERE key IN ({marks(range(size))})"
+                    f"{skip_locked}", _padded(drifted[start:start + size], size)).fetchall()]
+                if locked:
+                    corrected += [row[0] for row in self._run(
+                        conn, _RECOUNT.format(keys=marks(range(size))),
+                        _padded(locked, size)).fetchall()]
         if corrected:
             log.warning("recounted the running tasks of %d concurrency key(s), whose count"
                         " had drifted: %s", len(corrected), ", ".join(corrected[:10]))
         return corrected
+
+
+def _padded(keys: list[str], size: int) -> list[str]:
+    """``keys`` repeated at the end to ``size`` values: one statement text whatever
+    their number (as prune's chunks)."""
+    return keys + [keys[-1]] * (size - len(keys))

@@ -104,7 +104,7 @@ SELECT c.queue, c.ckey, c.free, t.id
           WHERE status = 'queued' AND concurrency_key IS NOT NULL AND queue = c.queue
             AND concurrency_key = c.ckey AND rate_key = '' AND run_after <= ?
           ORDER BY priority DESC, run_after, id
-          LIMIT LEAST(c.free, GREATEST(?, c.free / ?))) AS x) AS t ON TRUE
+          LIMIT LEAST(c.free, GREATEST(?, c.free / ?), ?)) AS x) AS t ON TRUE
  ORDER BY t.pos, c.last_claim
 """
 _PICK_SOME = ("SELECT id FROM tasks INDEXED BY tasks_flow_ready WHERE status = 'queued'"
@@ -252,7 +252,7 @@ class FlowClaims(SqlParts):
         scan = limit + defaults.FLOW_CANDIDATE_EXTRA
         per_group = [defaults.FLOW_GROUP_TAKE, defaults.FLOW_GROUP_SHARE]
         for _ in range(defaults.FLOW_DEFER_PASSES):
-            params = [*only[1], scan, now, *(per_group if self.row_locks else [])]
+            params = [*only[1], scan, now, *(per_group + [limit] if self.row_locks else [])]
             rows = self._run(conn, statement, params).fetchall()
             idle = [(queue, ckey, "") for queue, ckey, _, task_id, *_ in rows if task_id is None]
             ready = len(rows) - len(idle)

@@ -82,8 +82,9 @@ _COUNT_INSERTED = (
 # psycopg converts it once and the server runs it as a prepared statement (the
 # VALUES form's text grows with the batch and was re-parsed on every call: 17 %
 # of a draining worker's time in py-spy). The slots of keyed tasks are freed here,
-# one update per batch (migration 0019), in key order so that two batches freeing
-# slots of the same keys lock them in the same order.
+# one update per batch (migration 0019); the order it locks the keys' rows in is the
+# plan's, as it was the tasks' order with the row trigger before, and a deadlock
+# between two batches is an aborted transaction the worker sends again.
 _SUCCEED_ARRAYS = """
 WITH done AS (
   UPDATE tasks SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id)
@@ -99,7 +100,7 @@ WITH done AS (
 ), freed AS (
   UPDATE flow_keys AS k SET running = k.running - f.n
     FROM (SELECT concurrency_key AS key, count(*) AS n FROM done
-           WHERE concurrency_key <> '' GROUP BY 1 ORDER BY 1) AS f
+           WHERE concurrency_key <> '' GROUP BY 1) AS f
    WHERE k.key = f.key
 )
 SELECT id, status, parent_id, queue, started_at, finished_at, has_dependents FROM done
