@@ -178,6 +178,7 @@ _CLAIMED_GROUPS = {
            " WHERE g.queue = v.queue AND g.ckey = v.ckey AND g.rkey = v.rkey"),
 }
 
+
 def _group_take(free: int) -> int:
     """How many tasks of one key a claim may take when the key has ``free`` slots:
     a worker's batch holds them while it runs them one by one, so a few, or a share
@@ -237,8 +238,7 @@ class FlowClaims(SqlParts):
             return []
         rated = "AND g.rkey > ''" if rated_only else ""
         statement = _CANDIDATES.format(ready=self.group_ready, only=only[0], rated=rated)
-        return self._run(conn, statement,
-                         [*only[1], now, n]).fetchall()
+        return self._run(conn, statement, [*only[1], now, n]).fetchall()
 
     def _claim_unrated(self, conn, worker_id: str, limit: int, lease_s: float,
                        queues: QueueFilter | None) -> list[Claimed]:
